@@ -1,0 +1,167 @@
+"""The graph schema: every node, edge and graph attribute a fabric carries.
+
+A fabric is a :class:`networkx.DiGraph`. A full-duplex cable is two directed edges.
+This module is the one place the attribute names are defined; builders write them,
+algorithms read them through the accessors below, which raise
+:class:`~fabric.errors.InvalidSpec` naming the node or edge when one is missing.
+
+Nodes
+-----
+``kind``
+    ``"gpu"``, ``"nic"``, ``"nvswitch"`` or ``"switch"``.
+GPU nodes (named ``gpu{rank}``)
+    ``rank`` (global, 0..n-1, host-major: host h, local GPU i -> ``h * gpus_per_node + i``),
+    ``host``, ``local_rank``, ``rail`` (the rail its NIC is cabled to, = ``local_rank``),
+    ``domain`` (the NVLink domain: the host for 8-GPU servers, the rack for NVL72).
+NIC nodes (named ``nic{rank}``, the NIC of GPU ``rank``)
+    ``host``, ``rail``, ``model`` (a key of :data:`fabric.catalog.NICS`).
+NVSwitch nodes (named ``nvswitch{domain}``; one node stands for all NVSwitch chips of a domain)
+    ``domain``, ``model`` (``"nvlink{generation}"``).
+Switch nodes (named ``leaf{i}``, ``spine{i}``, ``core{i}``, ``tier{t}-{i}`` above)
+    ``tier`` (1 leaf/ToR, 2 spine, 3 core, 4 and up beyond), ``model`` (a key of
+    :data:`fabric.catalog.SWITCHES`), ``pod`` where pods exist, ``rail`` on rail-optimized
+    leaves.
+
+Edges
+-----
+``bandwidth``
+    bytes/s in the edge's direction (the sum over its parallel cables).
+``latency``
+    seconds to cross the edge, including the forwarding latency of the node it enters
+    when that node is a switch or NVSwitch.
+``medium``
+    ``"nvlink"``, ``"pcie"``, ``"infiniband"`` or ``"ethernet"``.
+``links``
+    how many parallel cables the edge stands for (a DiGraph has one edge per node
+    pair; ECMP hashes over the cables of an edge).
+
+Graph (``G.graph``)
+-------------------
+``gpu`` (a :class:`fabric.catalog.GPUSpec`), ``gpus_per_node``, ``transport``
+(``"infiniband"`` or ``"ethernet"``), ``routing`` (``"adaptive"`` or ``"ecmp"``), ``qps``
+(queue pairs per connection, for ECMP hashing), ``name``, ``builder`` (the builder's
+name) and ``params`` (the arguments it was called with).
+
+Examples
+--------
+>>> import fabric
+>>> G = fabric.dgx_superpod(4, gpu="H100")
+>>> node_attr(G, "gpu9", "host")
+1
+>>> edge_attr(G, "gpu0", "nic0", "medium")
+'pcie'
+>>> del G.nodes["gpu9"]["host"]
+>>> node_attr(G, "gpu9", "host")
+Traceback (most recent call last):
+...
+fabric.errors.InvalidSpec: node 'gpu9' has no attribute 'host'
+"""
+
+import numpy as np
+
+from fabric.errors import InvalidSpec
+
+KINDS = ("gpu", "nic", "nvswitch", "switch")
+MEDIA = ("nvlink", "pcie", "infiniband", "ethernet")
+TRANSPORTS = ("infiniband", "ethernet")
+ROUTINGS = ("adaptive", "ecmp")
+
+NODE_ATTRS = {
+    "gpu": ("kind", "rank", "host", "local_rank", "rail", "domain"),
+    "nic": ("kind", "host", "rail", "model"),
+    "nvswitch": ("kind", "domain", "model"),
+    "switch": ("kind", "tier", "model"),
+}
+EDGE_ATTRS = ("bandwidth", "latency", "medium", "links")
+GRAPH_ATTRS = ("gpu", "gpus_per_node", "transport", "routing", "qps", "name", "builder", "params")
+
+SWITCH_TIER_NAMES = {1: "leaf", 2: "spine", 3: "core"}
+
+
+def gpu_name(rank):
+    """Node name of the GPU with global ``rank``."""
+    return f"gpu{rank}"
+
+
+def nic_name(rank):
+    """Node name of the NIC serving GPU ``rank``."""
+    return f"nic{rank}"
+
+
+def nvswitch_name(domain):
+    """Node name of the NVSwitch fabric of NVLink ``domain``."""
+    return f"nvswitch{domain}"
+
+
+def switch_name(tier, index):
+    """Node name of switch ``index`` in ``tier``: ``leaf3``, ``spine0``, ``core7``, ``tier4-2``."""
+    return f"{SWITCH_TIER_NAMES.get(tier, f'tier{tier}-')}{index}"
+
+
+def node_attr(G, node, name):
+    """``G.nodes[node][name]``, or ``InvalidSpec`` naming the node and the attribute."""
+    try:
+        data = G.nodes[node]
+    except KeyError:
+        raise InvalidSpec(f"node {node!r} is not in the graph") from None
+    try:
+        return data[name]
+    except KeyError:
+        raise InvalidSpec(f"node {node!r} has no attribute {name!r}") from None
+
+
+def edge_attr(G, u, v, name):
+    """``G.edges[u, v][name]``, or ``InvalidSpec`` naming the edge and the attribute."""
+    try:
+        data = G.edges[u, v]
+    except KeyError:
+        raise InvalidSpec(f"edge ({u!r}, {v!r}) is not in the graph") from None
+    try:
+        return data[name]
+    except KeyError:
+        raise InvalidSpec(f"edge ({u!r}, {v!r}) has no attribute {name!r}") from None
+
+
+def graph_attr(G, name):
+    """``G.graph[name]``, or ``InvalidSpec`` naming the attribute."""
+    try:
+        return G.graph[name]
+    except KeyError:
+        raise InvalidSpec(f"graph has no attribute {name!r} (G.graph[{name!r}])") from None
+
+
+def gpu_nodes(G):
+    """GPU node names ordered by rank; ranks must be exactly 0..n-1.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> gpu_nodes(fabric.dgx_superpod(2, gpu="H100"))[:3]
+    ['gpu0', 'gpu1', 'gpu2']
+    """
+    by_rank = {}
+    for node, kind in G.nodes(data="kind"):
+        if kind is None:
+            raise InvalidSpec(f"node {node!r} has no attribute 'kind'")
+        if kind == "gpu":
+            rank = node_attr(G, node, "rank")
+            if rank in by_rank:
+                raise InvalidSpec(f"rank={rank} is carried by both {by_rank[rank]!r} and {node!r}")
+            by_rank[rank] = node
+    n = len(by_rank)
+    missing = sorted(set(range(n)) - set(by_rank))
+    if missing:
+        raise InvalidSpec(f"GPU ranks must be 0..{n - 1}; rank {missing[0]} is missing")
+    return [by_rank[r] for r in range(n)]
+
+
+def ranks_array(field, ranks, n_gpus):
+    """``ranks`` as an int64 array, each checked to lie in ``0..n_gpus-1``."""
+    arr = np.asarray(ranks)
+    if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        raise InvalidSpec(f"{field} must be a 1-D sequence of integer GPU ranks, got {ranks!r}")
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= n_gpus)
+    if bad.any():
+        raise InvalidSpec(f"{field} contains rank {int(arr[bad][0])}, outside 0..{n_gpus - 1}")
+    return arr
