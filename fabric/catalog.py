@@ -2,8 +2,11 @@
 
 Specs are frozen, keyword-only dataclasses validated at construction. Derive a variant
 with :func:`dataclasses.replace`, which validates again. Every number carries its source
-in a comment; "[datasheet]" means the vendor's product page or datasheet, "[estimate]"
-marks a number no public source gives, with how it was estimated.
+in a comment. A vendor document named without a tag was read; "[3p]" means a third-party
+page quoting the vendor figure (the vendor page itself was not reachable); "[unverified]"
+means no public copy of the figure was found; "[estimate: how]" marks a number no public
+source gives, with how it was estimated. "Sparse" figures use 2:4 structured sparsity;
+this catalog stores dense peaks (half the sparse figure).
 
 Examples
 --------
@@ -168,91 +171,111 @@ def _table(*specs):
     return MappingProxyType({spec.name: spec for spec in specs})
 
 
+# All GPU figures are [3p]: NVIDIA's datasheet/spec-table values as reproduced by several third-party
+# pages (nvidia.com itself was not reachable), which agreed with each other on every number below.
 GPUS = _table(
     GPUSpec(
         name="A100",
-        bf16_flops=312 * TFLOPS,  # A100 datasheet: 312 TFLOPS BF16 dense
-        fp8_flops=None,  # Ampere has no FP8 tensor cores (A100 datasheet)
-        hbm_bytes=80 * GB,  # A100 80GB SXM4 datasheet
-        hbm_bandwidth=2039 * GBps,  # A100 80GB SXM datasheet: 2,039 GB/s
-        nvlink_bandwidth=300 * GBps,  # NVLink3: 600 GB/s bidirectional, 12 links (A100 datasheet)
-        nvlink_generation=3,  # NVLink3 (NVIDIA NVLink product page)
-        pcie_bandwidth=32 * GBps,  # PCIe Gen4 x16: 16 GT/s x 16 lanes, 128b/130b (PCI-SIG)
-        power=400,  # A100 SXM TDP 400 W (datasheet)
+        bf16_flops=312 * TFLOPS,  # A100 datasheet: BF16 312 TFLOPS dense, 624 sparse [3p copies]
+        fp8_flops=None,  # Ampere tensor cores have no FP8 (A100 datasheet lists TF32/BF16/FP16/INT8/INT4)
+        hbm_bytes=80 * GB,  # A100 80GB SXM4 datasheet: 80 GB HBM2e [3p]
+        hbm_bandwidth=2039 * GBps,  # A100 80GB SXM datasheet: 2,039 GB/s [3p]
+        nvlink_bandwidth=300 * GBps,  # A100 datasheet: NVLink3 600 GB/s bidirectional (12 links) -> 300 per direction
+        nvlink_generation=3,  # NVLink3 (A100 datasheet)
+        pcie_bandwidth=32 * GBps,  # A100 datasheet: PCIe Gen4 64 GB/s bidirectional -> 32 per direction
+        power=400,  # A100 SXM max TDP 400 W (datasheet) [3p]
     ),
     GPUSpec(
         name="H100",
-        bf16_flops=989 * TFLOPS,  # H100 SXM datasheet: 1,979 TFLOPS with sparsity, 989 dense
-        fp8_flops=1979 * TFLOPS,  # H100 SXM datasheet: 3,958 with sparsity, 1,979 dense
+        # H100 SXM datasheet: BF16 1,979 TFLOPS sparse -> 989.5 dense; Hopper whitepaper: 989.4 dense.
+        # Rounded to 989 (within 0.05%).
+        bf16_flops=989 * TFLOPS,
+        fp8_flops=1979 * TFLOPS,  # H100 SXM datasheet: FP8 3,958 TFLOPS sparse; whitepaper 1,978.9 dense
         hbm_bytes=80 * GB,  # H100 SXM datasheet: 80 GB HBM3
         hbm_bandwidth=3350 * GBps,  # H100 SXM datasheet: 3.35 TB/s
-        nvlink_bandwidth=450 * GBps,  # NVLink4: 900 GB/s bidirectional, 18 links (datasheet)
-        nvlink_generation=4,  # NVLink4 (NVIDIA NVLink product page)
-        pcie_bandwidth=64 * GBps,  # PCIe Gen5 x16: 32 GT/s x 16 lanes (PCI-SIG)
-        power=700,  # H100 SXM max TDP 700 W (datasheet)
+        nvlink_bandwidth=450 * GBps,  # H100 SXM datasheet: NVLink4 900 GB/s bidirectional (18 links) -> 450
+        nvlink_generation=4,  # NVLink4 (H100 datasheet)
+        pcie_bandwidth=64 * GBps,  # H100 SXM datasheet: PCIe Gen5 128 GB/s bidirectional -> 64 per direction
+        power=700,  # H100 SXM datasheet: max TDP up to 700 W (configurable)
     ),
     GPUSpec(
         name="H200",
-        bf16_flops=989 * TFLOPS,  # H200 SXM datasheet: same tensor cores as H100 SXM
-        fp8_flops=1979 * TFLOPS,  # H200 SXM datasheet
+        bf16_flops=989 * TFLOPS,  # H200 SXM datasheet: BF16 1,979 TFLOPS sparse (same GH100 as H100) -> ~989 dense
+        fp8_flops=1979 * TFLOPS,  # H200 SXM datasheet: FP8 3,958 TFLOPS sparse -> 1,979 dense
         hbm_bytes=141 * GB,  # H200 datasheet: 141 GB HBM3e
         hbm_bandwidth=4800 * GBps,  # H200 datasheet: 4.8 TB/s
-        nvlink_bandwidth=450 * GBps,  # NVLink4: 900 GB/s bidirectional (datasheet)
-        nvlink_generation=4,  # NVLink4 (NVIDIA NVLink product page)
-        pcie_bandwidth=64 * GBps,  # PCIe Gen5 x16 (PCI-SIG)
-        power=700,  # H200 SXM max TDP 700 W (datasheet)
+        nvlink_bandwidth=450 * GBps,  # H200 datasheet: NVLink4 900 GB/s bidirectional -> 450 per direction
+        nvlink_generation=4,  # NVLink4 (H200 datasheet)
+        pcie_bandwidth=64 * GBps,  # H200 datasheet: PCIe Gen5 128 GB/s bidirectional -> 64 per direction
+        power=700,  # H200 SXM datasheet: max TDP up to 700 W (configurable)
     ),
     GPUSpec(
         name="B200",
-        bf16_flops=2250 * TFLOPS,  # HGX B200 datasheet: 18 PF BF16 sparse per 8 GPUs -> 2.25 PF dense each
-        fp8_flops=4500 * TFLOPS,  # HGX B200 datasheet: 36 PF FP8 sparse per 8 GPUs -> 4.5 PF dense each
-        hbm_bytes=180 * GB,  # DGX B200 datasheet: 1,440 GB total over 8 GPUs
-        hbm_bandwidth=8000 * GBps,  # DGX B200 datasheet: 64 TB/s over 8 GPUs
-        nvlink_bandwidth=900 * GBps,  # NVLink5: 1.8 TB/s bidirectional per GPU (datasheet)
-        nvlink_generation=5,  # NVLink5 (NVIDIA NVLink product page)
-        pcie_bandwidth=64 * GBps,  # PCIe Gen5 x16 (PCI-SIG)
-        power=1000,  # HGX B200: 1,000 W per GPU (datasheet)
+        # HGX B200 spec table: BF16 36 PF / FP8 72 PF with sparsity per 8 GPUs, i.e. 4.5 / 9 PF sparse
+        # per GPU -> 2.25 / 4.5 PF dense [3p copies of the NVIDIA table]
+        bf16_flops=2250 * TFLOPS,
+        fp8_flops=4500 * TFLOPS,
+        hbm_bytes=180 * GB,  # HGX B200 per-GPU spec: 180 GB HBM3e (DGX B200: 1,440 GB over 8 GPUs) [3p]
+        # HGX B200 per-GPU spec: 7.7 TB/s ("up to 62 TB/s" per 8 GPUs) [3p]; the DGX B200 datasheet's
+        # 64 TB/s total would give 8.0
+        hbm_bandwidth=7700 * GBps,
+        nvlink_bandwidth=900 * GBps,  # HGX B200 spec: NVLink5 1.8 TB/s per GPU (bidirectional) -> 900
+        nvlink_generation=5,  # NVLink5 (HGX B200 spec)
+        pcie_bandwidth=64 * GBps,  # HGX B200 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
+        power=1000,  # HGX B200 per-GPU spec: max TDP configurable up to 1,000 W [3p]
     ),
     GPUSpec(
         name="GB200",
-        bf16_flops=2500 * TFLOPS,  # GB200 NVL72 datasheet: 180 PF BF16 dense-equivalent / 72 GPUs
-        fp8_flops=5000 * TFLOPS,  # GB200 NVL72 datasheet: 360 PF FP8 dense / 72 GPUs
-        hbm_bytes=186 * GB,  # GB200 NVL72 datasheet: 13.4 TB HBM3e / 72 GPUs
-        hbm_bandwidth=8000 * GBps,  # GB200 NVL72 datasheet: 576 TB/s / 72 GPUs
-        nvlink_bandwidth=900 * GBps,  # NVLink5: 1.8 TB/s bidirectional per GPU (datasheet)
-        nvlink_generation=5,  # NVLink5 (NVIDIA NVLink product page)
-        pcie_bandwidth=64 * GBps,  # Grace-Blackwell superchip: PCIe Gen5 x16 to each NIC (datasheet)
-        power=1200,  # GB200 superchip configurable to 2,700 W for 2 GPUs + CPU; ~1.2 kW per GPU [3p]
+        # GB200 NVL72 spec: BF16 360 PF / FP8 720 PF with sparsity per 72 GPUs, i.e. 5 / 10 PF sparse
+        # per GPU -> 2.5 / 5 PF dense [3p copies of the NVIDIA table]
+        bf16_flops=2500 * TFLOPS,
+        fp8_flops=5000 * TFLOPS,
+        hbm_bytes=186 * GB,  # GB200 NVL72 per-GPU spec: 186 GB HBM3e (13.4 TB per 72 GPUs) [3p]
+        hbm_bandwidth=8000 * GBps,  # GB200 NVL72 per-GPU spec: 8 TB/s (576 TB/s per 72 GPUs) [3p]
+        nvlink_bandwidth=900 * GBps,  # GB200 NVL72 spec: NVLink5 1.8 TB/s per GPU (bidirectional) -> 900
+        nvlink_generation=5,  # NVLink5 (GB200 NVL72 spec)
+        pcie_bandwidth=64 * GBps,  # GB200 NVL72 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
+        power=1200,  # GB200 NVL72 per-GPU spec: max TDP configurable up to 1,200 W [3p]
     ),
 )
 
 NICS = _table(
     NICSpec(
         name="cx6",
-        bandwidth=200 * Gbps,  # ConnectX-6 VPI: 200 Gb/s HDR InfiniBand / 200GbE (datasheet)
-        host_bandwidth=32 * GBps,  # PCIe Gen4 x16 host interface (datasheet)
-        power=23,  # ConnectX-6 HDR single port typical power ~23 W [estimate from datasheet range]
+        bandwidth=200 * Gbps,  # ConnectX-6 VPI MCX653105A-HDAT: 1 x 200 Gb/s HDR IB / 200GbE (NVIDIA CX6 manual)
+        host_bandwidth=32 * GBps,  # NVIDIA CX6 VPI manual: PCIe Gen 3.0/4.0 x16 -> Gen4 16 GT/s x16 ~ 32 GB/s
+        # [estimate: the CX6 manual's power table was not reachable; placed between the 7 nm ConnectX-7
+        # NDR200 card (16.7 W) and NDR card (24.9 W), since CX6 is the older 16 nm part]
+        power=23,
         transports=("infiniband", "ethernet"),
     ),
     NICSpec(
         name="cx7",
-        bandwidth=400 * Gbps,  # ConnectX-7: 400 Gb/s NDR InfiniBand / 400GbE (datasheet)
-        host_bandwidth=64 * GBps,  # PCIe Gen5 x16 host interface (datasheet)
-        power=25,  # ConnectX-7 single-port OSFP typical ~25 W [estimate from datasheet range]
+        bandwidth=400 * Gbps,  # ConnectX-7 MCX75310AAS-NEAT: 1 x OSFP 400 Gb/s NDR IB / 400GbE (CX7 manual)
+        host_bandwidth=64 * GBps,  # NVIDIA CX7 manual: PCIe Gen5 x16 (32 GT/s) -> ~64 GB/s per direction
+        power=24.9,  # CX7 manual: MCX75310AAS-NEAT typical power, passive cables, PCIe Gen5 x16: 24.9 W [3p]
         transports=("infiniband", "ethernet"),
     ),
     NICSpec(
         name="bluefield3",
-        bandwidth=400 * Gbps,  # BlueField-3 B3140H SuperNIC: 1 x 400GbE (datasheet)
-        host_bandwidth=64 * GBps,  # PCIe Gen5 x16 (datasheet)
-        power=75,  # BlueField-3 SuperNIC up to 75 W in the low-profile form factor (datasheet)
-        transports=("ethernet",),
+        # BlueField-3 B3140H HHHL SuperNIC: 1 x QSFP112, 400GbE (default mode) / NDR IB (NVIDIA BF3 user guide)
+        bandwidth=400 * Gbps,
+        host_bandwidth=64 * GBps,  # NVIDIA BF3 user guide: B3140H PCIe Gen 5.0 x16 edge connector
+        # [estimate: upper bound; no published figure found. The HHHL B3140H has no auxiliary power
+        # connector (the FHHL B3220/B3240 need an 8-pin ATX, DOCA release notes), so it is limited to
+        # the 75 W of a PCIe CEM x16 slot]
+        power=75,
+        transports=("ethernet", "infiniband"),  # 400GbE default mode, NDR IB supported (BF3 user guide)
     ),
     NICSpec(
         name="cx8",
-        bandwidth=800 * Gbps,  # ConnectX-8 SuperNIC: 800 Gb/s XDR InfiniBand / 800GbE (datasheet)
-        host_bandwidth=128 * GBps,  # PCIe Gen6 x16 host interface (datasheet)
-        power=35,  # ConnectX-8 typical ~35 W [estimate]
+        # ConnectX-8 C8180 SuperNIC: 1 x OSFP, 800 Gb/s XDR InfiniBand (CX8 manual). Ethernet runs as
+        # 2 x 400GbE; a single 800GbE port is not supported (CX8 firmware release notes v40.44)
+        bandwidth=800 * Gbps,
+        host_bandwidth=128 * GBps,  # CX8 manual: PCIe Gen6 x16 edge connector (64 GT/s x16) ~ 128 GB/s per direction
+        # [estimate: no published figure found; ConnectX-7 NDR card 24.9 W scaled up for twice the
+        # line rate and the integrated PCIe Gen6 switch]
+        power=35,
         transports=("infiniband", "ethernet"),
     ),
 )
@@ -260,68 +283,99 @@ NICS = _table(
 SWITCHES = _table(
     SwitchSpec(
         name="qm8700",
-        ports=40,  # Quantum QM8700: 40 x 200 Gb/s HDR (datasheet)
+        ports=40,  # QM8700 product brief: 40 x HDR 200 Gb/s QSFP56; "16 Tb/s" counts both directions [3p]
         port_bandwidth=200 * Gbps,
-        max_breakout=2,  # 80 x HDR100 with splitter cables (datasheet)
-        latency=130 * ns,  # Quantum HDR port-to-port ~130 ns (datasheet)
-        power=253,  # QM8700 typical power with passive cables 253 W (datasheet)
+        max_breakout=2,  # QM8700 product brief: 80 x HDR100 100 Gb/s with splitter cables [3p]
+        latency=90 * ns,  # QM8700 product brief: 90 ns switch latency [3p: IT4I Barbora network docs]
+        # [unverified: attributed to the NVIDIA QM87xx manual (typical, passive cables); no public
+        # copy found. The model has no field for max power with active cables/optics]
+        power=253,
         transport="infiniband",
-        in_network_reduction=True,  # SHARPv2 (datasheet)
+        in_network_reduction=True,  # Quantum HDR: SHARP (SHARPv2), QM8700 product brief [3p]
     ),
     SwitchSpec(
         name="qm9700",
-        ports=64,  # Quantum-2 QM9700: 64 x 400 Gb/s NDR on 32 OSFP cages (datasheet)
+        # NVIDIA QM97xx manual: 32 OSFP cages, 2 logical NDR ports each -> 64 x 400 Gb/s (also the
+        # NVIDIA mlx-platform Linux driver commit for MQM97xx). The quoted 51.2 Tb/s is bidirectional.
+        ports=64,
         port_bandwidth=400 * Gbps,
-        max_breakout=2,  # 128 x 200 Gb/s NDR200 (datasheet)
-        latency=130 * ns,  # Quantum-2 port-to-port < 150 ns [3p]
-        power=747,  # QM9700 typical power with passive cables 747 W (datasheet)
+        max_breakout=2,  # 128 x NDR200: a twin-port cage splits 1:4 into 200 Gb/s (NVIDIA MCP7Y50 splitter spec)
+        latency=130 * ns,  # Quantum-2 port-to-port ~130 ns, "< 130 ns" in some copies [3p]
+        # QM9700 system power 747 W (typical; the unmanaged QM9790 is 640 W) [3p]. Max power with
+        # active optics is not modelled
+        power=747,
         transport="infiniband",
-        in_network_reduction=True,  # SHARPv3 (datasheet)
+        in_network_reduction=True,  # Quantum-2: SHARPv3 [3p]
     ),
     SwitchSpec(
         name="q3400",
-        ports=144,  # Quantum-X800 Q3400: 144 x 800 Gb/s XDR, 115.2 Tb/s (datasheet)
+        # Quantum-X800 Q3400-RA: 144 x 800 Gb/s XDR (4 x 200G lanes) on 72 twin-port OSFP cages,
+        # 115.2 Tb/s, 4U [3p; NVIDIA Quantum-X800 page]
+        ports=144,
         port_bandwidth=800 * Gbps,
-        max_breakout=2,  # 288 x 400 Gb/s [datasheet]
-        latency=130 * ns,  # Quantum-X800 latency not published; taken equal to Quantum-2 [estimate]
-        power=3000,  # liquid-cooled 4U box, no public typical power; ~2x QM9700 per Tb/s [estimate]
+        # [unverified: a 2 x 400 Gb/s split (288 logical ports) is assumed by analogy with Quantum-2's
+        # 1:2 split; no public source for the Q3400 split modes was found]
+        max_breakout=2,
+        latency=130 * ns,  # [estimate: Quantum-X800 port latency not published; taken equal to Quantum-2]
+        # [estimate: no public typical power. Same energy per bit as QM9700 (747 W for 64 x 400 Gb/s)
+        # scaled to 144 x 800 Gb/s (4.5x) gives ~3,360 W; likely high, as Quantum-X800 is newer silicon]
+        power=3360,
         transport="infiniband",
-        in_network_reduction=True,  # SHARPv4 (datasheet)
+        in_network_reduction=True,  # Quantum-X800: SHARPv4 [3p]
     ),
     SwitchSpec(
         name="sn5600",
-        ports=64,  # Spectrum-4 SN5600: 64 x 800GbE, 51.2 Tb/s (datasheet)
+        ports=64,  # NVIDIA SN5000 manual (Data Interfaces): SN5600 64 x 800GbE (100 Gb/s lanes), 51.2 Tb/s
         port_bandwidth=800 * Gbps,
-        max_breakout=4,  # 128 x 400GbE or 256 x 200GbE (datasheet)
-        latency=500 * ns,  # Spectrum-4 cut-through latency not published per port [estimate]
-        power=1200,  # SN5600 box without optics; ~500 W ASIC plus system [estimate]
+        max_breakout=4,  # SN5000 manual: 128 x 400GbE or 256 x 200GbE (256 ports also at 100/50/25/10GbE)
+        # [estimate: no public port-to-port figure for Spectrum-4; 500 ns taken as a sub-microsecond
+        # cut-through Ethernet ASIC figure, well above Quantum-2's ~130 ns]
+        latency=500 * ns,
+        power=940,  # SN5000 manual: SN5600 typical power with passive cables (ATIS) 940 W, 2U [3p]
         transport="ethernet",
         in_network_reduction=False,
     ),
     SwitchSpec(
         name="tomahawk4",
-        ports=64,  # Broadcom Tomahawk 4 (BCM56990): 64 x 400GbE, 25.6 Tb/s (Broadcom)
+        # Broadcom Tomahawk 4 (BCM56990): 25.6 Tb/s from 512 x 50G PAM4 SerDes, 64 x 400GbE [3p: Linley
+        # Group, Tom's Hardware on Broadcom's announcement]
+        ports=64,
         port_bandwidth=400 * Gbps,
-        max_breakout=4,  # 256 x 100GbE (Broadcom)
-        latency=450 * ns,  # typical Tomahawk-class cut-through latency [estimate]
-        power=800,  # 64 x 400G 2U box without optics [estimate]
+        max_breakout=4,  # 128 x 200GbE or 256 x 100GbE [3p: Linley Group]
+        latency=450 * ns,  # [estimate: Broadcom publishes no port-to-port latency; sub-microsecond cut-through]
+        # [estimate: ASIC ~450 W (TechInsights puts Tomahawk 5 at ~500 W, ~10% above Tomahawk 4) plus
+        # ~440 W system overhead taken from SN5600 (940 W box minus ~500 W Spectrum-4 ASIC)]
+        power=900,
         transport="ethernet",
         in_network_reduction=False,
     ),
     SwitchSpec(
         name="tomahawk5",
-        ports=64,  # Broadcom Tomahawk 5 (BCM78900): 64 x 800GbE, 51.2 Tb/s (Broadcom)
+        # Broadcom Tomahawk 5 (BCM78900): 51.2 Tb/s from 512 x 100G PAM4 SerDes, 64 x 800GbE
+        # [3p: Broadcom launch release as reported by Converge Digest, TechInsights]
+        ports=64,
         port_bandwidth=800 * Gbps,
-        max_breakout=8,  # 512 x 100GbE (Broadcom)
-        latency=500 * ns,  # typical Tomahawk-class cut-through latency [estimate]
-        power=1200,  # 64 x 800G box without optics [estimate]
+        # Broadcom: 128 x 400GbE or 256 x 200GbE, the highest 200GbE radix; 100GbE also tops out at
+        # 256 ports [3p], so no 1:8 split (was 8)
+        max_breakout=4,
+        latency=500 * ns,  # [estimate: Broadcom publishes no port-to-port latency; sub-microsecond cut-through]
+        # [estimate: ASIC ~450-500 W (TechInsights estimate ~500 W; 450 W typical per ChipCraft) plus
+        # ~440 W system overhead taken from SN5600, a 2U 64 x 800G box]
+        power=950,
         transport="ethernet",
         in_network_reduction=False,
     ),
 )
 
 OPTICS = _table(
-    OpticSpec(name="osfp-400g", bandwidth=400 * Gbps, power=9),  # 400G OSFP SR4/DR4 ~9 W [src in FACTS.md]
-    OpticSpec(name="osfp-800g", bandwidth=800 * Gbps, power=17),  # 800G twin-port OSFP 17 W (NVIDIA)
-    OpticSpec(name="osfp-1600g", bandwidth=1600 * Gbps, power=30),  # 1.6T OSFP ~30 W [estimate]
+    # 200G QSFP56 SR4 (HDR / 200GbE): 4.5 W typical, 5.0 W max (NVIDIA MMA1T00-VS specifications)
+    OpticSpec(name="qsfp56-200g", bandwidth=200 * Gbps, power=4.5),
+    # 400G single-port OSFP: SR4 MMA4Z00-NS400 8 W typical / 9 W max, DR4 MMS4X00-NS400 9 W (NVIDIA LinkX specs)
+    OpticSpec(name="osfp-400g", bandwidth=400 * Gbps, power=9),
+    # 800G twin-port (2 x 400G) switch-side OSFP: single-mode DR8 MMS4X00-NS 17 W, multimode SR8
+    # MMA4Z00-NS 15 W (NVIDIA LinkX specs); the Class 8 17 W cage limit of QM97xx (NVIDIA manual)
+    OpticSpec(name="osfp-800g", bandwidth=800 * Gbps, power=17),
+    # [estimate: no public figure for NVIDIA's 1.6T (2 x 800G XDR) twin-port OSFP found; the 800G
+    # DR8's 17 W (~21 pJ/bit) at ~19 pJ/bit for 200G-per-lane optics gives ~30 W]
+    OpticSpec(name="osfp-1600g", bandwidth=1600 * Gbps, power=30),
 )
