@@ -12,10 +12,27 @@ Examples
 """
 
 from fabric.catalog import GPUS, NICS, OPTICS, SWITCHES, GPUSpec, NICSpec, OpticSpec, SwitchSpec
+from fabric import units
 from fabric.errors import FabricError, Infeasible, InvalidSpec, NoRoute
+from fabric.io import from_json, load, save, to_json
+from fabric.metrics import BillOfMaterials, Summary, bill_of_materials, bisection_bandwidth, hop_diameter, summary
+from fabric.validate import check, validate
+from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x
 
 __all__ = [
+    "BillOfMaterials",
+    "Summary",
+    "bill_of_materials",
+    "bisection_bandwidth",
+    "check",
+    "from_json",
+    "hop_diameter",
+    "load",
+    "save",
+    "summary",
+    "to_json",
+    "validate",
     "GPUS",
     "NICS",
     "OPTICS",
@@ -28,8 +45,11 @@ __all__ = [
     "Infeasible",
     "InvalidSpec",
     "NoRoute",
+    "completion_times",
     "dgx_superpod",
     "fat_tree",
+    "flow_rates",
+    "link_utilization",
     "nvl72",
     "rail_only",
     "spectrum_x",

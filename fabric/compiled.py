@@ -1,0 +1,158 @@
+"""A fabric graph compiled to numpy arrays for routing and flow solving.
+
+Compiled inside each call from the graph as it is now, so users' networkx edits
+(``G.remove_node("spine3")``) are always seen; nothing is cached on the graph.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from fabric.errors import InvalidSpec
+from fabric.schema import EDGE_ATTRS, edge_attr, gpu_nodes, node_attr
+
+_NONE = -1
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledFabric:
+    """Arrays describing a fabric; indices are positions in ``nodes`` and edge ids.
+
+    Attributes
+    ----------
+    nodes : list
+        Node names; a node's index is its position.
+    edge_src, edge_dst : ndarray of int64
+        Endpoints of each directed edge, sorted by (src, dst).
+    bandwidth, latency : ndarray of float64
+        Per edge, bytes/s and seconds.
+    links : ndarray of int64
+        Parallel cables per edge.
+    gpu : ndarray of int64
+        Node index of each GPU rank.
+    domain : ndarray of int64
+        NVSwitch node index of each GPU rank's NVLink domain (-1 if none).
+    nic : ndarray of int64
+        NIC node index of each GPU rank (-1 if none).
+    leaf : ndarray of int64
+        Switch node index the rank's NIC is cabled to (-1 if none).
+    switch : ndarray of int64
+        Node indices of all switches; ``switch_pos[node]`` is a node's position in it.
+    switch_graph : scipy.sparse.csr_matrix
+        Switch-to-switch adjacency (positions in ``switch``), data = edge id + 1.
+    """
+
+    nodes: list
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    bandwidth: np.ndarray
+    latency: np.ndarray
+    links: np.ndarray
+    gpu: np.ndarray
+    domain: np.ndarray
+    nic: np.ndarray
+    leaf: np.ndarray
+    switch: np.ndarray
+    switch_pos: np.ndarray
+    switch_graph: sp.csr_matrix
+
+    @property
+    def n_gpus(self):
+        return len(self.gpu)
+
+    def edge_ids(self, u, v):
+        """Edge ids of (u[i], v[i]) node-index pairs; -1 where there is no edge."""
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        n = len(self.nodes)
+        keys = self.edge_src * n + self.edge_dst
+        want = u * n + v
+        pos = np.searchsorted(keys, want)
+        pos = np.minimum(pos, len(keys) - 1)
+        found = (keys[pos] == want) & (u >= 0) & (v >= 0)
+        return np.where(found, pos, _NONE)
+
+
+def compile_fabric(G):
+    """Compile ``G`` into a :class:`CompiledFabric`.
+
+    Raises ``InvalidSpec`` naming the node or edge when a required attribute is missing,
+    a bandwidth is not positive, or a GPU or NIC has more than one NIC or leaf.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> C = compile_fabric(fabric.dgx_superpod(4))
+    >>> C.n_gpus, len(C.switch)
+    (32, 12)
+    """
+    nodes = list(G.nodes)
+    index = {name: i for i, name in enumerate(nodes)}
+    kind = {}
+    for name, k in G.nodes(data="kind"):
+        if k is None:
+            node_attr(G, name, "kind")
+        kind[name] = k
+    m = G.number_of_edges()
+    src = np.empty(m, dtype=np.int64)
+    dst = np.empty(m, dtype=np.int64)
+    bandwidth = np.empty(m)
+    latency = np.empty(m)
+    links = np.empty(m, dtype=np.int64)
+    for i, (u, v, d) in enumerate(G.edges(data=True)):
+        try:
+            bandwidth[i], latency[i], links[i] = d["bandwidth"], d["latency"], d["links"]
+        except KeyError:
+            for name in EDGE_ATTRS:
+                edge_attr(G, u, v, name)
+        src[i], dst[i] = index[u], index[v]
+    bad = np.flatnonzero(~(bandwidth > 0))
+    if bad.size:
+        u, v = nodes[src[bad[0]]], nodes[dst[bad[0]]]
+        raise InvalidSpec(f"edge ({u!r}, {v!r}) has bandwidth={bandwidth[bad[0]]!r}; it must be > 0")
+    order = np.lexsort((dst, src))
+    src, dst, bandwidth, latency, links = src[order], dst[order], bandwidth[order], latency[order], links[order]
+
+    gpus = gpu_nodes(G)
+    domain = np.full(len(gpus), _NONE, dtype=np.int64)
+    nic = np.full(len(gpus), _NONE, dtype=np.int64)
+    leaf = np.full(len(gpus), _NONE, dtype=np.int64)
+    for rank, g in enumerate(gpus):
+        nvswitches = [v for v in G.successors(g) if kind[v] == "nvswitch"]
+        nics = [v for v in G.successors(g) if kind[v] == "nic"]
+        if len(nvswitches) > 1 or len(nics) > 1:
+            raise InvalidSpec(f"node {g!r} connects to {len(nvswitches)} NVSwitch and {len(nics)} NIC nodes; at most 1 each")
+        if nvswitches:
+            domain[rank] = index[nvswitches[0]]
+        if nics:
+            nic[rank] = index[nics[0]]
+            leaves = [v for v in G.successors(nics[0]) if kind[v] == "switch"]
+            if len(leaves) > 1:
+                raise InvalidSpec(f"node {nics[0]!r} is cabled to {len(leaves)} switches; the flow engine needs 1")
+            if leaves:
+                leaf[rank] = index[leaves[0]]
+
+    switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
+    switch_pos = np.full(len(nodes), _NONE, dtype=np.int64)
+    switch_pos[switch] = np.arange(len(switch))
+    between = (switch_pos[src] >= 0) & (switch_pos[dst] >= 0)
+    ids = np.flatnonzero(between)
+    switch_graph = sp.csr_matrix(
+        (ids + 1, (switch_pos[src[ids]], switch_pos[dst[ids]])), shape=(len(switch), len(switch))
+    )
+    return CompiledFabric(
+        nodes=nodes,
+        edge_src=src,
+        edge_dst=dst,
+        bandwidth=bandwidth,
+        latency=latency,
+        links=links,
+        gpu=np.array([index[g] for g in gpus], dtype=np.int64),
+        domain=domain,
+        nic=nic,
+        leaf=leaf,
+        switch=switch,
+        switch_pos=switch_pos,
+        switch_graph=switch_graph,
+    )

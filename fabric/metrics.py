@@ -1,0 +1,595 @@
+"""Whole-fabric metrics: bisection bandwidth, hop diameter, bill of materials, summary.
+
+Each function reads the graph as it is now (see :mod:`fabric.schema`) and compiles what
+it needs to numpy/scipy arrays inside the call, so a topology changed with the networkx
+API is measured afresh.
+
+Examples
+--------
+>>> import fabric
+>>> from fabric.metrics import bisection_bandwidth, hop_diameter
+>>> G = fabric.dgx_superpod(4, gpu="H100")
+>>> bisection_bandwidth(G) == 16 * fabric.NICS["cx7"].bandwidth  # 2 hosts x 8 GPUs per half
+True
+>>> hop_diameter(G)
+6
+"""
+
+import html
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import maximum_flow, shortest_path
+
+from fabric.catalog import NICS, OPTICS, SWITCHES
+from fabric.checks import lookup, require_int, require_non_negative
+from fabric.errors import InvalidSpec, NoRoute
+from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr
+from fabric.units import Gbps, Mbps
+
+# scipy's max-flow solver takes integer capacities (int32 per edge): bandwidths are
+# rounded to the nearest whole FLOW_UNIT, which is exact for every catalog link speed.
+FLOW_UNIT = 1 * Mbps
+_INT32_MAX = np.iinfo(np.int32).max
+# Distance rows computed per batch in hop_diameter (float64 cells): bounds memory to ~128 MB.
+_BFS_BATCH_CELLS = 2**24
+
+
+# ----------------------------------------------------------------------------- compile
+
+
+def _edge_arrays(G):
+    """Node index (in G's node order) and the source and target index of every edge."""
+    index = {node: i for i, node in enumerate(G)}
+    m = G.number_of_edges()
+    src = np.fromiter((index[u] for u, _ in G.edges), np.int64, m)
+    dst = np.fromiter((index[v] for _, v in G.edges), np.int64, m)
+    return index, src, dst
+
+
+def _capacities(G):
+    """Edge capacities in whole FLOW_UNITs, in G.edges order."""
+    edges = list(G.edges(data="bandwidth"))
+    bandwidth = np.array([b for _, _, b in edges], dtype=float)  # a missing value becomes nan
+    bad = ~(np.isfinite(bandwidth) & (bandwidth >= 0))
+    if bad.any():
+        u, v, b = edges[int(np.argmax(bad))]
+        edge_attr(G, u, v, "bandwidth")  # raises if the attribute is missing
+        require_non_negative(f"bandwidth of edge ({u!r}, {v!r})", b)  # raises: nan, inf or < 0
+    units = np.rint(bandwidth / FLOW_UNIT).astype(np.int64)
+    if units.size and units.max() > _INT32_MAX:
+        u, v, b = edges[int(np.argmax(units))]
+        raise InvalidSpec(
+            f"bandwidth={b!r} of edge ({u!r}, {v!r}) must be <= {_INT32_MAX * FLOW_UNIT:g} bytes/s "
+            "(the max-flow solver's int32 capacity in 1 Mb/s units)"
+        )
+    return units
+
+
+def _hosts(G):
+    """GPU node names grouped by host, hosts in order of their lowest rank."""
+    groups = {}
+    for node in gpu_nodes(G):
+        groups.setdefault(node_attr(G, node, "host"), []).append(node)
+    return list(groups.values())
+
+
+# ----------------------------------------------------------------------------- bisection
+
+
+def _max_flow(n, src, dst, cap, senders, receivers, out_cap, in_cap):
+    """Max flow from a super-source feeding ``senders`` to a super-sink fed by ``receivers``.
+
+    A sender's source edge carries its total out-capacity and a receiver's sink edge its
+    total in-capacity: exactly what unlimited terminal edges would allow. They are clipped
+    to int32 for the solver, which only matters for a GPU moving over 2 Pb/s.
+    """
+    source, sink = n, n + 1
+    rows = np.concatenate([src, np.full(senders.size, source), receivers])
+    cols = np.concatenate([dst, senders, np.full(receivers.size, sink)])
+    terminals = np.minimum(np.concatenate([out_cap[senders], in_cap[receivers]]), _INT32_MAX)
+    data = np.concatenate([cap, terminals]).astype(np.int32)
+    graph = sp.csr_array((data, (rows, cols)), shape=(n + 2, n + 2))
+    return int(maximum_flow(graph, source, sink).flow_value)
+
+
+def bisection_bandwidth(G, *, samples=0, seed=0):
+    """Bisection bandwidth: the least traffic one half of the hosts can send the other.
+
+    For a split of the hosts into halves A and B, a super-source feeds every GPU of A and
+    every GPU of B drains into a super-sink; the max flow (scipy's Dinic,
+    :func:`scipy.sparse.csgraph.maximum_flow`) over all edges, NVLink and PCIe included
+    (an NVL72 rack split by the cut lends its NVLink), is the A->B bandwidth. It is computed in both directions (the graph is directed and a
+    user may change one direction of a cable) and the smaller is kept. Capacities are
+    rounded to whole 1 Mb/s units (:data:`FLOW_UNIT`), as the solver is integral.
+
+    The splits are the host-order split (the first ``h // 2`` hosts in rank order against
+    the rest; with an odd number of hosts the second half holds the extra host, so the
+    flow is bounded by the ``h // 2`` hosts of the first) and ``samples`` random splits
+    with the same sizes, drawn with ``seed``. The result is the minimum over them.
+
+    When it is exact: the true bisection bandwidth is the minimum over *all* balanced
+    host splits, so this is an upper bound on it. On the symmetric Clos networks the
+    builders make, the host-order split puts whole leaf groups and pods on each side, so
+    all cross traffic must climb to the top tier, the worst balanced cut: the value is
+    exact there (non-blocking fat trees; oversubscribed ones with an even number of full
+    pods or leaf groups). After edits that break the symmetry (a failed switch or link),
+    raise ``samples`` to tighten the bound.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+        A fabric with at least two hosts.
+    samples : int
+        Random balanced host splits to try besides the host-order split.
+    seed : int
+        Seed of the random splits.
+
+    Returns
+    -------
+    float
+        Bytes/s.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.units import Gbps
+    >>> G = fabric.dgx_superpod(64, gpu="H100")   # non-blocking: 256 GPUs per half at 400 Gb/s
+    >>> bisection_bandwidth(G) / (400 * Gbps)
+    256.0
+    >>> G.remove_node("spine0")                    # each leaf loses 4 of its 32 uplinks
+    >>> bisection_bandwidth(G, samples=2) / (400 * Gbps)
+    224.0
+    """
+    require_int("samples", samples, minimum=0)
+    require_int("seed", seed, minimum=0)
+    hosts = _hosts(G)
+    if len(hosts) < 2:
+        raise InvalidSpec(f"hosts={len(hosts)} must be >= 2 for a bisection")
+    index, src, dst = _edge_arrays(G)
+    cap = _capacities(G)
+    keep = src != dst  # self-loops carry no flow
+    src, dst, cap = src[keep], dst[keep], cap[keep]
+    n = len(index)
+    out_cap = np.bincount(src, weights=cap, minlength=n).astype(np.int64)
+    in_cap = np.bincount(dst, weights=cap, minlength=n).astype(np.int64)
+    host_gpus = [np.array([index[g] for g in gpus], dtype=np.int64) for gpus in hosts]
+    rng = np.random.default_rng(seed)
+    orders = [np.arange(len(hosts))] + [rng.permutation(len(hosts)) for _ in range(samples)]
+    half = len(hosts) // 2
+    best = None
+    for order in orders:
+        a = np.concatenate([host_gpus[h] for h in order[:half]])
+        b = np.concatenate([host_gpus[h] for h in order[half:]])
+        for senders, receivers in ((a, b), (b, a)):
+            flow = _max_flow(n, src, dst, cap, senders, receivers, out_cap, in_cap)
+            best = flow if best is None else min(best, flow)
+    return best * FLOW_UNIT
+
+
+# ----------------------------------------------------------------------------- hop diameter
+
+
+def _refined_colors(G, src, dst):
+    """Colour refinement (1-dimensional Weisfeiler-Leman) of the directed graph.
+
+    Starts from node kinds and splits colours by the multisets of in- and out-neighbour
+    colours until stable. Nodes that a kind-preserving automorphism maps onto each other
+    always end with the same colour. Multisets are hashed as sums of random 64-bit codes.
+    """
+    kind_code = {kind: i for i, kind in enumerate(KINDS)}
+    colors = np.array([kind_code.get(kind, len(KINDS)) for _, kind in G.nodes(data="kind")], dtype=np.int64)
+    colors = np.unique(colors, return_inverse=True)[1].reshape(-1)
+    count = int(colors.max()) + 1 if colors.size else 0
+    rng = np.random.default_rng(0)
+    while True:
+        code = rng.integers(0, 2**64, size=count, dtype=np.uint64)
+        out_hash = np.zeros(colors.size, np.uint64)
+        in_hash = np.zeros(colors.size, np.uint64)
+        np.add.at(out_hash, src, code[colors[dst]])  # wraps modulo 2**64, as intended
+        np.add.at(in_hash, dst, code[colors[src]])
+        signature = np.stack([colors.astype(np.uint64), out_hash, in_hash], axis=1)
+        refined = np.unique(signature, axis=0, return_inverse=True)[1].reshape(-1)
+        refined_count = int(refined.max()) + 1 if refined.size else 0
+        if refined_count == count:
+            return colors
+        colors, count = refined, refined_count
+
+
+def hop_diameter(G):
+    """Longest shortest path between two GPUs, in edges (links crossed).
+
+    GPU -> NIC -> leaf -> NIC -> GPU is 4; through a spine it is 6; GPUs of one server
+    are 2 apart (GPU -> NVSwitch -> GPU). Edge attributes are ignored: this counts hops,
+    not latency.
+
+    How it stays fast on large Clos graphs: a BFS is run only from one representative
+    GPU per *position*, a colour of the colour refinement (1-WL) of the graph started
+    from node kinds. GPUs related by an automorphism of the graph share a colour and
+    have the same distances to the set of all GPUs, so one BFS per colour gives every
+    GPU's eccentricity. In the builders' Clos networks hosts, leaf groups, pods and rails
+    are interchangeable, so the colours are exactly these positions and there are only a
+    handful (a partly filled last leaf group or pod adds some); the result is exact.
+    On a graph where two GPUs share a colour without being symmetric (possible in
+    principle; not seen on Clos networks, where the tests compare against a BFS from
+    every GPU, also after random link and switch failures) it is a lower bound. An irregular graph simply gets more colours, up to one BFS per GPU.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+
+    Returns
+    -------
+    int
+        Edges on the longest shortest GPU-to-GPU path; 0 with a single GPU.
+
+    Raises
+    ------
+    NoRoute
+        If some GPU cannot reach another.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> hop_diameter(fabric.dgx_superpod(64))    # GPU, NIC, leaf, spine, leaf, NIC, GPU
+    6
+    >>> hop_diameter(fabric.dgx_superpod(512))   # three tiers: up to the core and down
+    8
+    """
+    index, src, dst = _edge_arrays(G)
+    gpus = np.array([index[g] for g in gpu_nodes(G)], dtype=np.int64)
+    if gpus.size < 2:
+        return 0
+    colors = _refined_colors(G, src, dst)
+    representatives = gpus[np.unique(colors[gpus], return_index=True)[1]]
+    n = len(index)
+    adjacency = sp.csr_array((np.ones(src.size), (src, dst)), shape=(n, n))
+    batch = max(1, _BFS_BATCH_CELLS // n)
+    diameter = 0
+    for start in range(0, representatives.size, batch):
+        rows = representatives[start : start + batch]
+        distance = shortest_path(adjacency, unweighted=True, indices=rows)[:, gpus]
+        if np.isinf(distance).any():
+            i, j = np.argwhere(np.isinf(distance))[0]
+            nodes = list(G)
+            raise NoRoute(f"GPU {nodes[rows[i]]!r} cannot reach GPU {nodes[gpus[j]]!r}")
+        diameter = max(diameter, int(distance.max()))
+    return diameter
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _text_table(title, rows):
+    width = max(len(label) for label, _ in rows)
+    lines = [title, "-" * len(title)] + [f"{label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def _html_table(title, rows):
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in rows
+    )
+    return f"<table><caption>{html.escape(title)}</caption>{body}</table>"
+
+
+def _tier_label(tier):
+    return f"tier {tier} ({SWITCH_TIER_NAMES[tier]})" if tier in SWITCH_TIER_NAMES else f"tier {tier}"
+
+
+def _rate(value):
+    """Bytes/s in the largest SI prefix, with the bits/s figure networks are quoted in."""
+    if value is None:
+        return "n/a (one host)"
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if value >= scale:
+            return f"{value / scale:,.4g} {prefix}B/s ({value * 8 / scale:,.4g} {prefix}b/s)"
+    return f"{value:,.4g} B/s"
+
+
+def _watts(value):
+    return f"{value / 1e3:,.1f} kW"
+
+
+# ----------------------------------------------------------------------------- bill of materials
+
+
+@dataclass(frozen=True, kw_only=True)
+class BillOfMaterials:
+    """Switches, cables, optics and NICs of a fabric, and their power.
+
+    Attributes
+    ----------
+    switches : dict
+        ``{tier: {model: count}}``.
+    cables : dict
+        ``{tier: count}`` of physical scale-out cables, by the highest tier they reach
+        (1: NIC to leaf, 2: leaf to spine, ...).
+    optics : dict
+        ``{optic name: count}``, one transceiver per cable end.
+    nics : dict
+        ``{model: count}``.
+    switch_watts, optic_watts, nic_watts : float
+        Power of the switches (without optics), transceivers and NICs, watts.
+    network_watts : float
+        Their sum.
+    gpu_watts : float
+        GPU board power, watts (not part of the network).
+    """
+
+    switches: dict
+    cables: dict
+    optics: dict
+    nics: dict
+    switch_watts: float
+    optic_watts: float
+    nic_watts: float
+    network_watts: float
+    gpu_watts: float
+
+    def to_dict(self):
+        """The fields as a plain dict."""
+        return asdict(self)
+
+    def _rows(self):
+        rows = []
+        for tier, models in self.switches.items():
+            rows.append((f"{_tier_label(tier)} switches", ", ".join(f"{n:,} {m}" for m, n in models.items())))
+        rows += [(f"{_tier_label(tier)} cables", f"{n:,}") for tier, n in self.cables.items()]
+        rows += [(f"optics {name}", f"{n:,}") for name, n in self.optics.items()]
+        rows.append(("NICs", ", ".join(f"{n:,} {m}" for m, n in self.nics.items())))
+        rows += [
+            ("switch power", _watts(self.switch_watts)),
+            ("optics power", _watts(self.optic_watts)),
+            ("NIC power", _watts(self.nic_watts)),
+            ("network power", _watts(self.network_watts)),
+            ("GPU power", _watts(self.gpu_watts)),
+        ]
+        return rows
+
+    def __str__(self):
+        return _text_table("Bill of materials", self._rows())
+
+    def _repr_html_(self):
+        return _html_table("Bill of materials", self._rows())
+
+
+def _edge_value(G, u, v, data, name):
+    value = data.get(name)
+    return edge_attr(G, u, v, name) if value is None else value
+
+
+def _cables(G, tiers):
+    """Physical scale-out cables: ``{(tier, speed per cable): count}``.
+
+    A cable's tier is the highest tier it reaches (``tiers`` maps switches to their tier;
+    NICs count as 0). The two directed edges of a full-duplex cable count once; if they
+    disagree, the larger number of links and the faster speed are taken.
+    """
+    pairs = {}
+    for u, v, data in G.edges(data=True):
+        if _edge_value(G, u, v, data, "medium") not in TRANSPORTS:
+            continue  # NVLink and PCIe stay inside the server or rack
+        links = require_int(f"links of edge ({u!r}, {v!r})", _edge_value(G, u, v, data, "links"), minimum=1)
+        speed = _edge_value(G, u, v, data, "bandwidth") / links
+        key = (v, u) if (v, u) in pairs else (u, v)
+        old_links, old_speed = pairs.get(key, (0, 0.0))
+        pairs[key] = (max(links, old_links), max(speed, old_speed))
+    cables = Counter()
+    for (a, b), (links, speed) in pairs.items():
+        cables[max(tiers.get(a, 0), tiers.get(b, 0)), speed] += links
+    return cables
+
+
+def _optic_for(speed):
+    """The slowest optic in OPTICS at least as fast as ``speed`` (bytes/s)."""
+    fitting = [optic for optic in OPTICS.values() if optic.bandwidth >= speed * (1 - 1e-9)]
+    if not fitting:
+        fastest = max(optic.bandwidth for optic in OPTICS.values())
+        raise InvalidSpec(
+            f"cable speed={speed / Gbps:g} Gb/s must be <= {fastest / Gbps:g} Gb/s, the fastest optic in fabric.OPTICS"
+        )
+    return min(fitting, key=lambda optic: optic.bandwidth)
+
+
+def bill_of_materials(G):
+    """Count the switches, cables, optics and NICs of a fabric and add up their power.
+
+    Assumptions (the conservative reference design):
+
+    - every scale-out cable (medium ``"infiniband"`` or ``"ethernet"``: NIC to switch and
+      switch to switch) is optical, with one transceiver per cable end, the slowest one in
+      :data:`fabric.OPTICS` that carries the cable's speed. Real switches often hold two
+      cables in one twin-port transceiver (an 800G OSFP for two 400G links) at about the
+      same watts per Gb/s; copper (DAC) cables would save the optics' power;
+    - NVLink is copper inside the NVLink domain and PCIe is on the board: no cables, optics
+      or watts are counted for them, and NVSwitch power is part of the server;
+    - a full-duplex cable is two directed edges; an edge with ``links=k`` is ``k`` cables.
+
+    Switch power is :attr:`SwitchSpec.power` (without optics), NIC power
+    :attr:`NICSpec.power`; GPU power (:attr:`GPUSpec.power` times the GPUs) is reported
+    apart from the network.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+
+    Returns
+    -------
+    BillOfMaterials
+
+    Examples
+    --------
+    >>> import fabric
+    >>> bom = bill_of_materials(fabric.dgx_superpod(31, gpu="H100"))
+    >>> bom.switches
+    {1: {'qm9700': 8}, 2: {'qm9700': 4}}
+    >>> bom.cables                  # 248 NIC cables; 8 leaves x 32 uplinks
+    {1: 248, 2: 256}
+    >>> bom.optics
+    {'osfp-400g': 1008}
+    >>> print(bom)                  # doctest: +ELLIPSIS
+    Bill of materials
+    -----------------
+    tier 1 (leaf) switches   8 qm9700
+    tier 2 (spine) switches  4 qm9700
+    tier 1 (leaf) cables     248
+    tier 2 (spine) cables    256
+    optics osfp-400g         1,008
+    NICs                     248 cx7
+    switch power             ... kW
+    optics power             ... kW
+    NIC power                ... kW
+    network power            ... kW
+    GPU power                ... kW
+    """
+    switches, nics, tiers = Counter(), Counter(), {}
+    gpus = 0
+    for node, kind in G.nodes(data="kind"):
+        if kind == "switch":
+            tiers[node] = node_attr(G, node, "tier")
+            switches[tiers[node], node_attr(G, node, "model")] += 1
+        elif kind == "nic":
+            nics[node_attr(G, node, "model")] += 1
+        elif kind == "gpu":
+            gpus += 1
+        elif kind is None:
+            node_attr(G, node, "kind")  # raises: the attribute is missing
+    cables, optics = Counter(), Counter()
+    for (tier, speed), n in _cables(G, tiers).items():
+        cables[tier] += n
+        optics[_optic_for(speed).name] += 2 * n
+    switch_watts = sum(lookup("switch model", model, SWITCHES).power * n for (_, model), n in switches.items())
+    optic_watts = sum(OPTICS[name].power * n for name, n in optics.items())
+    nic_watts = sum(lookup("NIC model", model, NICS).power * n for model, n in nics.items())
+    by_tier = {}
+    for (tier, model), n in sorted(switches.items()):
+        by_tier.setdefault(tier, {})[model] = n
+    return BillOfMaterials(
+        switches=by_tier,
+        cables=dict(sorted(cables.items())),
+        optics=dict(sorted(optics.items())),
+        nics=dict(sorted(nics.items())),
+        switch_watts=float(switch_watts),
+        optic_watts=float(optic_watts),
+        nic_watts=float(nic_watts),
+        network_watts=float(switch_watts + optic_watts + nic_watts),
+        gpu_watts=float(graph_attr(G, "gpu").power * gpus),
+    )
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class Summary:
+    """The headline figures of a fabric.
+
+    Attributes
+    ----------
+    name : str
+    gpus, hosts : int
+    gpu : str
+        GPU model.
+    switches : dict
+        ``{tier: count}``.
+    transport, routing : str
+    bisection_bandwidth : float or None
+        Bytes/s, as :func:`bisection_bandwidth` (host-order split, no samples); None
+        with a single host.
+    bisection_per_gpu : float or None
+        Bytes/s per GPU of the sending half (the first ``hosts // 2`` hosts): the NIC
+        speed on a non-blocking fat tree.
+    hop_diameter : int
+        Edges, as :func:`hop_diameter`.
+    network_watts : float
+        As :func:`bill_of_materials`.
+    """
+
+    name: str
+    gpus: int
+    hosts: int
+    gpu: str
+    switches: dict
+    transport: str
+    routing: str
+    bisection_bandwidth: float
+    bisection_per_gpu: float
+    hop_diameter: int
+    network_watts: float
+
+    def to_dict(self):
+        """The fields as a plain dict."""
+        return asdict(self)
+
+    def _rows(self):
+        return [
+            ("name", self.name),
+            ("GPUs", f"{self.gpus:,} {self.gpu}"),
+            ("hosts", f"{self.hosts:,}"),
+            *[(f"{_tier_label(tier)} switches", f"{n:,}") for tier, n in self.switches.items()],
+            ("transport", self.transport),
+            ("routing", self.routing),
+            ("bisection bandwidth", _rate(self.bisection_bandwidth)),
+            ("bisection per GPU", _rate(self.bisection_per_gpu)),
+            ("hop diameter", f"{self.hop_diameter} links"),
+            ("network power", _watts(self.network_watts)),
+        ]
+
+    def __str__(self):
+        return _text_table("Fabric summary", self._rows())
+
+    def _repr_html_(self):
+        return _html_table("Fabric summary", self._rows())
+
+
+def summary(G):
+    """Headline figures of a fabric: size, switches, bisection, diameter, network power.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+
+    Returns
+    -------
+    Summary
+
+    Examples
+    --------
+    >>> import fabric
+    >>> s = summary(fabric.dgx_superpod(31, gpu="H100"))
+    >>> s.gpus, s.hosts, s.switches, s.hop_diameter
+    (248, 31, {1: 8, 2: 4}, 6)
+    >>> print(s)                    # doctest: +ELLIPSIS
+    Fabric summary
+    --------------
+    name                    dgx_superpod: 248 x H100, cx7, 2-tier qm9700, adaptive
+    GPUs                    248 H100
+    hosts                   31
+    tier 1 (leaf) switches  8
+    tier 2 (spine) switches 4
+    ...
+    bisection per GPU       50 GB/s (400 Gb/s)
+    hop diameter            6 links
+    ...
+    """
+    hosts = _hosts(G)
+    bom = bill_of_materials(G)
+    bisection = bisection_bandwidth(G) if len(hosts) >= 2 else None
+    sending = sum(len(gpus) for gpus in hosts[: len(hosts) // 2])
+    return Summary(
+        name=str(graph_attr(G, "name")),
+        gpus=sum(len(gpus) for gpus in hosts),
+        hosts=len(hosts),
+        gpu=graph_attr(G, "gpu").name,
+        switches={tier: sum(models.values()) for tier, models in bom.switches.items()},
+        transport=graph_attr(G, "transport"),
+        routing=graph_attr(G, "routing"),
+        bisection_bandwidth=bisection,
+        bisection_per_gpu=None if bisection is None else bisection / sending,
+        hop_diameter=hop_diameter(G),
+        network_watts=bom.network_watts,
+    )

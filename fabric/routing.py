@@ -1,0 +1,371 @@
+"""Routing flows between GPUs on a compiled fabric.
+
+A flow from GPU ``s`` to GPU ``d``:
+
+* inside one NVLink domain crosses the NVSwitch: ``s -> nvswitch -> d``;
+* otherwise leaves through one NIC of its domain and enters through ``d``'s own NIC.
+  As NCCL's PXN does on rail-optimized fabrics, it first crosses NVLink to the peer GPU
+  whose NIC is fewest switch hops from ``d``'s leaf, when that is strictly shorter than
+  from ``s``'s own NIC (on a rail-only fabric, the only way between rails);
+* between leaves follows shortest switch paths (up/down in a Clos). ``"adaptive"``
+  (InfiniBand adaptive routing, Spectrum-X packet spraying) splits traffic evenly over the
+  cables of all equal-cost next hops; ``"ecmp"`` splits the flow into ``qps`` queue pairs
+  and hashes each, at every switch, onto one cable of one equal-cost next hop. The hash
+  is a fixed function of (seed, source, destination, queue pair, switch), so a flow's path
+  does not depend on which other flows exist.
+
+Resources are edges under adaptive routing and single cables ("lanes") under ECMP.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import shortest_path
+
+from fabric.checks import require_choice, require_int
+from fabric.errors import InvalidSpec, NoRoute
+from fabric.schema import ROUTINGS, ranks_array
+
+_UNREACHABLE = np.iinfo(np.int8).max  # switch hops never come near it
+
+
+@dataclass(frozen=True, eq=False)
+class Routes:
+    """Flows mapped onto resources: ``load = host @ x + cls @ (class totals of x)``.
+
+    Attributes
+    ----------
+    n_flows : int
+    owner : ndarray
+        Flow index of each variable (a flow, or one queue pair of a flow under ECMP).
+    host : scipy.sparse.csr_matrix
+        Resources x variables, coefficients of each variable's own edges.
+    cls : scipy.sparse.csr_matrix or None
+        Resources x classes, switch-path fractions shared by all flows of a leaf pair.
+    class_of : ndarray
+        Class of each variable, -1 for none.
+    capacity : ndarray
+        Bytes/s of each resource.
+    resource_edge : ndarray
+        Compiled edge id of each resource.
+    latency : ndarray
+        Per flow, seconds of wire and switch latency on its path(s).
+    """
+
+    n_flows: int
+    owner: np.ndarray
+    host: sp.csr_matrix
+    cls: object
+    class_of: np.ndarray
+    capacity: np.ndarray
+    resource_edge: np.ndarray
+    latency: np.ndarray
+
+
+def _mix(x):
+    """splitmix64 finaliser: a well-spread 64-bit hash of each element."""
+    x = (x + np.uint64(0x9E3779B97F4A7C15)).astype(np.uint64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _uniform(*keys):
+    """A deterministic number in [0, 1) per element from integer key arrays."""
+    h = np.zeros(np.broadcast(*keys).shape, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in keys:
+            h = _mix(h ^ np.asarray(k).astype(np.uint64))
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _distances_to(C, targets):
+    """Switch hops from every switch to each target switch position (rows), int8."""
+    rows = np.empty((len(targets), len(C.switch)), dtype=np.int8)
+    reverse = C.switch_graph.T.tocsr()
+    step = max(1, 20_000_000 // max(1, len(C.switch)))
+    for lo in range(0, len(targets), step):
+        d = shortest_path(reverse, directed=True, unweighted=True, indices=targets[lo : lo + step])
+        d[~np.isfinite(d)] = _UNREACHABLE
+        rows[lo : lo + step] = d
+    return rows
+
+
+def _domain_members(C):
+    """Ranks of each GPU's NVLink domain, padded with -1: (n_gpus_distinct_domains, size)."""
+    has = C.domain >= 0
+    keys = np.where(has, C.domain, -1 - np.arange(C.n_gpus))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(uniq))
+    width = counts.max()
+    table = np.full((len(uniq), width), -1, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    col = np.arange(C.n_gpus) - starts[inverse[order]]
+    table[inverse[order], col] = order
+    return table, inverse
+
+
+class _DownhillGraph:
+    """Next hops toward a set of target switches: edges that lower the distance by one.
+
+    One CSR over (target row, switch) pairs, so a frontier entry expands to exactly its
+    equal-cost next hops.
+    """
+
+    def __init__(self, C, dist_rows):
+        g = C.switch_graph.tocoo()
+        u, v, eid = g.row.astype(np.int64), g.col.astype(np.int64), g.data.astype(np.int64) - 1
+        order = np.lexsort((v, u))
+        u, v, eid = u[order], v[order], eid[order]
+        keep = dist_rows[:, v] == dist_rows[:, u] - 1
+        n = len(C.switch)
+        self.n = n
+        # Edges are sorted by source, so per (row, source) counts are sums over runs.
+        first = np.searchsorted(u, np.arange(n))
+        counts = np.zeros((len(dist_rows), n), dtype=np.int64)
+        present = np.flatnonzero(first < len(u))
+        counts[:, present] = np.add.reduceat(keep, first[present], axis=1)
+        counts[:, np.diff(np.concatenate((first, [len(u)]))) == 0] = 0
+        self.indptr = np.concatenate(([0], np.cumsum(counts)))
+        row, e = np.nonzero(keep)
+        self.next = v[e]
+        self.edge = eid[e]
+
+    def has_next(self, row, node):
+        """Whether (row, node) has next hops, i.e. is not the target itself."""
+        key = row * self.n + node
+        return self.indptr[key + 1] > self.indptr[key]
+
+    def expand(self, row, node):
+        """For entries (row, node): (entry index, next switch, edge id) of every next hop."""
+        key = row * self.n + node
+        start = self.indptr[key]
+        deg = self.indptr[key + 1] - start
+        entry = np.repeat(np.arange(len(node)), deg)
+        pos = start[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        return entry, self.next[pos], self.edge[pos]
+
+
+def _by_target_chunks(C, dist, row):
+    """Yield (downhill graph, item indices, local rows) for items grouped by target row.
+
+    Only rows some item needs are built, a chunk at a time to bound memory.
+    """
+    needed, local = np.unique(row, return_inverse=True)
+    per_chunk = max(1, 20_000_000 // max(1, C.switch_graph.nnz))
+    order = np.argsort(local, kind="stable")
+    bounds = np.searchsorted(local[order], np.arange(0, len(needed) + per_chunk, per_chunk))
+    for i in range(len(bounds) - 1):
+        items = order[bounds[i] : bounds[i + 1]]
+        if len(items):
+            lo = i * per_chunk
+            yield _DownhillGraph(C, dist[needed[lo : lo + per_chunk]]), items, local[items] - lo
+
+
+def _spread_adaptive(C, dist, class_start, class_row):
+    """Even split over equal-cost cables; returns (class, edge id, fraction) triplets."""
+    out_c, out_e, out_f = [], [], []
+    n = len(C.switch)
+    for dag, items, rows in _by_target_chunks(C, dist, class_row):
+        item, row, node, mass = np.arange(len(items)), rows, class_start[items], np.ones(len(items))
+        while len(item):
+            entry, nbr, eid = dag.expand(row, node)
+            w = C.links[eid].astype(np.float64)
+            frac = mass[entry] * w / np.bincount(entry, w, minlength=len(item))[entry]
+            out_c.append(items[item[entry]])
+            out_e.append(eid)
+            out_f.append(frac)
+            moving = dag.has_next(row[entry], nbr)
+            key = item[entry[moving]] * n + nbr[moving]
+            key, inverse = np.unique(key, return_inverse=True)
+            mass = np.bincount(inverse, frac[moving], minlength=len(key))
+            item, node = key // n, key % n
+            row = rows[item]
+    return np.concatenate(out_c), np.concatenate(out_e), np.concatenate(out_f)
+
+
+def _walk_ecmp(C, dist, start, row, keys, lane_base):
+    """One hashed cable per switch for each queue pair; returns (variable, lane) pairs."""
+    out_v, out_l = [], []
+    for dag, items, rows in _by_target_chunks(C, dist, row):
+        item, r, node = items, rows, start[items]
+        while len(item):
+            entry, nbr, eid = dag.expand(r, node)
+            w = C.links[eid]
+            counts = np.bincount(entry, minlength=len(item))
+            total = np.bincount(entry, w, minlength=len(item))
+            before = np.cumsum(w) - w - np.repeat(np.cumsum(total) - total, counts)
+            u = (_uniform(*(k[item] for k in keys), C.switch[node]) * total)[entry]
+            chosen = (u >= before) & (u < before + w)
+            entry, nbr, eid = entry[chosen], nbr[chosen], eid[chosen]
+            lane = np.minimum((u[chosen] - before[chosen]).astype(np.int64), C.links[eid] - 1)
+            out_v.append(item[entry])
+            out_l.append(lane_base[eid] + lane)
+            rr = r[entry]
+            moving = dag.has_next(rr, nbr)
+            item, r, node = item[entry[moving]], rr[moving], nbr[moving]
+    if not out_v:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_v), np.concatenate(out_l)
+
+
+def route(C, src, dst, *, routing, qps=1, seed=0):
+    """Route flows ``src[i] -> dst[i]`` (GPU ranks) on compiled fabric ``C``.
+
+    Parameters
+    ----------
+    C : fabric.compiled.CompiledFabric
+    src, dst : array_like of int
+        GPU ranks, one flow per pair.
+    routing : {"adaptive", "ecmp"}
+    qps : int
+        Queue pairs per flow, each hashed separately under ECMP.
+    seed : int
+        Seeds the ECMP hash.
+
+    Returns
+    -------
+    Routes
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.compiled import compile_fabric
+    >>> C = compile_fabric(fabric.dgx_superpod(4))
+    >>> r = route(C, [0, 0], [1, 8], routing="adaptive")
+    >>> r.n_flows, float(r.latency[0] < r.latency[1])
+    (2, 1.0)
+    """
+    require_choice("routing", routing, ROUTINGS)
+    require_int("qps", qps, minimum=1)
+    src = ranks_array("src", src, C.n_gpus)
+    dst = ranks_array("dst", dst, C.n_gpus)
+    if src.shape != dst.shape:
+        raise InvalidSpec(f"src and dst must have the same length, got {len(src)} and {len(dst)}")
+    same = np.flatnonzero(src == dst)
+    if same.size:
+        raise InvalidSpec(f"flow {same[0]} has src == dst == {src[same[0]]}; a GPU does not send to itself")
+    n = len(src)
+    ecmp = routing == "ecmp"
+    q = qps if ecmp else 1
+
+    # Per-rank edge ids: NVLink up/down, PCIe up/down, NIC up/down.
+    nv_up = C.edge_ids(C.gpu, C.domain)
+    nv_down = C.edge_ids(C.domain, C.gpu)
+    pcie_up, pcie_down = C.edge_ids(C.gpu, C.nic), C.edge_ids(C.nic, C.gpu)
+    nic_up, nic_down = C.edge_ids(C.nic, C.leaf), C.edge_ids(C.leaf, C.nic)
+    can_send = (pcie_up >= 0) & (nic_up >= 0)
+    can_receive = (pcie_down >= 0) & (nic_down >= 0)
+
+    nvlink = (C.domain[src] >= 0) & (C.domain[src] == C.domain[dst]) & (nv_up[src] >= 0) & (nv_down[dst] >= 0)
+    net = np.flatnonzero(~nvlink)
+    s, d = src[net], dst[net]
+    blocked = ~can_receive[d]
+    if blocked.any():
+        i = np.flatnonzero(blocked)[0]
+        raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}: the destination's NIC is not cabled")
+
+    targets, target_row = np.unique(C.switch_pos[C.leaf[d]], return_inverse=True)
+    dist = _distances_to(C, targets)
+
+    # PXN: choose the sending GPU of the source's domain whose NIC is nearest the target.
+    members, group = _domain_members(C)
+    cand = members[group[s]]
+    ok = cand >= 0
+    safe = np.where(ok, cand, 0)
+    hops = dist[target_row[:, None], np.maximum(C.switch_pos[C.leaf[safe]], 0)].astype(np.float64)
+    ok &= can_send[safe] & (hops < _UNREACHABLE)
+    peer = safe != s[:, None]
+    ok &= ~peer | ((nv_up[s][:, None] >= 0) & (nv_down[safe] >= 0))
+    cost = np.where(ok, hops + 0.5 * peer, np.inf)  # 0.5: on a tie keep the GPU's own NIC
+    best = np.argmin(cost, axis=1)
+    if not np.isfinite(cost[np.arange(len(net)), best]).all():
+        i = np.flatnonzero(~np.isfinite(cost[np.arange(len(net)), best]))[0]
+        raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}")
+    p = safe[np.arange(len(net)), best]
+
+    # Host edges, one coefficient each: (flow, edge id).
+    via = np.flatnonzero(p != s)
+    host_flow = np.concatenate(
+        [np.flatnonzero(nvlink)] * 2 + [net[via]] * 2 + [net] * 4
+    )
+    host_edge = np.concatenate(
+        [
+            nv_up[src[nvlink]],
+            nv_down[dst[nvlink]],
+            nv_up[s[via]],
+            nv_down[p[via]],
+            pcie_up[p],
+            nic_up[p],
+            nic_down[d],
+            pcie_down[d],
+        ]
+    )
+    start = C.switch_pos[C.leaf[p]]
+    crossing = np.flatnonzero(start != targets[target_row])
+
+    m = len(C.bandwidth)
+    if ecmp:
+        lane_base = np.concatenate(([0], np.cumsum(C.links)[:-1]))
+        n_res = int(C.links.sum())
+        capacity = np.repeat(C.bandwidth / C.links, C.links)
+        resource_edge = np.repeat(np.arange(m), C.links)
+        qp = np.arange(q)
+        var_flow = np.repeat(np.arange(n), q)
+        var_qp = np.tile(qp, n)
+        # Host edges: every queue pair crosses them, on a hashed cable when several.
+        hv = (host_flow[:, None] * q + qp).ravel()
+        he = np.repeat(host_edge, q)
+        lane = (_uniform(seed, src[var_flow[hv]], dst[var_flow[hv]], var_qp[hv], he) * C.links[he]).astype(np.int64)
+        rows_, cols_ = lane_base[he] + lane, hv
+        if crossing.size:
+            cv = (net[crossing][:, None] * q + qp).ravel()
+            flow_of = var_flow[cv]
+            v, lanes = _walk_ecmp(
+                C,
+                dist,
+                np.repeat(start[crossing], q),
+                np.repeat(target_row[crossing], q),
+                (np.full(len(cv), seed), src[flow_of], dst[flow_of], var_qp[cv]),
+                lane_base,
+            )
+            rows_, cols_ = np.concatenate([rows_, lanes]), np.concatenate([cols_, cv[v]])
+        host = sp.csr_matrix((np.ones(len(rows_)), (rows_, cols_)), shape=(n_res, n * q))
+        lat = np.asarray(sp.csr_matrix(host.T) @ C.latency[resource_edge]).ravel()
+        latency = np.zeros(n)
+        np.maximum.at(latency, var_flow, lat)
+        return Routes(
+            n_flows=n,
+            owner=var_flow,
+            host=host,
+            cls=None,
+            class_of=np.full(n * q, -1),
+            capacity=capacity,
+            resource_edge=resource_edge,
+            latency=latency,
+        )
+
+    host = sp.csr_matrix((np.ones(len(host_edge)), (host_edge, host_flow)), shape=(m, n))
+    class_of = np.full(n, -1)
+    cls = None
+    latency = np.asarray(host.T @ C.latency).ravel()
+    if crossing.size:
+        pair = start[crossing] * len(C.switch) + targets[target_row[crossing]]
+        pairs, inverse = np.unique(pair, return_inverse=True)
+        class_of[net[crossing]] = inverse
+        class_row = np.searchsorted(targets, pairs % len(C.switch))
+        c, e, f = _spread_adaptive(C, dist, pairs // len(C.switch), class_row)
+        cls = sp.csr_matrix((f, (e, c)), shape=(m, len(pairs)))
+        latency[net[crossing]] += np.asarray(cls.T @ C.latency).ravel()[inverse]
+    return Routes(
+        n_flows=n,
+        owner=np.arange(n),
+        host=host,
+        cls=cls,
+        class_of=class_of,
+        capacity=C.bandwidth.copy(),
+        resource_edge=np.arange(m),
+        latency=latency,
+    )
