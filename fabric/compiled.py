@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fabric.errors import InvalidSpec
-from fabric.schema import EDGE_ATTRS, edge_attr, gpu_nodes, node_attr
+from fabric.schema import EDGE_ATTRS, MEDIA, edge_attr, gpu_nodes, node_attr
 
 _NONE = -1
 
@@ -29,6 +29,8 @@ class CompiledFabric:
         Per edge, bytes/s and seconds.
     links : ndarray of int64
         Parallel cables per edge.
+    medium : ndarray of int8
+        Per edge, the position of its medium in :data:`fabric.schema.MEDIA`.
     gpu : ndarray of int64
         Node index of each GPU rank.
     domain : ndarray of int64
@@ -49,6 +51,7 @@ class CompiledFabric:
     bandwidth: np.ndarray
     latency: np.ndarray
     links: np.ndarray
+    medium: np.ndarray
     gpu: np.ndarray
     domain: np.ndarray
     nic: np.ndarray
@@ -100,10 +103,15 @@ def compile_fabric(G):
     bandwidth = np.empty(m)
     latency = np.empty(m)
     links = np.empty(m, dtype=np.int64)
+    medium = np.empty(m, dtype=np.int8)
+    media = {name: i for i, name in enumerate(MEDIA)}
     for i, (u, v, d) in enumerate(G.edges(data=True)):
         try:
             bandwidth[i], latency[i], links[i] = d["bandwidth"], d["latency"], d["links"]
+            medium[i] = media[d["medium"]]
         except KeyError:
+            if "medium" in d and d["medium"] not in media:
+                raise InvalidSpec(f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}") from None
             for name in EDGE_ATTRS:
                 edge_attr(G, u, v, name)
         src[i], dst[i] = index[u], index[v]
@@ -113,6 +121,7 @@ def compile_fabric(G):
         raise InvalidSpec(f"edge ({u!r}, {v!r}) has bandwidth={bandwidth[bad[0]]!r}; it must be > 0")
     order = np.lexsort((dst, src))
     src, dst, bandwidth, latency, links = src[order], dst[order], bandwidth[order], latency[order], links[order]
+    medium = medium[order]
 
     gpus = gpu_nodes(G)
     domain = np.full(len(gpus), _NONE, dtype=np.int64)
@@ -148,6 +157,7 @@ def compile_fabric(G):
         bandwidth=bandwidth,
         latency=latency,
         links=links,
+        medium=medium,
         gpu=np.array([index[g] for g in gpus], dtype=np.int64),
         domain=domain,
         nic=nic,

@@ -15,7 +15,6 @@ True
 6
 """
 
-import html
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -27,6 +26,7 @@ from fabric.catalog import NICS, OPTICS, SWITCHES
 from fabric.checks import lookup, require_int, require_non_negative
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr
+from fabric.tables import format_rate, html_table, text_table
 from fabric.units import Gbps, Mbps
 
 # scipy's max-flow solver takes integer capacities (int32 per edge): bandwidths are
@@ -262,32 +262,8 @@ def hop_diameter(G):
 # ----------------------------------------------------------------------------- tables
 
 
-def _text_table(title, rows):
-    width = max(len(label) for label, _ in rows)
-    lines = [title, "-" * len(title)] + [f"{label:<{width}}  {value}" for label, value in rows]
-    return "\n".join(lines)
-
-
-def _html_table(title, rows):
-    body = "".join(
-        f"<tr><th style='text-align:left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
-        for label, value in rows
-    )
-    return f"<table><caption>{html.escape(title)}</caption>{body}</table>"
-
-
 def _tier_label(tier):
     return f"tier {tier} ({SWITCH_TIER_NAMES[tier]})" if tier in SWITCH_TIER_NAMES else f"tier {tier}"
-
-
-def _rate(value):
-    """Bytes/s in the largest SI prefix, with the bits/s figure networks are quoted in."""
-    if value is None:
-        return "n/a (one host)"
-    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
-        if value >= scale:
-            return f"{value / scale:,.4g} {prefix}B/s ({value * 8 / scale:,.4g} {prefix}b/s)"
-    return f"{value:,.4g} B/s"
 
 
 def _watts(value):
@@ -351,10 +327,10 @@ class BillOfMaterials:
         return rows
 
     def __str__(self):
-        return _text_table("Bill of materials", self._rows())
+        return text_table("Bill of materials", self._rows())
 
     def _repr_html_(self):
-        return _html_table("Bill of materials", self._rows())
+        return html_table("Bill of materials", self._rows())
 
 
 def _edge_value(G, u, v, data, name):
@@ -533,17 +509,17 @@ class Summary:
             *[(f"{_tier_label(tier)} switches", f"{n:,}") for tier, n in self.switches.items()],
             ("transport", self.transport),
             ("routing", self.routing),
-            ("bisection bandwidth", _rate(self.bisection_bandwidth)),
-            ("bisection per GPU", _rate(self.bisection_per_gpu)),
+            ("bisection bandwidth", format_rate(self.bisection_bandwidth)),
+            ("bisection per GPU", format_rate(self.bisection_per_gpu)),
             ("hop diameter", f"{self.hop_diameter} links"),
             ("network power", _watts(self.network_watts)),
         ]
 
     def __str__(self):
-        return _text_table("Fabric summary", self._rows())
+        return text_table("Fabric summary", self._rows())
 
     def _repr_html_(self):
-        return _html_table("Fabric summary", self._rows())
+        return html_table("Fabric summary", self._rows())
 
 
 def summary(G):
