@@ -39,6 +39,8 @@ class CompiledFabric:
         NIC node index of each GPU rank (-1 if none).
     leaf : ndarray of int64
         Switch node index the rank's NIC is cabled to (-1 if none).
+    leaf_rail : ndarray of int64
+        The ``rail`` of that leaf on rail-optimized fabrics (-1 where leaves have none).
     switch : ndarray of int64
         Node indices of all switches; ``switch_pos[node]`` is a node's position in it.
     switch_graph : scipy.sparse.csr_matrix
@@ -56,6 +58,7 @@ class CompiledFabric:
     domain: np.ndarray
     nic: np.ndarray
     leaf: np.ndarray
+    leaf_rail: np.ndarray
     switch: np.ndarray
     switch_pos: np.ndarray
     switch_graph: sp.csr_matrix
@@ -127,6 +130,7 @@ def compile_fabric(G):
     domain = np.full(len(gpus), _NONE, dtype=np.int64)
     nic = np.full(len(gpus), _NONE, dtype=np.int64)
     leaf = np.full(len(gpus), _NONE, dtype=np.int64)
+    leaf_rail = np.full(len(gpus), _NONE, dtype=np.int64)
     for rank, g in enumerate(gpus):
         nvswitches = [v for v in G.successors(g) if kind[v] == "nvswitch"]
         nics = [v for v in G.successors(g) if kind[v] == "nic"]
@@ -141,6 +145,7 @@ def compile_fabric(G):
                 raise InvalidSpec(f"node {nics[0]!r} is cabled to {len(leaves)} switches; the flow engine needs 1")
             if leaves:
                 leaf[rank] = index[leaves[0]]
+                leaf_rail[rank] = G.nodes[leaves[0]].get("rail", _NONE)
 
     switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
     switch_pos = np.full(len(nodes), _NONE, dtype=np.int64)
@@ -162,6 +167,7 @@ def compile_fabric(G):
         domain=domain,
         nic=nic,
         leaf=leaf,
+        leaf_rail=leaf_rail,
         switch=switch,
         switch_pos=switch_pos,
         switch_graph=switch_graph,

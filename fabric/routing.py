@@ -5,8 +5,8 @@ A flow from GPU ``s`` to GPU ``d``:
 * inside one NVLink domain crosses the NVSwitch: ``s -> nvswitch -> d``;
 * otherwise leaves through one NIC of its domain and enters through ``d``'s own NIC.
   As NCCL's PXN does on rail-optimized fabrics, it first crosses NVLink to the peer GPU
-  whose NIC is fewest switch hops from ``d``'s leaf, when that is strictly shorter than
-  from ``s``'s own NIC (on a rail-only fabric, the only way between rails);
+  whose NIC is fewest switch hops from ``d``'s leaf; among equally near NICs it prefers
+  one on ``d``'s rail, then ``s``'s own (on a rail-only fabric, the only way between rails);
 * between leaves follows shortest switch paths (up/down in a Clos). ``"adaptive"``
   (InfiniBand adaptive routing, Spectrum-X packet spraying) splits traffic evenly over the
   cables of all equal-cost next hops; ``"ecmp"`` splits the flow into ``qps`` queue pairs
@@ -279,7 +279,10 @@ def route(C, src, dst, *, routing, qps=1, seed=0):
     ok &= can_send[safe] & (hops < _UNREACHABLE)
     peer = safe != s[:, None]
     ok &= ~peer | ((nv_up[s][:, None] >= 0) & (nv_down[safe] >= 0))
-    cost = np.where(ok, hops + 0.5 * peer, np.inf)  # 0.5: on a tie keep the GPU's own NIC
+    # Ties (fractions < 1 hop): prefer a NIC on the destination's rail, as NCCL's PXN keeps
+    # traffic rail-local on rail-optimized fabrics; then the GPU's own NIC.
+    off_rail = (C.leaf_rail[safe] != C.leaf_rail[d][:, None]) | (C.leaf_rail[d][:, None] < 0)
+    cost = np.where(ok, hops + 0.5 * off_rail + 0.25 * peer, np.inf)
     best = np.argmin(cost, axis=1)
     if not np.isfinite(cost[np.arange(len(net)), best]).all():
         i = np.flatnonzero(~np.isfinite(cost[np.arange(len(net)), best]))[0]

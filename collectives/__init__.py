@@ -1,0 +1,45 @@
+"""Communication and training on top of a fabric: collective cost models.
+
+Examples
+--------
+>>> import fabric, collectives
+>>> G = fabric.dgx_superpod(2, gpu="H100")
+>>> r = collectives.all_reduce(G, 2**30, algorithm="ring", level="analytic")
+>>> r.algorithm, r.ranks
+('ring', 16)
+"""
+
+from collectives.api import (
+    all_gather,
+    all_reduce,
+    all_to_all,
+    broadcast,
+    concurrent,
+    concurrent_send_recv,
+    reduce_scatter,
+    send_recv,
+    sweep,
+)
+from collectives.errors import CollectivesError, Infeasible, InvalidSpec, Unsupported
+from collectives.params import DEFAULT_PARAMS, CommParams
+from collectives.result import CollectiveResult, Phase
+
+__all__ = [
+    "all_gather",
+    "all_reduce",
+    "all_to_all",
+    "broadcast",
+    "concurrent",
+    "concurrent_send_recv",
+    "reduce_scatter",
+    "send_recv",
+    "sweep",
+    "CollectivesError",
+    "Infeasible",
+    "InvalidSpec",
+    "Unsupported",
+    "DEFAULT_PARAMS",
+    "CommParams",
+    "CollectiveResult",
+    "Phase",
+]

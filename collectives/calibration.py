@@ -1,0 +1,94 @@
+"""Fitting the efficiency parameters to published nccl-tests measurements.
+
+:func:`fit` adjusts ``nvlink_efficiency`` (ring rows) and ``nvls_efficiency`` (NVLS
+rows) so the model's bus bandwidth matches ``nccl.csv`` as a whole: each is the single
+value minimising the squared relative error over all rows it governs, never one value
+per row. The defaults in :mod:`collectives.params` are the result; rerun when the file
+grows.
+
+Examples
+--------
+>>> rows = [{"collective": "all_reduce", "gpu": "H100", "nodes": 1, "gpus_per_node": 8,
+...          "algorithm": "ring", "message_bytes": 4 * 2**30, "busbw": 370e9}]
+>>> round(predict(rows[0]) / 1e9)
+361
+"""
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+from scipy.optimize import minimize_scalar
+
+import fabric
+
+from collectives.params import DEFAULT_PARAMS
+
+# ../shared/validation beside the repository (CI clones it there).
+VALIDATION_DIR = Path(__file__).resolve().parents[2] / "shared" / "validation"
+
+# Which parameter each measured algorithm calibrates.
+PARAMETER_OF = {"ring": "nvlink_efficiency", "nvls": "nvls_efficiency"}
+
+
+def read_nccl_csv(path=None):
+    """Rows of nccl.csv as dicts with numbers parsed; ``busbw`` in bytes/s."""
+    path = Path(path) if path else VALIDATION_DIR / "nccl.csv"
+    with open(path, newline="") as f:
+        lines = [line for line in f if not line.startswith("#")]
+    rows = []
+    for row in csv.DictReader(lines):
+        rows.append(
+            {
+                "collective": row["collective"],
+                "gpu": row["gpu"],
+                "nodes": int(row["nodes"]),
+                "gpus_per_node": int(row["gpus_per_node"]),
+                "algorithm": row["algorithm"],
+                "message_bytes": float(row["message_bytes"]),
+                "busbw": float(row["busbw_GBps"]) * 1e9,
+                "note": row.get("note", ""),
+            }
+        )
+    return rows
+
+
+def predict(row, params=DEFAULT_PARAMS, level="flow"):
+    """Modelled busbw (bytes/s) of one measurement row on a DGX SuperPOD of its size."""
+    import collectives
+
+    G = fabric.dgx_superpod(row["nodes"], gpu=row["gpu"])
+    ranks = [h * 8 + i for h in range(row["nodes"]) for i in range(row["gpus_per_node"])]
+    fn = getattr(collectives, row["collective"])
+    result = fn(G, row["message_bytes"], ranks=ranks, algorithm=row["algorithm"], level=level, params=params)
+    return result.busbw
+
+
+def fit(rows=None, params=DEFAULT_PARAMS):
+    """Parameters with each efficiency fitted to the rows it governs; returns (params, errors).
+
+    ``errors`` maps each row index to its relative error after the fit.
+    """
+    rows = read_nccl_csv() if rows is None else rows
+    for algorithm, name in PARAMETER_OF.items():
+        mine = [r for r in rows if r["algorithm"] == algorithm]
+        if not mine:
+            continue
+
+        def loss(value, mine=mine, name=name):
+            trial = replace(params, **{name: value})
+            return sum((predict(r, trial) / r["busbw"] - 1) ** 2 for r in mine)
+
+        best = minimize_scalar(loss, bounds=(0.3, 1.0), method="bounded", options={"xatol": 1e-4})
+        params = replace(params, **{name: round(float(best.x), 3)})
+    errors = {i: predict(r, params) / r["busbw"] - 1 for i, r in enumerate(rows)}
+    return params, errors
+
+
+if __name__ == "__main__":
+    fitted, errs = fit()
+    for name in PARAMETER_OF.values():
+        print(f"{name} = {getattr(fitted, name)}")
+    for i, row in enumerate(read_nccl_csv()):
+        print(f"{row['collective']:>11} {row['gpu']} {row['nodes']}x{row['gpus_per_node']} {row['algorithm']:>5}: "
+              f"measured {row['busbw'] / 1e9:6.1f} GB/s, error {errs[i]:+.1%}")
