@@ -8,11 +8,12 @@ import numpy as np
 
 from fabric.checks import require_choice, require_int
 from fabric.compiled import compile_fabric
+from fabric.schema import ROUTINGS, gpu_name, node_attr
 
 from collectives import algorithms
-from collectives.engine import LEVELS, Context, analytic_phases, solve_steps
+from collectives.engine import LEVELS, Context, profile, solve_steps
 from collectives.errors import InvalidSpec, Unsupported
-from collectives.groups import Group, make_group
+from collectives.groups import make_group
 from collectives.params import DEFAULT_PARAMS, PROTOCOL_BANDWIDTH
 from collectives.result import make_result
 
@@ -51,8 +52,10 @@ def _candidates(collective, algorithm, contexts):
 
 def _best(collective, module, contexts, level):
     """Results of every group with ``module``, each at its fastest protocol."""
-    steps = [module.steps(ctx) for ctx in contexts]
-    phases = solve_steps(contexts[0], steps) if level == "flow" else [analytic_phases(s) for s in steps]
+    if level == "flow":
+        phases = solve_steps(contexts[0], [module.steps(ctx) for ctx in contexts])
+    else:
+        phases = [module.analytic(ctx) for ctx in contexts]
     pipelined = getattr(module, "PIPELINED", False)
     best = None
     for protocol in contexts[0].params.protocols(module.FAMILY):
@@ -83,20 +86,46 @@ def _scaled(phase, factor):
     return replace(phase, rate=phase.rate * factor, time=phase.time / factor)
 
 
-def _evaluate(G, collective, groups, nbytes, *, algorithm, level, params, routing, seed, root=None, extra=None):
+def _graph_domain_of(G):
+    def domain_of(ranks):
+        return np.array([node_attr(G, gpu_name(r), "domain") for r in ranks.tolist()])
+
+    return domain_of
+
+
+def _count_gpus(G):
+    return sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
+
+
+def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, root=None, extras=None):
+    """One Context per group; the fabric is compiled only at the flow level."""
     nbytes = _check_nbytes(nbytes)
     require_choice("level", level, LEVELS)
     require_int("seed", seed, minimum=0)
-    compiled = compile_fabric(G)
+    if routing is not None:
+        require_choice("routing", routing, ROUTINGS)
+    params = params or DEFAULT_PARAMS
+    if level == "flow":
+        compiled = compile_fabric(G)
+        n_gpus = lambda: compiled.n_gpus  # noqa: E731
+        domain_of = lambda r: np.where(compiled.domain[r] >= 0, compiled.domain[r], -1 - r)  # noqa: E731
+    else:
+        compiled, n_gpus, domain_of = None, lambda: _count_gpus(G), _graph_domain_of(G)
+    extras = extras or [{}] * len(groups)
     contexts = []
-    for group in groups:
-        g = group if isinstance(group, Group) else make_group(compiled, group)
+    for group, extra in zip(groups, extras):
+        g = make_group(group, n_gpus=n_gpus, domain_of=domain_of)
         r = int(g.ranks[0]) if root is None else root
         if r not in g.ranks:
             raise InvalidSpec(f"root={r!r} must be one of the group's ranks")
         contexts.append(
-            Context(G, compiled, g, collective, nbytes, params or DEFAULT_PARAMS, r, routing, None, seed, extra or {})
+            Context(G, g, collective, nbytes, params, profile(G, int(g.ranks[0]), params), compiled, r, routing, seed, extra)
         )
+    return contexts
+
+
+def _evaluate(G, collective, groups, nbytes, *, algorithm, level, params, routing, seed, root=None):
+    contexts = _contexts(G, collective, groups, nbytes, level=level, params=params, routing=routing, seed=seed, root=root)
     _disjoint(contexts)
     modules = _candidates(collective, algorithm, contexts)
     if not modules:
@@ -240,22 +269,17 @@ def concurrent_send_recv(G, nbytes, pairs, *, algorithm=AUTO, level="flow", para
     >>> [round(r.algbw / 1e9) for r in collectives.concurrent_send_recv(G, 2**30, [(0, 8), (1, 8)])]
     [23, 23]
     """
-    compiled = compile_fabric(G)
     groups, extras = [], []
     for pair in pairs:
         pair = np.asarray(pair)
         if pair.shape != (2,):
             raise InvalidSpec(f"a send_recv pair must be (sender, receiver), got {pair.tolist()!r}")
-        group = make_group(compiled, pair)
-        groups.append(group)
+        groups.append(pair)
         extras.append({"sender": int(pair[0]), "receiver": int(pair[1])})
-    # Pairs may share a rank (two senders into one GPU), so they are not disjoint groups:
-    # evaluate them as one flow set through the shared solver.
-    contexts = [
-        Context(G, compiled, g, "send_recv", _check_nbytes(nbytes), params or DEFAULT_PARAMS, 0, routing, None, seed, e)
-        for g, e in zip(groups, extras)
-    ]
-    require_choice("level", level, LEVELS)
+    # Pairs may share a rank (two senders into one GPU): they are one flow set, not
+    # disjoint groups.
+    contexts = _contexts(G, "send_recv", groups, nbytes, level=level, params=params, routing=routing, seed=seed,
+                         extras=extras)
     module = _candidates("send_recv", algorithm, contexts)[0]
     return _best("send_recv", module, contexts, level)
 

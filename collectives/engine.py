@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route
-from fabric.schema import MEDIA, graph_attr
+from fabric.schema import MEDIA, gpu_name, graph_attr
 
 from collectives.result import Phase
 
@@ -34,8 +34,6 @@ class Step:
     repeats : float
         Identical rounds run back to back (the 2(n-1) steps of a ring); fractional when
         a sample of rounds stands for all of them.
-    analytic_rate : float
-        Per-flow bytes/s of the closed form (no contention from other groups).
     src, dst : ndarray or None
         GPU ranks of GPU-to-GPU flows.
     links : tuple or None
@@ -49,7 +47,6 @@ class Step:
     name: str
     bytes_per_flow: float
     repeats: float
-    analytic_rate: float
     src: np.ndarray = None
     dst: np.ndarray = None
     links: tuple = None
@@ -61,77 +58,78 @@ class Step:
         return n + (0 if self.links is None else self.links[3])
 
 
+@dataclass(frozen=True)
+class Profile:
+    """The link rates the closed forms use, read from the graph in O(1).
+
+    Attributes
+    ----------
+    nvlink : float
+        Effective NVLink bytes/s per GPU per direction.
+    nic : float
+        Effective scale-out bytes/s of one GPU (its NIC link, or PCIe if slower).
+    nvlink_line : float
+        NVLink line rate (NVLS applies its own efficiency to it).
+    rail_optimized : bool
+        Whether leaves carry rails, so cross-rail traffic takes PXN's NVLink hop.
+    """
+
+    nvlink: float
+    nic: float
+    nvlink_line: float
+    rail_optimized: bool
+
+
+def profile(G, rank, params):
+    """Rates around GPU ``rank`` (all GPUs of a fabric are alike in the builders).
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from collectives.params import DEFAULT_PARAMS
+    >>> p = profile(fabric.dgx_superpod(1), 0, DEFAULT_PARAMS)
+    >>> round(p.nvlink / 1e9, 1), round(p.nic / 1e9, 1), p.rail_optimized
+    (361.8, 47.0, True)
+    """
+    gpu = graph_attr(G, "gpu")
+    node = gpu_name(rank)
+    nic = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "nic"), None)
+    leaf = None if nic is None else next((v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"), None)
+    if leaf is None:
+        nic_rate, rail = 0.0, False
+    else:
+        link = G.edges[nic, leaf]
+        nic_rate = min(
+            link["bandwidth"] * params.efficiency(link["medium"]),
+            G.edges[node, nic]["bandwidth"] * params.efficiency("pcie"),
+        )
+        rail = "rail" in G.nodes[leaf]
+    return Profile(gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail)
+
+
 @dataclass(frozen=True, eq=False)
 class Context:
-    """What an algorithm needs: the graph, its compiled arrays, the group, the message."""
+    """What an algorithm needs: the graph, the group, the message, the rates.
+
+    ``compiled`` is the compiled fabric at the flow level and None at the analytic level.
+    """
 
     G: object
-    compiled: object
     group: object
     collective: str
     nbytes: float
     params: object
+    profile: Profile
+    compiled: object = None
     root: int = 0
     routing: str = None
-    qps: int = None
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
-    def nvlink_rate(self):
-        """Effective NVLink bytes/s per GPU per direction."""
-        return graph_attr(self.G, "gpu").nvlink_bandwidth * self.params.nvlink_efficiency
 
-    def nic_rate(self, ranks):
-        """Effective scale-out bytes/s of the slowest NIC path (PCIe and NIC link) of ``ranks``."""
-        C = self.compiled
-        ranks = np.asarray(ranks)
-        up = C.edge_ids(C.nic[ranks], C.leaf[ranks])
-        pcie = C.edge_ids(C.gpu[ranks], C.nic[ranks])
-        if (up < 0).any() or (pcie < 0).any():
-            return 0.0
-        eff = self.params.efficiency
-        nic = C.bandwidth[up].min() * eff(MEDIA[C.medium[up[0]]])
-        host = C.bandwidth[pcie].min() * eff("pcie")
-        return min(nic, host)
-
-
-def endpoint_rate(ctx, src, dst):
-    """Closed-form per-flow rate of concurrent flows, limited only at their endpoints.
-
-    Each GPU's NVLink port and each NIC is shared equally by the flows crossing it; the
-    fabric between NICs is taken as non-blocking. Cross-rail flows on rail-optimized
-    fabrics cross NVLink to the destination-rail GPU first (PXN), as the flow level
-    routes them. The slowest flow's rate is returned (steps run in lockstep).
-    """
-    C = ctx.compiled
-    src, dst = np.asarray(src), np.asarray(dst)
-    n = C.n_gpus
-    dom = np.where(C.domain >= 0, C.domain, -1 - np.arange(n))
-    intra = dom[src] == dom[dst]
-    pxn = ~intra & (C.leaf_rail[src] >= 0) & (C.leaf_rail[dst] >= 0) & (C.leaf_rail[src] != C.leaf_rail[dst])
-    # The GPU of src's domain on dst's rail, where PXN applies.
-    key = dom.astype(np.int64) * (C.leaf_rail.max() + 2) + C.leaf_rail
-    order = np.argsort(key)
-    found = np.searchsorted(key[order], dom[src] * (C.leaf_rail.max() + 2) + C.leaf_rail[dst])
-    found = np.minimum(found, n - 1)
-    peer = np.where(pxn & (key[order][found] == dom[src] * (C.leaf_rail.max() + 2) + C.leaf_rail[dst]), order[found], src)
-    pxn &= peer != src
-    nic_src = np.where(pxn, peer, src)
-
-    def count(ranks):
-        return np.bincount(ranks, minlength=n).astype(np.float64)
-
-    nvl_out = count(np.concatenate([src[intra], src[pxn]]))
-    nvl_in = count(np.concatenate([dst[intra], peer[pxn]]))
-    nic_out, nic_in = count(nic_src[~intra]), count(dst[~intra])
-    nvl = ctx.nvlink_rate()
-    rate = np.full(len(src), np.inf)
-    rate[intra] = np.minimum(nvl / nvl_out[src[intra]], nvl / nvl_in[dst[intra]])
-    if (~intra).any():
-        nic = ctx.nic_rate(np.unique(np.concatenate([nic_src[~intra], dst[~intra]])))
-        rate[~intra] = np.minimum(nic / nic_out[nic_src[~intra]], nic / nic_in[dst[~intra]])
-        rate[pxn] = np.minimum(rate[pxn], np.minimum(nvl / nvl_out[src[pxn]], nvl / nvl_in[peer[pxn]]))
-    return float(rate.min())
+def phase(name, flows, bytes_per_flow, repeats, rate):
+    """A closed-form phase: ``repeats`` rounds of ``bytes_per_flow`` at ``rate``."""
+    return Phase(name, flows, bytes_per_flow, repeats, rate, repeats * bytes_per_flow / rate if bytes_per_flow else 0.0)
 
 
 def _edge_efficiency(compiled, params):
@@ -148,7 +146,7 @@ def _merged_routes(ctx, steps):
         src = np.concatenate([s.src for s in pairs])
         dst = np.concatenate([s.dst for s in pairs])
         routing = ctx.routing or graph_attr(ctx.G, "routing")
-        qps = ctx.qps or graph_attr(ctx.G, "qps")
+        qps = graph_attr(ctx.G, "qps")
         routes = route(C, src, dst, routing=routing, qps=qps, seed=ctx.seed)
     else:
         routes = Routes(
@@ -252,11 +250,3 @@ def solve_steps(ctx, steps_per_group):
                 t = s.repeats * s.bytes_per_flow / rate
             phases[g].append(Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, rate, t))
     return phases
-
-
-def analytic_phases(steps):
-    """Phases from the closed-form rates of ``steps``."""
-    return [
-        Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, s.analytic_rate, s.repeats * s.bytes_per_flow / s.analytic_rate)
-        for s in steps
-    ]

@@ -17,10 +17,13 @@ class Group:
         Sorted global ranks.
     domains : list of ndarray
         Members of each NVLink domain, domains ordered by their lowest rank.
+    domain_index : ndarray
+        For each position in ``ranks``, the index of its domain in ``domains``.
     """
 
     ranks: np.ndarray
     domains: list
+    domain_index: np.ndarray
 
     @property
     def size(self):
@@ -33,39 +36,52 @@ class Group:
         return counts.pop() if len(counts) == 1 else None
 
 
-def make_group(compiled, ranks, *, minimum=2):
+def _ranks(ranks, n_gpus):
+    if ranks is None:
+        return np.arange(n_gpus())
+    arr = np.asarray(ranks)
+    if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        raise InvalidSpec(f"ranks must be a 1-D sequence of integer GPU ranks, got {ranks!r}")
+    arr = np.sort(arr.astype(np.int64))
+    if arr.size and (arr[0] < 0 or arr[-1] >= n_gpus()):
+        bad = arr[0] if arr[0] < 0 else arr[-1]
+        raise InvalidSpec(f"ranks contains rank {int(bad)}, outside 0..{n_gpus() - 1}")
+    twice = arr[1:][arr[1:] == arr[:-1]]
+    if twice.size:
+        raise InvalidSpec(f"ranks contains rank {int(twice[0])} twice")
+    return arr
+
+
+def make_group(ranks, *, n_gpus, domain_of, minimum=2):
     """Validate ``ranks`` (None = every GPU) and split them by NVLink domain.
+
+    Parameters
+    ----------
+    ranks : sequence of int or None
+    n_gpus : callable
+        Returns the fabric's GPU count (called only when needed).
+    domain_of : callable
+        Maps an array of ranks to their NVLink domain ids.
 
     Examples
     --------
-    >>> import fabric
-    >>> from fabric.compiled import compile_fabric
-    >>> g = make_group(compile_fabric(fabric.dgx_superpod(2)), [9, 8, 0, 1])
-    >>> [d.tolist() for d in g.domains]
-    [[0, 1], [8, 9]]
-    >>> make_group(compile_fabric(fabric.dgx_superpod(2)), [3, 3])
+    >>> import numpy as np
+    >>> g = make_group([9, 8, 0, 1], n_gpus=lambda: 16, domain_of=lambda r: r // 8)
+    >>> [d.tolist() for d in g.domains], g.domain_index.tolist()
+    ([[0, 1], [8, 9]], [0, 0, 1, 1])
+    >>> make_group([3, 3], n_gpus=lambda: 16, domain_of=lambda r: r // 8)
     Traceback (most recent call last):
     ...
     collectives.errors.InvalidSpec: ranks contains rank 3 twice
     """
-    n = compiled.n_gpus
-    if ranks is None:
-        arr = np.arange(n)
-    else:
-        arr = np.asarray(ranks)
-        if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
-            raise InvalidSpec(f"ranks must be a 1-D sequence of integer GPU ranks, got {ranks!r}")
-        arr = np.sort(arr.astype(np.int64))
-        bad = (arr < 0) | (arr >= n)
-        if bad.any():
-            raise InvalidSpec(f"ranks contains rank {int(arr[bad][0])}, outside 0..{n - 1}")
-        twice = arr[1:][arr[1:] == arr[:-1]]
-        if twice.size:
-            raise InvalidSpec(f"ranks contains rank {int(twice[0])} twice")
+    arr = _ranks(ranks, n_gpus)
     if len(arr) < minimum:
         raise InvalidSpec(f"a group of {len(arr)} rank(s) must have >= {minimum}")
-    domain = np.where(compiled.domain[arr] >= 0, compiled.domain[arr], -1 - arr)
-    order = np.unique(domain, return_index=True)[1]
-    firsts = np.sort(order)
-    domains = [arr[domain == domain[i]] for i in firsts]
-    return Group(ranks=arr, domains=domains)
+    domain = np.asarray(domain_of(arr))
+    _, first, index = np.unique(domain, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # domains ordered by their lowest rank
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    domain_index = position[index]
+    domains = [arr[domain_index == k] for k in range(len(order))]
+    return Group(ranks=arr, domains=domains, domain_index=domain_index)

@@ -8,7 +8,7 @@ whose n(n-1) flows exceed :data:`MAX_FLOWS` are solved as ``n-1`` shifted permut
 
 import numpy as np
 
-from collectives.engine import FLUID, LOCKSTEP, Step
+from collectives.engine import FLUID, LOCKSTEP, Step, phase
 
 NAME = "direct"
 FAMILY = "ring"  # NCCL prices point-to-point with the ring latency table
@@ -22,6 +22,10 @@ def check(ctx):
     """Any group of two or more ranks."""
 
 
+def _shifts(n):
+    return np.unique(np.linspace(1, n - 1, SAMPLED_SHIFTS).round().astype(int))
+
+
 def steps(ctx):
     group, S = ctx.group, ctx.nbytes
     n = group.size
@@ -29,27 +33,28 @@ def steps(ctx):
     block = S / n
     if n * (n - 1) <= MAX_FLOWS:
         i, j = np.nonzero(~np.eye(n, dtype=bool))
-        # Fluid: intra-domain blocks finish early, network blocks set the pace.
-        t_intra = block / (ctx.nvlink_rate() / max(1, max(len(d) for d in group.domains) - 1))
-        t_net = 0.0
+        return [Step("all-pairs", block, 1, r[i], r[j], mode=FLUID)]
+    shifts = _shifts(n)
+    return [Step(f"shift {k}", block, (n - 1) / len(shifts), r, np.roll(r, -k), mode=LOCKSTEP) for k in shifts]
+
+
+def analytic(ctx):
+    """All pairs: NVLink ports carry the m-1 intra-domain blocks, NICs the n-m others;
+    the later to finish sets the time. Sampled shifts: one flow per rank per shift."""
+    group, prof = ctx.group, ctx.profile
+    n = group.size
+    block = ctx.nbytes / n
+    m_max = max(len(d) for d in group.domains)
+    m_min = min(len(d) for d in group.domains)
+    if n * (n - 1) <= MAX_FLOWS:
+        pxn = prof.rail_optimized * (n - m_min) * (m_max - 1) / m_max  # blocks relayed to other rails
+        t = block * (m_max - 1 + pxn) / prof.nvlink
         if len(group.domains) > 1:
-            t_net = block * (n - min(len(d) for d in group.domains)) / ctx.nic_rate(r)
-        rate = block / max(t_intra, t_net)
-        return [Step(name="all-pairs", bytes_per_flow=block, repeats=1, analytic_rate=rate, src=r[i], dst=r[j], mode=FLUID)]
-    shifts = np.unique(np.linspace(1, n - 1, SAMPLED_SHIFTS).round().astype(int))
-    rate = min(ctx.nvlink_rate(), ctx.nic_rate(r))  # one flow per rank and shift
-    return [
-        Step(
-            name=f"shift {k}",
-            bytes_per_flow=block,
-            repeats=(n - 1) / len(shifts),
-            analytic_rate=rate,
-            src=r,
-            dst=np.roll(r, -k),
-            mode=LOCKSTEP,
-        )
-        for k in shifts
-    ]
+            t = max(t, block * (n - m_min) / prof.nic)
+        return [phase("all-pairs", n * (n - 1), block, 1, block / t)]
+    shifts = _shifts(n)
+    rate = min(prof.nvlink, prof.nic)
+    return [phase(f"shift {k}", n, block, (n - 1) / len(shifts), rate) for k in shifts]
 
 
 def latency(ctx, protocol):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from collectives.engine import Step, endpoint_rate
+from collectives.engine import Step, phase
 from collectives.errors import Unsupported
 
 NAME = "halving_doubling"
@@ -36,18 +36,31 @@ def steps(ctx):
     for k in range(int(math.log2(n))):
         src, dst = r, r[pos ^ (1 << k)]
         chunk = ctx.nbytes / 2 ** (k + 1)
-        result.append(Step(f"distance {1 << k}", chunk, _rounds(ctx), endpoint_rate(ctx, src, dst), src, dst))
+        result.append(Step(f"distance {1 << k}", chunk, _rounds(ctx), src, dst))
+    return result
+
+
+def _crosses(ctx, k):
+    """Whether any rank's partner at distance 2^k sits in another NVLink domain."""
+    index = ctx.group.domain_index
+    return bool((index != index[np.arange(len(index)) ^ (1 << k)]).any())
+
+
+def analytic(ctx):
+    """One flow per rank each way per step: NVLink inside a domain, its NIC (and PXN's
+    NVLink hop when the partner is on another rail) outside."""
+    n, prof = ctx.group.size, ctx.profile
+    result = []
+    for k in range(int(math.log2(n))):
+        rate = min(prof.nic, prof.nvlink) if _crosses(ctx, k) else prof.nvlink
+        result.append(phase(f"distance {1 << k}", n, ctx.nbytes / 2 ** (k + 1), _rounds(ctx), rate))
     return result
 
 
 def latency(ctx, protocol):
     p = ctx.params
-    r = ctx.group.ranks
-    dom = ctx.compiled.domain
-    n = len(r)
     total = p.base(FAMILY, protocol)
-    for k in range(int(math.log2(n))):
-        partner = r[np.arange(n) ^ (1 << k)]
-        crosses = ((dom[r] != dom[partner]) | (dom[r] < 0)).any()
-        total += _rounds(ctx) * p.hop_latency(FAMILY, "network" if crosses else "nvlink", protocol)
+    for k in range(int(math.log2(ctx.group.size))):
+        hop = "network" if _crosses(ctx, k) else "nvlink"
+        total += _rounds(ctx) * p.hop_latency(FAMILY, hop, protocol)
     return total

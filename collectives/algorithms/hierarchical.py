@@ -7,7 +7,7 @@ one after another (not pipelined).
 """
 
 from collectives.algorithms.layout import domain_rings, rail_rings, uniform_domains
-from collectives.engine import Step, endpoint_rate
+from collectives.engine import Step, phase
 from collectives.errors import Unsupported
 
 NAME = "hierarchical"
@@ -31,12 +31,22 @@ def steps(ctx):
     S = ctx.nbytes
     isrc, idst = domain_rings(ctx.group)
     rsrc, rdst = rail_rings(ctx.group)
-    intra = endpoint_rate(ctx, isrc, idst)
-    inter = endpoint_rate(ctx, rsrc, rdst)
     return [
-        Step("intra reduce-scatter", S / m, m - 1, intra, isrc, idst),
-        Step("inter all-reduce", S / (m * D), 2 * (D - 1), inter, rsrc, rdst),
-        Step("intra all-gather", S / m, m - 1, intra, isrc, idst),
+        Step("intra reduce-scatter", S / m, m - 1, isrc, idst),
+        Step("inter all-reduce", S / (m * D), 2 * (D - 1), rsrc, rdst),
+        Step("intra all-gather", S / m, m - 1, isrc, idst),
+    ]
+
+
+def analytic(ctx):
+    """One flow per NVLink port inside domains; one per NIC (same rail) between them."""
+    m = ctx.group.per_domain
+    D = len(ctx.group.domains)
+    S, n, prof = ctx.nbytes, ctx.group.size, ctx.profile
+    return [
+        phase("intra reduce-scatter", n, S / m, m - 1, prof.nvlink),
+        phase("inter all-reduce", n, S / (m * D), 2 * (D - 1), prof.nic),
+        phase("intra all-gather", n, S / m, m - 1, prof.nvlink),
     ]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from fabric.schema import graph_attr
 
 from collectives.algorithms.layout import rail_rings, uniform_domains
-from collectives.engine import Step, endpoint_rate
+from collectives.engine import Step, phase
 from collectives.errors import Unsupported
 
 NAME = "nvls"
@@ -33,8 +33,6 @@ def check(ctx):
             f"algorithm='nvls' needs NVLink generation >= {MIN_NVLINK_GENERATION} (NVSwitch with SHARP), "
             f"{gpu.name} has {gpu.nvlink_generation}"
         )
-    if (ctx.compiled.domain[ctx.group.ranks] < 0).any():
-        raise Unsupported("algorithm='nvls' needs every rank on an NVSwitch")
     m = uniform_domains(ctx, NAME)
     if m < 2:
         raise Unsupported(f"algorithm='nvls' needs >= 2 ranks per NVLink domain, got {m}")
@@ -56,11 +54,21 @@ def steps(ctx):
     m = ctx.group.per_domain
     D = len(ctx.group.domains)
     S = ctx.nbytes
-    line = graph_attr(ctx.G, "gpu").nvlink_bandwidth * ctx.params.nvls_efficiency
-    result = [Step("nvls reduce+multicast", S * (1 + 1 / m), 1, line, links=_switch_flows(ctx))]
+    result = [Step("nvls reduce+multicast", S * (1 + 1 / m), 1, links=_switch_flows(ctx))]
     if D > 1:
         src, dst = rail_rings(ctx.group)
-        result.append(Step("inter all-reduce", S / (m * D), 2 * (D - 1), endpoint_rate(ctx, src, dst), src, dst))
+        result.append(Step("inter all-reduce", S / (m * D), 2 * (D - 1), src, dst))
+    return result
+
+
+def analytic(ctx):
+    """Each NVLink port carries S(1 + 1/m) at NVLS efficiency; each NIC one ring flow."""
+    m = ctx.group.per_domain
+    D = len(ctx.group.domains)
+    S, n, prof = ctx.nbytes, ctx.group.size, ctx.profile
+    result = [phase("nvls reduce+multicast", 2 * n, S * (1 + 1 / m), 1, prof.nvlink_line * ctx.params.nvls_efficiency)]
+    if D > 1:
+        result.append(phase("inter all-reduce", n, S / (m * D), 2 * (D - 1), prof.nic))
     return result
 
 

@@ -7,7 +7,7 @@ latency table: base latency plus one hop.
 
 import numpy as np
 
-from collectives.engine import Step
+from collectives.engine import Step, phase
 
 NAME = "direct"
 FAMILY = "ring"
@@ -24,10 +24,13 @@ def _same_domain(ctx):
 
 def steps(ctx):
     src, dst = ctx.extra["sender"], ctx.extra["receiver"]
-    rate = ctx.nvlink_rate() if _same_domain(ctx) else min(ctx.nvlink_rate(), ctx.nic_rate([src, dst]))
-    return [
-        Step(name="send", bytes_per_flow=ctx.nbytes, repeats=1, analytic_rate=rate, src=np.array([src]), dst=np.array([dst]))
-    ]
+    return [Step("send", ctx.nbytes, 1, np.array([src]), np.array([dst]))]
+
+
+def analytic(ctx):
+    prof = ctx.profile
+    rate = prof.nvlink if _same_domain(ctx) else min(prof.nvlink, prof.nic)
+    return [phase("send", 1, ctx.nbytes, 1, rate)]
 
 
 def latency(ctx, protocol):

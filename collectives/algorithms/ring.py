@@ -14,7 +14,7 @@ network hops; broadcast a pipelined chain of n-1 hops.
 
 import numpy as np
 
-from collectives.engine import Step, endpoint_rate
+from collectives.engine import Step, phase
 
 NAME = "ring"
 FAMILY = "ring"
@@ -41,22 +41,40 @@ def _network_hops(ctx):
 
 
 def steps(ctx):
-    group, S = ctx.group, ctx.nbytes
-    n = group.size
-    rings = _channels(group)
-    nch = len(rings)
+    rings = _channels(ctx.group)
+    _, chunk, repeats = _shape(ctx)
     src = np.concatenate(rings)
     dst = np.concatenate([np.roll(r, -1) for r in rings])
     if ctx.collective == "broadcast":
-        root = ctx.root
-        keep = dst != root  # the chain ends at the root's predecessor
+        keep = dst != ctx.root  # the chain ends at the root's predecessor
         src, dst = src[keep], dst[keep]
-        chunk, repeats = S / nch, 1
-    else:
-        chunk = S / (n * nch)
-        repeats = 2 * (n - 1) if ctx.collective == "all_reduce" else n - 1
-    rate = endpoint_rate(ctx, src, dst)
-    return [Step(name="ring", bytes_per_flow=chunk, repeats=repeats, analytic_rate=rate, src=src, dst=dst)]
+    return [Step(name="ring", bytes_per_flow=chunk, repeats=repeats, src=src, dst=dst)]
+
+
+def _shape(ctx):
+    """Channels, bytes per flow and repeats, shared by both levels."""
+    group, S = ctx.group, ctx.nbytes
+    n = group.size
+    nch = 1 if len(group.domains) == 1 else min(len(d) for d in group.domains)
+    if ctx.collective == "broadcast":
+        return nch, S / nch, 1
+    repeats = 2 * (n - 1) if ctx.collective == "all_reduce" else n - 1
+    return nch, S / (n * nch), repeats
+
+
+def analytic(ctx):
+    """Each NIC carries one channel each way; each NVLink port the m-1 intra-domain hops
+    of the other channels, plus PXN's hop to the destination rail where leaves have rails."""
+    nch, chunk, repeats = _shape(ctx)
+    group, prof = ctx.group, ctx.profile
+    m = min(len(d) for d in group.domains)
+    flows = group.size * nch
+    if len(group.domains) == 1:
+        return [phase("ring", flows, chunk, repeats, prof.nvlink)]
+    rate = prof.nic
+    if m > 1:
+        rate = min(rate, prof.nvlink / (m - 1 + prof.rail_optimized))
+    return [phase("ring", flows, chunk, repeats, rate)]
 
 
 def latency(ctx, protocol):

@@ -12,7 +12,7 @@ import numpy as np
 from fabric.catalog import SWITCHES
 
 from collectives.algorithms.layout import domain_rings, uniform_domains
-from collectives.engine import Step, endpoint_rate
+from collectives.engine import Step, phase
 from collectives.errors import Unsupported
 
 NAME = "sharp"
@@ -22,17 +22,18 @@ PIPELINED = True
 
 
 def check(ctx):
-    C, ranks = ctx.compiled, ctx.group.ranks
     uniform_domains(ctx, NAME)
     if len(ctx.group.domains) < 2:
         raise Unsupported("algorithm='sharp' reduces between NVLink domains; the group has one")
-    if (C.leaf[ranks] < 0).any():
-        raise Unsupported("algorithm='sharp' needs every rank's NIC cabled to a switch")
-    for leaf in np.unique(C.leaf[ranks]):
-        model = ctx.G.nodes[C.nodes[leaf]].get("model")
-        spec = SWITCHES.get(model)
-        if spec is None or not spec.in_network_reduction:
-            raise Unsupported(f"algorithm='sharp' needs in-network reduction; switch {C.nodes[leaf]!r} ({model}) has none")
+    # Every switch of the fabric must reduce: SHARP trees span the switches NCCL's
+    # aggregation manager picks, not only the group's leaves.
+    for node, data in ctx.G.nodes(data=True):
+        if data.get("kind") == "switch":
+            spec = SWITCHES.get(data.get("model"))
+            if spec is None or not spec.in_network_reduction:
+                raise Unsupported(
+                    f"algorithm='sharp' needs in-network reduction; switch {node!r} ({data.get('model')}) has none"
+                )
 
 
 def _network_flows(ctx):
@@ -70,8 +71,19 @@ def steps(ctx):
     result = []
     if m > 1:
         src, dst = domain_rings(ctx.group)
-        result.append(Step("intra reduce-scatter + all-gather", S / m, 2 * (m - 1), endpoint_rate(ctx, src, dst), src, dst))
-    result.append(Step("sharp reduce", S / m, 1, ctx.nic_rate(ctx.group.ranks), links=_network_flows(ctx)))
+        result.append(Step("intra reduce-scatter + all-gather", S / m, 2 * (m - 1), src, dst))
+    result.append(Step("sharp reduce", S / m, 1, links=_network_flows(ctx)))
+    return result
+
+
+def analytic(ctx):
+    """Domain rings at NVLink rate; each NIC carries its S/m slice once each way."""
+    m = ctx.group.per_domain
+    S, n, prof = ctx.nbytes, ctx.group.size, ctx.profile
+    result = []
+    if m > 1:
+        result.append(phase("intra reduce-scatter + all-gather", n, S / m, 2 * (m - 1), prof.nvlink))
+    result.append(phase("sharp reduce", n, S / m, 1, prof.nic))
     return result
 
 

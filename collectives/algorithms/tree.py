@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from collectives.engine import Step, endpoint_rate
+from collectives.engine import Step, phase
 
 NAME = "tree"
 FAMILY = "tree"
@@ -50,7 +50,25 @@ def _flows(group):
 
 def steps(ctx):
     src, dst, nch = _flows(ctx.group)
-    return [Step("tree reduce+broadcast", ctx.nbytes / (2 * nch), 1, endpoint_rate(ctx, src, dst), src, dst)]
+    return [Step("tree reduce+broadcast", ctx.nbytes / (2 * nch), 1, src, dst)]
+
+
+def analytic(ctx):
+    """A rank's NVLink carries 4(m-1) chain flows (both ways, both trees, m channels);
+    a NIC one flow per tree edge at its domain, at most 4 (inner in one tree, leaf in
+    the other)."""
+    group, prof = ctx.group, ctx.profile
+    D = len(group.domains)
+    nch = min(len(d) for d in group.domains)
+    m = max(len(d) for d in group.domains)
+    rate = float("inf")
+    if m > 1:
+        rate = prof.nvlink / (4 * (m - 1))
+    if D > 1:
+        parent, child = _tree_edges(D)
+        rate = min(rate, prof.nic / np.bincount(np.concatenate([parent, child]), minlength=D).max())
+    flows = nch * (4 * sum(len(d) - 1 for d in group.domains) + 4 * (D - 1))
+    return [phase("tree reduce+broadcast", flows, ctx.nbytes / (2 * nch), 1, rate)]
 
 
 def latency(ctx, protocol):
