@@ -109,12 +109,14 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         compiled = compile_fabric(G)
         n_gpus = lambda: compiled.n_gpus  # noqa: E731
         domain_of = lambda r: np.where(compiled.domain[r] >= 0, compiled.domain[r], -1 - r)  # noqa: E731
+        exists = None
     else:
         compiled, n_gpus, domain_of = None, lambda: _count_gpus(G), _graph_domain_of(G)
+        exists = lambda r: gpu_name(r) in G  # noqa: E731
     extras = extras or [{}] * len(groups)
     contexts = []
     for group, extra in zip(groups, extras):
-        g = make_group(group, n_gpus=n_gpus, domain_of=domain_of)
+        g = make_group(group, n_gpus=n_gpus, domain_of=domain_of, exists=exists)
         r = int(g.ranks[0]) if root is None else root
         if r not in g.ranks:
             raise InvalidSpec(f"root={r!r} must be one of the group's ranks")

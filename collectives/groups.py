@@ -36,14 +36,14 @@ class Group:
         return counts.pop() if len(counts) == 1 else None
 
 
-def _ranks(ranks, n_gpus):
+def _ranks(ranks, n_gpus, exists):
     if ranks is None:
         return np.arange(n_gpus())
     arr = np.asarray(ranks)
     if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
         raise InvalidSpec(f"ranks must be a 1-D sequence of integer GPU ranks, got {ranks!r}")
     arr = np.sort(arr.astype(np.int64))
-    if arr.size and (arr[0] < 0 or arr[-1] >= n_gpus()):
+    if arr.size and (arr[0] < 0 or not exists(int(arr[-1]))):
         bad = arr[0] if arr[0] < 0 else arr[-1]
         raise InvalidSpec(f"ranks contains rank {int(bad)}, outside 0..{n_gpus() - 1}")
     twice = arr[1:][arr[1:] == arr[:-1]]
@@ -52,7 +52,7 @@ def _ranks(ranks, n_gpus):
     return arr
 
 
-def make_group(ranks, *, n_gpus, domain_of, minimum=2):
+def make_group(ranks, *, n_gpus, domain_of, exists=None, minimum=2):
     """Validate ``ranks`` (None = every GPU) and split them by NVLink domain.
 
     Parameters
@@ -60,6 +60,8 @@ def make_group(ranks, *, n_gpus, domain_of, minimum=2):
     ranks : sequence of int or None
     n_gpus : callable
         Returns the fabric's GPU count (called only when needed).
+    exists : callable or None
+        Whether a rank is a GPU of the fabric; None compares with ``n_gpus()``.
     domain_of : callable
         Maps an array of ranks to their NVLink domain ids.
 
@@ -74,7 +76,7 @@ def make_group(ranks, *, n_gpus, domain_of, minimum=2):
     ...
     collectives.errors.InvalidSpec: ranks contains rank 3 twice
     """
-    arr = _ranks(ranks, n_gpus)
+    arr = _ranks(ranks, n_gpus, exists or (lambda r: r < n_gpus()))
     if len(arr) < minimum:
         raise InvalidSpec(f"a group of {len(arr)} rank(s) must have >= {minimum}")
     domain = np.asarray(domain_of(arr))
