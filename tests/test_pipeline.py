@@ -1,0 +1,43 @@
+"""Pipeline schedule simulation against the textbook bubbles and hand-built cases."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from collectives.errors import InvalidSpec
+from collectives.pipeline import simulate
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=st.integers(1, 8), groups=st.integers(1, 4), v=st.integers(1, 3), f=st.floats(0.1, 2.0))
+def test_equal_stages_reproduce_the_textbook_bubble(p, groups, v, f):
+    # Narayanan et al. SC'21: bubble = (p - 1) / (m v) of the ideal time, free transfers.
+    m = p * groups
+    if v > 1 and p == 1:
+        v = 1
+    r = simulate([f / v] * (p * v), [2 * f / v] * (p * v), m, virtual_stages=v)
+    ideal = 3 * f * m
+    assert (r.makespan - ideal) / ideal == pytest.approx((p - 1) / (m * v), abs=1e-9)
+
+
+def test_the_slowest_stage_sets_the_pace():
+    # 126 layers on 16 stages: 14 stages of 8 layers and 2 of 7 (Llama-3-405B style).
+    layers = [8] * 14 + [7] * 2
+    even = simulate([8.0] * 16, [16.0] * 16, 64)
+    uneven = simulate([float(x) for x in layers], [2.0 * x for x in layers], 64)
+    assert uneven.makespan == pytest.approx(even.makespan, rel=0.02)
+    assert uneven.makespan >= (64 + 15) * 24 * 7 / 8
+
+
+def test_transfers_lengthen_the_pipeline():
+    free = simulate([1.0] * 4, [2.0] * 4, 8)
+    slow = simulate([1.0] * 4, [2.0] * 4, 8, transfer=0.5)
+    # At least the first microbatch's round trip (3 boundaries each way); at most one
+    # round trip per microbatch, since 1F1B keeps only p microbatches in flight.
+    assert free.makespan + 2 * 3 * 0.5 <= slow.makespan <= free.makespan + 2 * 0.5 * (8 + 3)
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(InvalidSpec, match="multiple of pipeline stages=4"):
+        simulate([1.0] * 8, [2.0] * 8, 6, virtual_stages=2)
+    with pytest.raises(InvalidSpec, match="p\\*virtual_stages entries"):
+        simulate([1.0] * 3, [2.0] * 4, 4)
