@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
+from fabric.catalog import SWITCHES
 from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route
 from fabric.schema import MEDIA, gpu_name, graph_attr
@@ -72,12 +73,18 @@ class Profile:
         NVLink line rate (NVLS applies its own efficiency to it).
     rail_optimized : bool
         Whether leaves carry rails, so cross-rail traffic takes PXN's NVLink hop.
+    nvlink_generation : int
+        Of the GPU (NVLink SHARP needs 4 or later).
+    in_network_reduction : bool
+        Whether the leaf and the switches above it can reduce (InfiniBand SHARP).
     """
 
     nvlink: float
     nic: float
     nvlink_line: float
     rail_optimized: bool
+    nvlink_generation: int
+    in_network_reduction: bool
 
 
 def profile(G, rank, params):
@@ -88,15 +95,15 @@ def profile(G, rank, params):
     >>> import fabric
     >>> from collectives.params import DEFAULT_PARAMS
     >>> p = profile(fabric.dgx_superpod(1), 0, DEFAULT_PARAMS)
-    >>> round(p.nvlink / 1e9, 1), round(p.nic / 1e9, 1), p.rail_optimized
-    (361.8, 47.0, True)
+    >>> round(p.nvlink / 1e9, 1), round(p.nic / 1e9, 1), p.rail_optimized, p.in_network_reduction
+    (361.8, 47.0, True, True)
     """
     gpu = graph_attr(G, "gpu")
     node = gpu_name(rank)
     nic = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "nic"), None)
     leaf = None if nic is None else next((v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"), None)
     if leaf is None:
-        nic_rate, rail = 0.0, False
+        nic_rate, rail, reduces = 0.0, False, False
     else:
         link = G.edges[nic, leaf]
         nic_rate = min(
@@ -104,7 +111,12 @@ def profile(G, rank, params):
             G.edges[node, nic]["bandwidth"] * params.efficiency("pcie"),
         )
         rail = "rail" in G.nodes[leaf]
-    return Profile(gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail)
+        tree = [leaf] + [v for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"]
+        reduces = all(getattr(SWITCHES.get(G.nodes[v].get("model")), "in_network_reduction", False) for v in tree)
+    return Profile(
+        gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail,
+        gpu.nvlink_generation, reduces,
+    )
 
 
 @dataclass(frozen=True, eq=False)

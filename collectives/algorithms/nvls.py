@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 
-from fabric.schema import graph_attr
 
 from collectives.algorithms.layout import rail_rings, uniform_domains
 from collectives.engine import Step, phase
@@ -27,11 +26,11 @@ MIN_NVLINK_GENERATION = 4
 
 
 def check(ctx):
-    gpu = graph_attr(ctx.G, "gpu")
-    if gpu.nvlink_generation < MIN_NVLINK_GENERATION:
+    generation = ctx.profile.nvlink_generation
+    if generation < MIN_NVLINK_GENERATION:
         raise Unsupported(
             f"algorithm='nvls' needs NVLink generation >= {MIN_NVLINK_GENERATION} (NVSwitch with SHARP), "
-            f"{gpu.name} has {gpu.nvlink_generation}"
+            f"this GPU has {generation}"
         )
     m = uniform_domains(ctx, NAME)
     if m < 2:

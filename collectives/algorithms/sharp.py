@@ -9,8 +9,6 @@ domain phases and the network phase are pipelined.
 
 import numpy as np
 
-from fabric.catalog import SWITCHES
-from fabric.schema import gpu_name
 
 from collectives.algorithms.layout import domain_rings, uniform_domains
 from collectives.engine import Step, phase
@@ -26,26 +24,8 @@ def check(ctx):
     uniform_domains(ctx, NAME)
     if len(ctx.group.domains) < 2:
         raise Unsupported("algorithm='sharp' reduces between NVLink domains; the group has one")
-    # The reduction tree spans the group's leaves and the switches above them.
-    for switch in _tree_switches(ctx):
-        model = ctx.G.nodes[switch].get("model")
-        spec = SWITCHES.get(model)
-        if spec is None or not spec.in_network_reduction:
-            raise Unsupported(f"algorithm='sharp' needs in-network reduction; switch {switch!r} ({model}) has none")
-
-
-def _tree_switches(ctx):
-    """The leaves of the group's NICs and the switches one tier above them."""
-    G = ctx.G
-    leaves = set()
-    for rank in ctx.group.ranks.tolist():
-        for nic in G.successors(gpu_name(rank)):
-            if G.nodes[nic].get("kind") == "nic":
-                leaves.update(v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch")
-    if not leaves:
-        raise Unsupported("algorithm='sharp' needs the group's NICs cabled to switches")
-    above = {v for leaf in leaves for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"}
-    return sorted(leaves | above)
+    if not ctx.profile.in_network_reduction:
+        raise Unsupported("algorithm='sharp' needs switches with in-network reduction (InfiniBand SHARP)")
 
 
 def _network_flows(ctx):
