@@ -20,11 +20,21 @@ from collectives.api import (
     send_recv,
     sweep,
 )
+from collectives.model import MODELS, Parallelism, Transformer, memory_per_gpu, memory_per_stage, padded_vocab
+from collectives.step import StepEstimate, estimate_step
 from collectives.errors import CollectivesError, Infeasible, InvalidSpec, Unsupported
 from collectives.params import DEFAULT_PARAMS, CommParams
 from collectives.result import CollectiveResult, Phase
 
 __all__ = [
+    "MODELS",
+    "Parallelism",
+    "Transformer",
+    "memory_per_gpu",
+    "memory_per_stage",
+    "padded_vocab",
+    "StepEstimate",
+    "estimate_step",
     "all_gather",
     "all_reduce",
     "all_to_all",

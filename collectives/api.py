@@ -97,8 +97,9 @@ def _count_gpus(G):
     return sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
 
 
-def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, root=None, extras=None):
-    """One Context per group; the fabric is compiled only at the flow level."""
+def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, root=None, extras=None, compiled=None):
+    """One Context per group; the fabric is compiled only at the flow level (once, when
+    ``compiled`` is passed by a caller that evaluates many collectives)."""
     nbytes = _check_nbytes(nbytes)
     require_choice("level", level, LEVELS)
     require_int("seed", seed, minimum=0)
@@ -106,7 +107,7 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         require_choice("routing", routing, ROUTINGS)
     params = params or DEFAULT_PARAMS
     if level == "flow":
-        compiled = compile_fabric(G)
+        compiled = compiled or compile_fabric(G)
         n_gpus = lambda: compiled.n_gpus  # noqa: E731
         domain_of = lambda r: np.where(compiled.domain[r] >= 0, compiled.domain[r], -1 - r)  # noqa: E731
         exists = None
@@ -126,8 +127,12 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
     return contexts
 
 
-def _evaluate(G, collective, groups, nbytes, *, algorithm, level, params, routing, seed, root=None):
-    contexts = _contexts(G, collective, groups, nbytes, level=level, params=params, routing=routing, seed=seed, root=root)
+def evaluate(G, collective, groups, nbytes, *, algorithm=AUTO, level="flow", params=None, routing=None, seed=0,
+             root=None, compiled=None):
+    """Results of ``collective`` on concurrent disjoint ``groups`` (the engine of the
+    public functions; ``compiled`` reuses a :func:`fabric.compiled.compile_fabric`)."""
+    contexts = _contexts(G, collective, groups, nbytes, level=level, params=params, routing=routing, seed=seed,
+                         root=root, compiled=compiled)
     _disjoint(contexts)
     modules = _candidates(collective, algorithm, contexts)
     if not modules:
@@ -151,7 +156,7 @@ def _disjoint(contexts):
 
 def _collective(name, doc_example):
     def run(G, nbytes, *, ranks=None, algorithm=AUTO, level="flow", params=None, routing=None, seed=0):
-        return _evaluate(
+        return evaluate(
             G, name, [ranks], nbytes, algorithm=algorithm, level=level, params=params, routing=routing, seed=seed
         )[0]
 
@@ -240,7 +245,7 @@ def broadcast(G, nbytes, *, ranks=None, root=None, algorithm=AUTO, level="flow",
     >>> r.algorithm, r.busbw == r.algbw
     ('ring', True)
     """
-    return _evaluate(
+    return evaluate(
         G, "broadcast", [ranks], nbytes, algorithm=algorithm, level=level, params=params, routing=routing,
         seed=seed, root=root,
     )[0]
@@ -261,7 +266,8 @@ def send_recv(G, nbytes, *, ranks, algorithm=AUTO, level="flow", params=None, ro
                                 routing=routing, seed=seed)[0]
 
 
-def concurrent_send_recv(G, nbytes, pairs, *, algorithm=AUTO, level="flow", params=None, routing=None, seed=0):
+def concurrent_send_recv(G, nbytes, pairs, *, algorithm=AUTO, level="flow", params=None, routing=None, seed=0,
+                         compiled=None):
     """Cost of many sends at once (e.g. every pipeline-stage boundary), sharing the fabric.
 
     Examples
@@ -281,7 +287,7 @@ def concurrent_send_recv(G, nbytes, pairs, *, algorithm=AUTO, level="flow", para
     # Pairs may share a rank (two senders into one GPU): they are one flow set, not
     # disjoint groups.
     contexts = _contexts(G, "send_recv", groups, nbytes, level=level, params=params, routing=routing, seed=seed,
-                         extras=extras)
+                         extras=extras, compiled=compiled)
     module = _candidates("send_recv", algorithm, contexts)[0]
     return _best("send_recv", module, contexts, level)
 
@@ -311,7 +317,7 @@ def concurrent(G, collective, groups, nbytes, *, algorithm=AUTO, level="flow", p
     groups = list(groups)
     if not groups:
         raise InvalidSpec("groups must list at least one group")
-    return _evaluate(
+    return evaluate(
         G, collective, groups, nbytes, algorithm=algorithm, level=level, params=params, routing=routing, seed=seed
     )
 

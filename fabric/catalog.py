@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Optional
 
 from fabric.checks import require_choice, require_int, require_positive
-from fabric.units import GB, GBps, Gbps, TFLOPS, ns
+from fabric.units import GB, GBps, Gbps, GiB, TFLOPS, ns
 
 TRANSPORTS = ("infiniband", "ethernet")
 
@@ -178,7 +178,7 @@ GPUS = _table(
         name="A100",
         bf16_flops=312 * TFLOPS,  # A100 datasheet: BF16 312 TFLOPS dense, 624 sparse [3p copies]
         fp8_flops=None,  # Ampere tensor cores have no FP8 (A100 datasheet lists TF32/BF16/FP16/INT8/INT4)
-        hbm_bytes=80 * GB,  # A100 80GB SXM4 datasheet: 80 GB HBM2e [3p]
+        hbm_bytes=80 * GiB,  # A100 "80GB" HBM2e is 80 GiB: nvidia-smi reports 81,920 MiB [3p]
         hbm_bandwidth=2039 * GBps,  # A100 80GB SXM datasheet: 2,039 GB/s [3p]
         nvlink_bandwidth=300 * GBps,  # A100 datasheet: NVLink3 600 GB/s bidirectional (12 links) -> 300 per direction
         nvlink_generation=3,  # NVLink3 (A100 datasheet)
@@ -191,7 +191,7 @@ GPUS = _table(
         # Rounded to 989 (within 0.05%).
         bf16_flops=989 * TFLOPS,
         fp8_flops=1979 * TFLOPS,  # H100 SXM datasheet: FP8 3,958 TFLOPS sparse; whitepaper 1,978.9 dense
-        hbm_bytes=80 * GB,  # H100 SXM datasheet: 80 GB HBM3
+        hbm_bytes=80 * GiB,  # H100 SXM "80 GB" HBM3 is 80 GiB: nvidia-smi reports 81,559 MiB [3p]
         hbm_bandwidth=3350 * GBps,  # H100 SXM datasheet: 3.35 TB/s
         nvlink_bandwidth=450 * GBps,  # H100 SXM datasheet: NVLink4 900 GB/s bidirectional (18 links) -> 450
         nvlink_generation=4,  # NVLink4 (H100 datasheet)

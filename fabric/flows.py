@@ -6,8 +6,6 @@ The result is the max-min fair allocation: no resource over capacity, and every 
 crosses a saturated resource on which no other flow gets more.
 """
 
-import heapq
-
 import numpy as np
 
 from fabric.checks import require_int
@@ -18,27 +16,6 @@ from fabric.schema import graph_attr
 
 # Relative slack under which a resource counts as full (float round-off of the filling).
 _SATURATED = 1e-9
-
-
-def _load_rate(routes, active):
-    """Per resource, the load added per unit rate given to every active variable."""
-    a = active.astype(np.float64)
-    g = routes.host @ a
-    if routes.cls is not None:
-        member = active & (routes.class_of >= 0)
-        g += routes.cls @ np.bincount(routes.class_of[member], minlength=routes.cls.shape[1]).astype(np.float64)
-    return g
-
-
-def _crossing(routes, resources):
-    """Per variable, whether it crosses any resource flagged in ``resources``."""
-    r = resources.astype(np.float64)
-    hit = routes.host.T @ r
-    if routes.cls is not None:
-        per_class = routes.cls.T @ r
-        member = routes.class_of >= 0
-        hit[member] += per_class[routes.class_of[member]]
-    return hit > 0
 
 
 def max_min_rates(routes, active=None):
@@ -59,10 +36,7 @@ def max_min_rates(routes, active=None):
     """
     n = len(routes.owner)
     active = np.ones(n, dtype=bool) if active is None else active.copy()
-    if routes.cls is None:
-        rates = _fill_by_bottleneck(routes.host, routes.capacity, active)
-    else:
-        rates = _fill_by_level(routes, active)
+    rates = _fill(routes, active)
     load = routes.host @ rates
     if routes.cls is not None:
         member = routes.class_of >= 0
@@ -70,79 +44,131 @@ def max_min_rates(routes, active=None):
     return rates, load
 
 
-def _fill_by_level(routes, active):
-    """Progressive filling, one saturation level per pass over the whole matrix.
+def _segment_min(values, indptr):
+    """Minimum of ``values`` over each compressed segment ``indptr[i]:indptr[i+1]`` (inf if empty)."""
+    out = np.full(len(indptr) - 1, np.inf)
+    nonempty = np.flatnonzero(indptr[1:] > indptr[:-1])
+    if nonempty.size:
+        out[nonempty] = np.minimum.reduceat(values, indptr[nonempty])
+    return out
 
-    Suits few distinct levels (adaptive routing) and keeps the class factorisation.
+
+class _Problem:
+    """The part of a filling problem still open: resources x variables, with classes.
+
+    ``load = host @ x + cls @ (per-class sums of x)``; ``left`` is each resource's
+    capacity minus what variables frozen before the last compaction carry.
+    """
+
+    def __init__(self, host, cls, class_of, left, ids):
+        self.host_r = host.tocsr()
+        self.host_v = host.tocsc()
+        self.left, self.ids = left, ids
+        self.cls = cls is not None
+        if self.cls:
+            self.cls_r, self.cls_c = cls.tocsr(), cls.tocsc()
+            self.n_classes = cls.shape[1]
+            self.class_of = class_of
+            self.member = class_of >= 0
+            members = np.flatnonzero(self.member)
+            self.members = members[np.argsort(class_of[members], kind="stable")]
+            sizes = np.bincount(class_of[self.member], minlength=self.n_classes)
+            self.member_ptr = np.concatenate(([0], np.cumsum(sizes)))
+
+    def per_class(self, x):
+        return np.bincount(self.class_of[self.member], x[self.member], minlength=self.n_classes)
+
+    def load(self, x):
+        """Per resource, ``A @ x``."""
+        y = self.host_r @ x
+        if self.cls:
+            y += self.cls_r @ self.per_class(x)
+        return y
+
+    def lowest(self, per_resource):
+        """Per variable, the minimum of ``per_resource`` over the resources it crosses."""
+        out = _segment_min(per_resource[self.host_v.indices], self.host_v.indptr)
+        if self.cls:
+            per_class = _segment_min(per_resource[self.cls_c.indices], self.cls_c.indptr)
+            out[self.member] = np.minimum(out[self.member], per_class[self.class_of[self.member]])
+        return out
+
+    def lowest_crossing(self, per_variable):
+        """Per resource, the minimum of ``per_variable`` over the variables crossing it."""
+        out = _segment_min(per_variable[self.host_r.indices], self.host_r.indptr)
+        if self.cls:
+            per_class = _segment_min(per_variable[self.members], self.member_ptr)
+            out = np.minimum(out, _segment_min(per_class[self.cls_r.indices], self.cls_r.indptr))
+        return out
+
+    def crossing(self, flagged):
+        """Per variable, whether it crosses a resource flagged in ``flagged``."""
+        r = flagged.astype(np.float64)
+        hit = self.host_v.T @ r
+        if self.cls:
+            hit[self.member] += (self.cls_c.T @ r)[self.class_of[self.member]]
+        return hit > 0
+
+    def restrict(self, active, x):
+        """The problem left once the inactive variables are fixed at rates ``x``."""
+        left = self.left - self.load(x)
+        a = active.astype(np.float64)
+        rows = np.flatnonzero(self.load(a) > 0)
+        cols = np.flatnonzero(active)
+        host = self.host_r[rows][:, cols]
+        cls, class_of = None, None
+        if self.cls:
+            kept = np.flatnonzero(self.per_class(a) > 0)
+            renumber = np.full(self.n_classes + 1, -1)
+            renumber[kept] = np.arange(len(kept))
+            cls = self.cls_r[rows][:, kept]
+            class_of = renumber[self.class_of[cols]]
+        return _Problem(host, cls, class_of, left[rows], self.ids[cols])
+
+
+def _fill(routes, active):
+    """Progressive filling in rounds: every locally tightest resource fills at once.
+
+    A resource is locally tightest when no variable crossing it crosses a resource of
+    lower fill level (capacity left over active weight). Levels only rise as variables
+    freeze, so such a resource fills exactly at its level, whatever happens elsewhere:
+    each of its active variables freezes at its own lowest level (within the relative
+    tie tolerance ``_SATURATED``, the resource's). The global tightest resource always
+    qualifies, so every round freezes something; independent bottlenecks fill in the
+    same round, so rounds follow the depth of the bottleneck dependencies rather than
+    the number of distinct rates. Rates equal those of one-level-at-a-time progressive
+    filling up to round-off. When half the variables are frozen the problem is
+    restricted to the rest.
     """
     rates = np.zeros(len(routes.owner))
-    load = np.zeros(len(routes.capacity))
-    cap = routes.capacity
-    while active.any():
-        g = _load_rate(routes, active)
-        used = g > 0
-        step = max(0.0, float(np.min((cap[used] - load[used]) / g[used])))
-        rates[active] += step
-        load += step * g
-        full = used & (cap - load <= _SATURATED * cap)
-        frozen = active & _crossing(routes, full)
-        if not frozen.any():  # round-off left the tightest resource a hair short
-            full = used & (cap - load <= np.min((cap - load)[used]) + _SATURATED * cap)
-            frozen = active & _crossing(routes, full)
-        active &= ~frozen
-    return rates
-
-
-def _fill_by_bottleneck(A, cap, active):
-    """Progressive filling driven by a heap of per-resource fill levels.
-
-    A resource's level is (capacity - load of frozen variables) / (active coefficient
-    sum); the lowest is the next bottleneck, and freezing its variables only changes the
-    levels of the resources they cross, which never fall. Suits many distinct levels
-    (ECMP collisions): each step touches only what changes.
-    """
-    by_resource = A.tocsr()
-    by_variable = A.tocsc()
-    weight = by_resource @ active.astype(np.float64)
-    frozen_load = np.zeros(len(cap))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        level = np.where(weight > 0, cap / weight, np.inf)
-    heap = list(zip(level[weight > 0].tolist(), np.flatnonzero(weight > 0).tolist()))
-    heapq.heapify(heap)
-    rates = np.zeros(A.shape[1])
-    negligible = _SATURATED * max(1.0, float(by_resource.data.max(initial=0.0)))
-    while heap:
-        lam, r = heapq.heappop(heap)
-        if lam != level[r]:
-            if np.isfinite(level[r]):  # its level rose since it was pushed
-                heapq.heappush(heap, (float(level[r]), r))
-            continue
-        batch = [r]
-        while heap and heap[0][0] <= lam * (1 + _SATURATED):
-            lam2, r2 = heapq.heappop(heap)
-            if lam2 == level[r2]:
-                batch.append(r2)
-            elif np.isfinite(level[r2]):
-                heapq.heappush(heap, (float(level[r2]), r2))
-        level[batch] = np.inf
-        cols = np.concatenate([by_resource.indices[by_resource.indptr[b] : by_resource.indptr[b + 1]] for b in batch])
-        cols = np.unique(cols[active[cols]])
-        rates[cols] = lam
-        active[cols] = False
-        start, stop = by_variable.indptr[cols], by_variable.indptr[cols + 1]
-        deg = stop - start
-        pos = np.repeat(start, deg) + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
-        rows, coef = by_variable.indices[pos], by_variable.data[pos]
-        np.add.at(frozen_load, rows, lam * coef)
-        np.add.at(weight, rows, -coef)
-        touched = np.unique(rows)
-        touched = touched[np.isfinite(level[touched])]
-        # Levels only rise: the heap keeps stale (lower) entries and re-pushes them on pop.
-        alive = weight[touched] > negligible
-        level[touched[~alive]] = np.inf
-        touched = touched[alive]
-        level[touched] = np.maximum((cap[touched] - frozen_load[touched]) / weight[touched], lam)
-    return rates
+    cols = np.flatnonzero(active)
+    if not cols.size:
+        return rates
+    whole = _Problem(routes.host, routes.cls, routes.class_of, routes.capacity.astype(np.float64), np.arange(len(rates)))
+    problem = whole.restrict(active, np.zeros(len(rates)))
+    live = np.ones(len(problem.ids), dtype=bool)
+    x = np.zeros(len(problem.ids))
+    while True:
+        a = live.astype(np.float64)
+        weight = problem.load(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.where(weight > 0, np.maximum(problem.left - problem.load(x), 0.0) / weight, np.inf)
+        own = problem.lowest(level)
+        own[~live] = np.inf
+        tight = np.isfinite(level) & (level <= problem.lowest_crossing(own) * (1 + _SATURATED))
+        freeze = live & problem.crossing(tight)
+        if not freeze.any():  # only variables crossing no resource are left: they get 0
+            return rates
+        x[freeze] = own[freeze]
+        rates[problem.ids[freeze]] = own[freeze]
+        live &= ~freeze
+        n_live = int(live.sum())
+        if not n_live:
+            return rates
+        if n_live <= len(live) // 2:
+            problem = problem.restrict(live, x)
+            live = np.ones(n_live, dtype=bool)
+            x = np.zeros(n_live)
 
 
 def _routes_for(G, src, dst, routing, seed, qps):

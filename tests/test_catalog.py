@@ -12,7 +12,7 @@ import pytest
 
 from fabric.catalog import GPUS, NICS, OPTICS, SWITCHES, TRANSPORTS, GPUSpec, NICSpec, OpticSpec, SwitchSpec
 from fabric.errors import FabricError, InvalidSpec
-from fabric.units import GB, GBps, Gbps, PFLOPS, TB, TBps, Tbps, TFLOPS
+from fabric.units import GB, GBps, Gbps, GiB, PFLOPS, TB, TBps, Tbps, TFLOPS
 
 TABLES = {
     "GPUS": (GPUS, GPUSpec),
@@ -277,18 +277,18 @@ def test_nvlink_per_direction_is_half_the_bidirectional_figure(name, bidirection
 
 
 @pytest.mark.parametrize(
-    "name, hbm_gb, hbm_tbps, watts",
+    "name, hbm, hbm_tbps, watts",
     [
-        ("A100", 80, 2.039, 400),
-        ("H100", 80, 3.35, 700),
-        ("H200", 141, 4.8, 700),
-        ("B200", 180, 7.7, 1000),
-        ("GB200", 186, 8.0, 1200),
+        ("A100", 80 * GiB, 2.039, 400),  # the "80 GB" parts hold 80 GiB (nvidia-smi)
+        ("H100", 80 * GiB, 3.35, 700),
+        ("H200", 141 * GB, 4.8, 700),
+        ("B200", 180 * GB, 7.7, 1000),
+        ("GB200", 186 * GB, 8.0, 1200),
     ],
 )
-def test_gpu_memory_and_power(name, hbm_gb, hbm_tbps, watts):
+def test_gpu_memory_and_power(name, hbm, hbm_tbps, watts):
     gpu = GPUS[name]
-    assert _close(gpu.hbm_bytes, hbm_gb * GB)
+    assert _close(gpu.hbm_bytes, hbm)
     assert _close(gpu.hbm_bandwidth, hbm_tbps * TBps)
     assert gpu.power == watts
 

@@ -8,7 +8,7 @@ from collectives.pipeline import simulate
 
 
 @settings(max_examples=40, deadline=None)
-@given(p=st.integers(1, 8), groups=st.integers(1, 4), v=st.integers(1, 3), f=st.floats(0.1, 2.0))
+@given(p=st.integers(1, 8), groups=st.integers(1, 12), v=st.integers(1, 3), f=st.floats(0.1, 2.0))
 def test_equal_stages_reproduce_the_textbook_bubble(p, groups, v, f):
     # Narayanan et al. SC'21: bubble = (p - 1) / (m v) of the ideal time, free transfers.
     m = p * groups
@@ -41,3 +41,21 @@ def test_bad_shapes_are_rejected():
         simulate([1.0] * 8, [2.0] * 8, 6, virtual_stages=2)
     with pytest.raises(InvalidSpec, match="p\\*virtual_stages entries"):
         simulate([1.0] * 3, [2.0] * 4, 4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=st.integers(2, 6), rounds=st.integers(6, 9), v=st.integers(1, 2),
+       seed=st.integers(0, 1000), transfer=st.floats(0.0, 0.5))
+def test_long_runs_extrapolate_within_one_percent(p, rounds, v, seed, transfer):
+    import numpy as np
+
+    from collectives import pipeline
+
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0.5, 1.5, p * v)
+    b = 2 * f * rng.uniform(0.8, 1.2, p * v)
+    m = p * rounds
+    extrapolated = simulate(f, b, m, virtual_stages=v, transfer=transfer)
+    full, busy = pipeline._run(f, b, p, v, m, np.full(p * v - 1, transfer))
+    assert extrapolated.makespan == pytest.approx(full, rel=0.01)
+    assert extrapolated.busy == pytest.approx(busy, rel=1e-9)  # compute is exactly linear

@@ -1,0 +1,125 @@
+"""Time of the compute in a transformer layer on one GPU: GEMMs, attention, memory-bound ops.
+
+GEMMs run at ``gemm_efficiency`` of the dense peak, never faster than their operands
+stream from HBM (a roofline), plus a fixed ``kernel_overhead`` per kernel (launch,
+wave-quantisation tail and synchronisation), which is what makes small GEMMs and fast
+GPUs less efficient. Attention runs FlashAttention-style (scores never reach HBM) at
+``attention_efficiency`` of the BF16 peak, causal masks halving its work. Norms,
+residual adds, dropout and activations are memory-bound: their bytes over HBM bandwidth,
+plus the overhead of their kernels.
+
+``attention_efficiency`` is a published figure (FlashAttention-2 on H100 reaches ~35% of
+peak; Shah et al. 2024, FlashAttention-3, section 1); ``gemm_efficiency`` and
+``kernel_overhead`` are fitted once to
+../shared/validation/training.csv as a whole (:mod:`collectives.step_calibration`); the
+byte counts below are derived, not fitted.
+
+Examples
+--------
+>>> from fabric import GPUS
+>>> t = gemm_time(8192, 8192, 8192, GPUS["H100"], "bf16", DEFAULT_COMPUTE)
+>>> 0.5 < 2 * 8192**3 / t / GPUS["H100"].bf16_flops < 0.9
+True
+"""
+
+from dataclasses import dataclass
+
+from fabric.checks import require_non_negative, require_positive
+
+from collectives.errors import InvalidSpec
+
+BYTES = {"bf16": 2, "fp8": 1}
+
+# Bytes moved per token per layer by memory-bound operators in the forward pass, in units
+# of 2-byte elements, counted from Megatron-LM's layer: two LayerNorms (read + write h
+# each: 4h), two residual adds (read 2h, write h each: 6h), two dropouts (read + write h,
+# plus a 1-byte mask: ~5h) -> 15h on the hidden size; the MLP activation reads and writes
+# the FFN width (GELU 2 ffn; SwiGLU reads gate and up, writes one: 3 ffn).
+NORM_RESIDUAL_ELEMENTS = 15
+ACTIVATION_ELEMENTS = {"gelu": 2, "swiglu": 3}
+# Memory-bound kernels per layer forward in Megatron-LM's fused implementation: two
+# LayerNorms, two bias-dropout-residual adds, the bias-activation, rotary or softmax
+# bookkeeping and the two sequence-parallel layout copies: about 8.
+ELEMENTWISE_KERNELS = 8
+# Backward passes move about twice the forward bytes (read saved input and output grad,
+# write input grad) and do twice the GEMM FLOPs (input and weight gradients).
+BACKWARD_GEMM = 2.0
+BACKWARD_MEMORY = 2.0
+# FlashAttention-2's backward runs five matmuls to the forward's two (Dao 2023).
+BACKWARD_ATTENTION = 2.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComputeParams:
+    """Fitted efficiency of the compute model.
+
+    Attributes
+    ----------
+    gemm_efficiency : float
+        Fraction of dense peak a large GEMM reaches.
+    kernel_overhead : float
+        Seconds every kernel costs beyond its work.
+    attention_efficiency : float
+        Fraction of BF16 dense peak FlashAttention reaches on the causal work: ~35% for
+        FlashAttention-2 on H100 (Shah et al. 2024), 50-73% on A100 (Dao 2023); the
+        Hopper figure is the default since current training runs on Hopper.
+    """
+
+    gemm_efficiency: float = 0.8
+    kernel_overhead: float = 10e-6
+    attention_efficiency: float = 0.35
+
+    def __post_init__(self):
+        for name in ("gemm_efficiency", "attention_efficiency"):
+            require_positive(name, getattr(self, name))
+        require_non_negative("kernel_overhead", self.kernel_overhead)
+        for name in ("gemm_efficiency", "attention_efficiency"):
+            if getattr(self, name) > 1:
+                raise InvalidSpec(f"{name}={getattr(self, name)} must be <= 1")
+
+
+DEFAULT_COMPUTE = ComputeParams()
+
+
+def peak_flops(gpu, precision):
+    """Dense peak FLOP/s of ``gpu`` at ``precision`` ("bf16" or "fp8")."""
+    if precision == "bf16":
+        return gpu.bf16_flops
+    if precision == "fp8":
+        if gpu.fp8_flops is None:
+            raise InvalidSpec(f"precision='fp8' needs FP8 tensor cores; {gpu.name} has none")
+        return gpu.fp8_flops
+    raise InvalidSpec(f"precision={precision!r} must be one of 'bf16', 'fp8'")
+
+
+def gemm_time(m, n, k, gpu, precision, params):
+    """Seconds for an (m x k) @ (k x n) GEMM."""
+    compute = 2.0 * m * n * k / (peak_flops(gpu, precision) * params.gemm_efficiency)
+    memory = BYTES[precision] * (m * k + k * n + m * n) / gpu.hbm_bandwidth
+    return max(compute, memory) + params.kernel_overhead
+
+
+def attention_time(batch, queries, keys, heads, head_dim, gpu, params, causal=True):
+    """Seconds of FlashAttention forward: QK^T and AV over ``queries`` x ``keys``."""
+    flops = 4.0 * batch * queries * keys * heads * head_dim * (0.5 if causal else 1.0)
+    return flops / (gpu.bf16_flops * params.attention_efficiency) + params.kernel_overhead
+
+
+# Bytes per attention-score element in the unfused (2021 Megatron-LM) forward: write the
+# QK^T scores (2), softmax read and write (4), dropout read, write and a 1-byte mask (5),
+# read by the AV product (2).
+UNFUSED_SCORE_BYTES = 13
+
+
+def unfused_attention_time(batch, queries, keys, heads, head_dim, gpu, precision, params):
+    """Seconds of attention with the score matrix in HBM: two batched GEMMs per head plus
+    softmax and dropout streaming the scores (no causal saving: the mask is applied)."""
+    per_head = gemm_time(queries, keys, head_dim, gpu, precision, params) - params.kernel_overhead
+    gemms = 2 * (batch * heads * per_head + params.kernel_overhead)  # one batched GEMM each
+    scores = batch * heads * queries * keys
+    return gemms + memory_time(scores * UNFUSED_SCORE_BYTES / 2, gpu) + 2 * params.kernel_overhead
+
+
+def memory_time(elements, gpu):
+    """Seconds to stream ``elements`` 2-byte values through HBM."""
+    return 2.0 * elements / gpu.hbm_bandwidth

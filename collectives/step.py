@@ -1,0 +1,465 @@
+"""Training step time of a transformer with a parallelism plan on a fabric.
+
+Per microbatch and pipeline stage, compute comes from :mod:`collectives.compute`; tensor-,
+context- and expert-parallel communication from the collective models on the plan's
+rank groups (Megatron-LM order: TP innermost, then CP, DP, PP outermost). The pipeline
+is simulated op by op (:mod:`collectives.pipeline`) with the activation transfers between
+stages; data-parallel gradient reduction runs for all DP groups at once on the shared
+fabric, overlapped with the last backward pass where the plan says so; the optimizer
+step is memory-bound.
+
+Examples
+--------
+>>> import fabric, collectives
+>>> model = collectives.MODELS["llama3-8b"]
+>>> plan = collectives.Parallelism(tp=8, dp=2, global_batch=32)
+>>> est = collectives.estimate_step(model, plan, fabric.dgx_superpod(2), level="analytic")
+>>> 0.2 < est.mfu < 0.7, est.fits
+(True, True)
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from fabric.compiled import compile_fabric
+from fabric.metrics import bill_of_materials
+from fabric.schema import graph_attr
+from fabric.tables import format_time, html_table, text_table
+
+from collectives import api
+from collectives.compute import (
+    ACTIVATION_ELEMENTS,
+    BACKWARD_ATTENTION,
+    BACKWARD_GEMM,
+    BACKWARD_MEMORY,
+    DEFAULT_COMPUTE,
+    ELEMENTWISE_KERNELS,
+    NORM_RESIDUAL_ELEMENTS,
+    attention_time,
+    gemm_time,
+    memory_time,
+    peak_flops,
+    unfused_attention_time,
+)
+from collectives.errors import InvalidSpec
+from collectives.model import memory_per_gpu, padded_vocab
+from collectives.params import DEFAULT_PARAMS
+from collectives.pipeline import simulate
+
+ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
+GRADIENT_BYTES = 2  # gradients reduced in BF16 (Megatron-Core DDP default grad_reduce_in_fp32=False)
+PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
+# Adam on the local shard: read fp32 main weight, grad, two moments (16 B), write them
+# back (12 B) and the BF16 weight (2 B) (Megatron-LM distributed optimizer).
+OPTIMIZER_BYTES_PER_PARAMETER = 30
+# Usable share of HBM: the CUDA context, NCCL buffers and allocator fragmentation take
+# the rest (PyTorch reports ~2-4 GB unavailable on 80 GB parts). [estimate]
+USABLE_MEMORY = 0.95
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """What one optimizer step costs.
+
+    Attributes
+    ----------
+    time : float
+        Seconds per optimizer step.
+    mfu : float
+        Model FLOPs utilisation (DESIGN.md formula, no recompute) against the dense peak
+        of the plan's precision.
+    tflops_per_gpu : float
+    tokens_per_second : float
+    breakdown : dict
+        Seconds by cause; they add up to ``time``.
+    memory_per_gpu : float
+        Bytes on the most loaded GPU.
+    memory_breakdown : dict
+    fits : bool
+        Whether that fits in the GPU's usable HBM.
+    energy : float
+        Joules per step: GPUs at board power plus the fabric's bill-of-materials watts.
+    """
+
+    time: float
+    mfu: float
+    tflops_per_gpu: float
+    tokens_per_second: float
+    breakdown: dict
+    memory_per_gpu: float
+    memory_breakdown: dict
+    fits: bool
+    energy: float
+    model: str = ""
+    plan: dict = field(default_factory=dict)
+    level: str = "flow"
+
+    def to_dict(self):
+        return asdict(self)
+
+    def _rows(self):
+        rows = [
+            ("model", self.model),
+            ("plan", ", ".join(f"{k}={v}" for k, v in self.plan.items())),
+            ("step time", format_time(self.time)),
+            ("MFU", f"{self.mfu:.1%}"),
+            ("TFLOP/s per GPU", f"{self.tflops_per_gpu:.1f}"),
+            ("tokens per second", f"{self.tokens_per_second:,.0f}"),
+            ("memory per GPU", f"{self.memory_per_gpu / 2**30:.1f} GiB ({'fits' if self.fits else 'does NOT fit'})"),
+            ("energy per step", f"{self.energy / 3.6e6:.2f} kWh"),
+        ]
+        rows += [(f"  {name}", f"{format_time(t)} ({t / self.time:.1%})") for name, t in self.breakdown.items()]
+        return rows
+
+    def __str__(self):
+        return text_table(f"Step estimate ({self.level} level)", self._rows())
+
+    def _repr_html_(self):
+        return html_table(f"Step estimate ({self.level} level)", self._rows())
+
+
+# ---------------------------------------------------------------------------- rank groups
+
+
+def _rank(plan, pp, dp, cp, tp):
+    """Megatron-LM's global rank: TP innermost, then CP, DP, PP outermost."""
+    return ((pp * plan.dp + dp) * plan.cp + cp) * plan.tp + tp
+
+
+def tp_ranks(plan):
+    """The first tensor-parallel group (all are alike: inside one NVLink domain)."""
+    return [_rank(plan, 0, 0, 0, t) for t in range(plan.tp)]
+
+
+def cp_ranks(plan):
+    """The first context-parallel group."""
+    return [_rank(plan, 0, 0, c, 0) for c in range(plan.cp)]
+
+
+def dp_groups(plan):
+    """Every data-parallel group: one per (pipeline stage, CP rank, TP rank)."""
+    return [
+        [_rank(plan, p, d, c, t) for d in range(plan.dp)]
+        for p in range(plan.pp)
+        for c in range(plan.cp)
+        for t in range(plan.tp)
+    ]
+
+
+def ep_groups(plan):
+    """Expert-parallel groups: ``ep`` consecutive DP ranks of one (stage, CP, TP) slot."""
+    groups = []
+    for p in range(plan.pp):
+        for c in range(plan.cp):
+            for t in range(plan.tp):
+                for start in range(0, plan.dp, plan.ep):
+                    groups.append([_rank(plan, p, d, c, t) for d in range(start, start + plan.ep)])
+    return groups
+
+
+def pp_pairs(plan, stage):
+    """(sender, receiver) of every rank of ``stage`` to the same slot of ``stage + 1``."""
+    return [
+        (_rank(plan, stage, d, c, t), _rank(plan, stage + 1, d, c, t))
+        for d in range(plan.dp)
+        for c in range(plan.cp)
+        for t in range(plan.tp)
+    ]
+
+
+# ---------------------------------------------------------------------------- communication
+
+
+class _Comm:
+    """Collective times for one estimate; the fabric is compiled once at the flow level."""
+
+    def __init__(self, G, level, params):
+        self.G, self.level, self.params = G, level, params
+        self.compiled = compile_fabric(G) if level == "flow" else None
+        self._memo = {}
+
+    def time(self, collective, groups, nbytes, concurrent=False):
+        """Seconds of ``collective`` on ``groups`` (all at once at the flow level when
+        ``concurrent``; otherwise one representative group, which has the fabric alone)."""
+        if nbytes <= 0 or len(groups[0]) < 2:
+            return 0.0
+        groups = groups if concurrent and self.level == "flow" else groups[:1]
+        key = (collective, tuple(map(tuple, groups)), nbytes)
+        if key not in self._memo:
+            # Pick the algorithm with the instant closed forms, then price it at the level.
+            choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
+            results = api.evaluate(
+                self.G, collective, groups, nbytes, algorithm=choice.algorithm, level=self.level,
+                params=self.params, compiled=self.compiled,
+            )
+            self._memo[key] = max(r.time for r in results)
+        return self._memo[key]
+
+    def send(self, pairs, nbytes):
+        if nbytes <= 0 or not pairs:
+            return 0.0
+        pairs = pairs if self.level == "flow" else pairs[:1]
+        key = ("send", tuple(pairs), nbytes)
+        if key not in self._memo:
+            results = api.concurrent_send_recv(
+                self.G, nbytes, pairs, level=self.level, params=self.params, compiled=self.compiled
+            )
+            self._memo[key] = max(r.time for r in results)
+        return self._memo[key]
+
+
+# ---------------------------------------------------------------------------- compute per layer
+
+
+@dataclass(frozen=True)
+class _LayerTimes:
+    forward: float  # compute + exposed TP/CP/EP communication, one microbatch
+    backward: float
+    tp: float  # exposed TP communication inside forward + backward
+    cp: float
+    ep: float
+
+
+def _layer_times(model, plan, gpu, comm, compute, moe):
+    """Seconds of one transformer layer on one GPU for one microbatch."""
+    tp, cp, b = plan.tp, plan.cp, plan.micro_batch
+    s = model.seq_len
+    h = model.hidden
+    heads, kv = model.heads, model.kv_heads
+    d = model.head_dim
+    T = b * s // cp  # tokens on this GPU's CP slice
+    prec = plan.precision
+    ffn = model.expert_ffn_hidden if moe else model.ffn_hidden
+    glu = model.mlp == "swiglu"
+
+    qkv = gemm_time(T, (h + 2 * kv * d) // tp, h, gpu, prec, compute)
+    proj = gemm_time(T, h, h // tp, gpu, prec, compute)
+    if moe:
+        # Each local expert sees the tokens routed to it from the whole EP group.
+        tokens = max(1, T * model.top_k // model.experts * plan.ep)
+        experts_here = model.experts // plan.ep
+        up = experts_here * gemm_time(tokens, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
+        down = experts_here * gemm_time(tokens, h, ffn // tp, gpu, prec, compute)
+        router = gemm_time(T, model.experts, h, gpu, prec, compute)
+    else:
+        up = gemm_time(T, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
+        down = gemm_time(T, h, ffn // tp, gpu, prec, compute)
+        router = 0.0
+    if plan.flash_attention:
+        attn = attention_time(b, s // cp, s, heads // tp, d, gpu, compute)
+    else:
+        attn = unfused_attention_time(b, s // cp, s, heads // tp, d, gpu, prec, compute)
+    hidden_split = tp if plan.sequence_parallel else 1
+    elementwise = memory_time(T * (NORM_RESIDUAL_ELEMENTS * h / hidden_split + ACTIVATION_ELEMENTS[model.mlp] * ffn / tp), gpu)
+    if moe:
+        elementwise *= model.top_k
+    elementwise += ELEMENTWISE_KERNELS * compute.kernel_overhead
+
+    # Tensor parallel: with sequence parallelism an all-gather before and a reduce-scatter
+    # after attention and MLP; without it, two all-reduces. Backward mirrors forward.
+    act = T * h * ACTIVATION_BYTES
+    tp_group = [tp_ranks(plan)]
+    if plan.sequence_parallel:
+        ag = comm.time("all_gather", tp_group, act)
+        rs = comm.time("reduce_scatter", tp_group, act)
+        pairs = [(ag, qkv), (rs, proj), (ag, up), (rs, down)]
+    else:
+        ar = comm.time("all_reduce", tp_group, act)
+        pairs = [(0.0, qkv), (ar, proj), (0.0, up), (ar, down)]
+    if plan.tp_comm_overlap:  # Megatron's userbuffers overlap each collective with its GEMM
+        tp_fwd = sum(max(0.0, c - g) for c, g in pairs)
+        tp_bwd = sum(max(0.0, c - BACKWARD_GEMM * g) for c, g in pairs)
+    else:
+        tp_fwd = tp_bwd = sum(c for c, _ in pairs)
+
+    # Context parallel (ring attention): K and V pass around the CP ring, overlapped with
+    # the attention blocks; backward sends K, V and their gradients.
+    cp_fwd = cp_bwd = 0.0
+    if cp > 1:
+        kv_bytes = 2 * T * kv * d // tp * ACTIVATION_BYTES
+        ring = cp_ranks(plan)
+        hop = comm.send([(ring[0], ring[1])], kv_bytes)
+        cp_fwd = max(0.0, (cp - 1) * hop - attn)
+        cp_bwd = max(0.0, 2 * (cp - 1) * hop - BACKWARD_ATTENTION * attn)
+
+    # Expert parallel: dispatch and combine all-to-alls, twice more in backward.
+    ep_fwd = ep_bwd = 0.0
+    if moe and plan.ep > 1:
+        a2a = comm.time("all_to_all", [ep_groups(plan)[0]], T * model.top_k * h * ACTIVATION_BYTES)
+        ep_fwd = ep_bwd = 2 * a2a
+
+    gemms = qkv + proj + up + down + router
+    forward = gemms + attn + elementwise
+    backward = BACKWARD_GEMM * gemms + BACKWARD_ATTENTION * attn + BACKWARD_MEMORY * elementwise
+    if plan.recompute == "full":
+        backward += forward
+    elif plan.recompute == "selective":
+        backward += attn  # Megatron recomputes the core attention
+    return _LayerTimes(
+        forward=forward + tp_fwd + cp_fwd + ep_fwd,
+        backward=backward + tp_bwd + cp_bwd + ep_bwd + (tp_fwd + cp_fwd + ep_fwd if plan.recompute == "full" else 0.0),
+        tp=tp_fwd + tp_bwd,
+        cp=cp_fwd + cp_bwd,
+        ep=ep_fwd + ep_bwd,
+    )
+
+
+# ---------------------------------------------------------------------------- the estimate
+
+
+class Cluster:
+    """A fabric prepared for many estimates: GPU spec, GPU count, network power, and the
+    collective times already priced (keyed by collective, groups and size)."""
+
+    def __init__(self, G, level="flow", params=None):
+        if level not in ("flow", "analytic"):
+            raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
+        self.G, self.level = G, level
+        self.gpu = graph_attr(G, "gpu")
+        self.n_gpus = sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
+        self.comm = _Comm(G, level, params or DEFAULT_PARAMS)
+        self._network_watts = None
+
+    @property
+    def network_watts(self):
+        if self._network_watts is None:
+            self._network_watts = bill_of_materials(self.G).network_watts
+        return self._network_watts
+
+
+def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cluster=None):
+    """Estimate one optimizer step of ``model`` trained with ``plan`` on fabric ``G``.
+
+    Parameters
+    ----------
+    model : collectives.Transformer
+    plan : collectives.Parallelism
+        ``tp * pp * dp * cp`` must equal the GPUs of ``G``.
+    G : networkx.DiGraph
+        A fabric; its GPU spec sets compute speed and memory.
+    level : {"flow", "analytic"}
+        Communication at the flow level (data-parallel and pipeline traffic of all
+        groups share the fabric) or with closed forms.
+    params : collectives.CommParams or None
+    compute : collectives.compute.ComputeParams or None
+    cluster : Cluster or None
+        ``Cluster(G, level, params)`` prepared once to reuse across many estimates.
+
+    Returns
+    -------
+    StepEstimate
+
+    Examples
+    --------
+    >>> import fabric, collectives
+    >>> m = collectives.MODELS["llama3-8b"]
+    >>> est = collectives.estimate_step(m, collectives.Parallelism(tp=8, dp=2, global_batch=32),
+    ...                                 fabric.dgx_superpod(2), level="analytic")
+    >>> round(sum(est.breakdown.values()) / est.time, 9)     # the parts add up
+    1.0
+    """
+    cluster = cluster or Cluster(G, level, params)
+    compute = compute or DEFAULT_COMPUTE
+    plan.check_against(model, gpus=cluster.n_gpus)
+    peak = peak_flops(cluster.gpu, plan.precision)
+    return _estimate(model, plan, cluster, peak, compute)
+
+
+def _estimate(model, plan, cluster, peak, compute):
+    gpu, n_gpus, comm = cluster.gpu, cluster.n_gpus, cluster.comm
+    dense = _layer_times(model, plan, gpu, comm, compute, moe=False)
+    moe = _layer_times(model, plan, gpu, comm, compute, moe=True) if model.experts > 1 else dense
+    stages = plan.layers_per_stage(model)  # per virtual stage, pipeline order
+    moe_every = model.moe_every if model.experts > 1 else 0
+    b, s, h = plan.micro_batch, model.seq_len, model.hidden
+    T = b * s // plan.cp
+    vocab = padded_vocab(model, plan.tp)
+    logits = gemm_time(T, vocab // plan.tp, h, gpu, plan.precision, compute)
+    loss = memory_time(3 * T * vocab / plan.tp, gpu)  # softmax cross-entropy: read, exp, write
+
+    forward, backward, tp_exposed, cp_exposed, ep_exposed = [], [], [], [], []
+    first_layer = 0
+    for count in stages:
+        layers = range(first_layer, first_layer + count)
+        kinds = [moe if moe_every and (i + 1) % moe_every == 0 else dense for i in layers]
+        forward.append(sum(k.forward for k in kinds))
+        backward.append(sum(k.backward for k in kinds))
+        tp_exposed.append(sum(k.tp for k in kinds))
+        cp_exposed.append(sum(k.cp for k in kinds))
+        ep_exposed.append(sum(k.ep for k in kinds))
+        first_layer += count
+    forward[-1] += logits + loss
+    backward[-1] += BACKWARD_GEMM * logits + loss
+
+    v = plan.virtual_stages
+    micro = plan.micro_batches
+    transfer = 0.0
+    if plan.pp > 1:
+        act = T * h * ACTIVATION_BYTES / (plan.tp if plan.sequence_parallel else 1)
+        pairs = [pair for stage in range(plan.pp - 1) for pair in pp_pairs(plan, stage)]
+        transfer = comm.send(pairs, act)
+    with_transfer = simulate(forward, backward, micro, virtual_stages=v, transfer=transfer)
+    without = simulate(forward, backward, micro, virtual_stages=v) if transfer else with_transfer
+    device = int(np.argmax(without.busy))
+    busy = float(without.busy[device])
+
+    def on_device(values):
+        return float(sum(values[c * plan.pp + device] for c in range(v)) * micro)
+
+    tp_time, cp_time, ep_time = on_device(tp_exposed), on_device(cp_exposed), on_device(ep_exposed)
+
+    # Data parallel: reduce-scatter gradients and all-gather parameters (distributed
+    # optimizer, zero >= 1) or all-reduce gradients (zero 0), all groups at once.
+    params_here = plan.parameters_per_gpu(model)
+    dp_time = 0.0
+    if plan.dp > 1:
+        groups = dp_groups(plan)
+        if plan.zero == 0:
+            grads = comm.time("all_reduce", groups, params_here * GRADIENT_BYTES, concurrent=True)
+            gather = 0.0
+        else:
+            grads = comm.time("reduce_scatter", groups, params_here * GRADIENT_BYTES, concurrent=True)
+            gather = comm.time("all_gather", groups, params_here * PARAMETER_BYTES, concurrent=True)
+            if plan.zero == 3:
+                gather *= 2  # parameters gathered again for the backward pass
+        last_backward = max(backward) / v
+        first_forward = max(forward) / v
+        if plan.overlap_grad_reduce:
+            grads = max(0.0, grads - last_backward)
+        if plan.overlap_param_gather:
+            gather = max(0.0, gather - first_forward)
+        dp_time = grads + gather
+    shard = params_here / (plan.dp * plan.cp if plan.zero >= 1 else 1)  # Megatron shards over dp x cp
+    optimizer = OPTIMIZER_BYTES_PER_PARAMETER * shard / gpu.hbm_bandwidth
+
+    breakdown = {
+        "compute": busy - tp_time - cp_time - ep_time,
+        "tp_communication": tp_time,
+        "cp_communication": cp_time,
+        "ep_communication": ep_time,
+        "pipeline_bubble": without.makespan - busy,
+        "pp_communication": with_transfer.makespan - without.makespan,
+        "dp_communication": dp_time,
+        "optimizer": optimizer,
+    }
+    time = sum(breakdown.values())
+    tokens = plan.global_batch * s
+    model_flops = model.flops_per_token() * tokens
+    memory = memory_per_gpu(model, plan)
+    return StepEstimate(
+        time=time,
+        mfu=model_flops / (time * n_gpus * peak),
+        tflops_per_gpu=model_flops / (time * n_gpus) / 1e12,
+        tokens_per_second=tokens / time,
+        breakdown=breakdown,
+        memory_per_gpu=memory["total"],
+        memory_breakdown=memory,
+        fits=memory["total"] <= USABLE_MEMORY * gpu.hbm_bytes,
+        energy=(gpu.power * n_gpus + cluster.network_watts) * time,
+        model=getattr(model, "name", None) or "",
+        plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
+                                            "recompute", "zero", "precision")},
+        level=cluster.level,
+    )
