@@ -21,6 +21,7 @@ from collectives.api import (
     sweep,
 )
 from collectives.model import MODELS, Parallelism, Transformer, memory_per_gpu, memory_per_stage, padded_vocab
+from collectives.search import search
 from collectives.step import StepEstimate, estimate_step
 from collectives.errors import CollectivesError, Infeasible, InvalidSpec, Unsupported
 from collectives.params import DEFAULT_PARAMS, CommParams
@@ -35,6 +36,7 @@ __all__ = [
     "padded_vocab",
     "StepEstimate",
     "estimate_step",
+    "search",
     "all_gather",
     "all_reduce",
     "all_to_all",

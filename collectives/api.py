@@ -11,7 +11,7 @@ from fabric.compiled import compile_fabric
 from fabric.schema import ROUTINGS, gpu_name, node_attr
 
 from collectives import algorithms
-from collectives.engine import LEVELS, Context, profile, solve_steps
+from collectives.engine import LEVELS, Context, UniformFabric, profile, solve_steps
 from collectives.errors import InvalidSpec, Unsupported
 from collectives.groups import make_group
 from collectives.params import DEFAULT_PARAMS, PROTOCOL_BANDWIDTH
@@ -106,7 +106,12 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
     if routing is not None:
         require_choice("routing", routing, ROUTINGS)
     params = params or DEFAULT_PARAMS
-    if level == "flow":
+    if isinstance(G, UniformFabric):
+        if level == "flow":
+            raise InvalidSpec("level='flow' needs the fabric graph, not its uniform summary")
+        per, n = G.gpus_per_domain, G.n_gpus
+        n_gpus, domain_of, exists = (lambda: n), (lambda r: r // per), (lambda r: r < n)
+    elif level == "flow":
         compiled = compiled or compile_fabric(G)
         n_gpus = lambda: compiled.n_gpus  # noqa: E731
         domain_of = lambda r: np.where(compiled.domain[r] >= 0, compiled.domain[r], -1 - r)  # noqa: E731
@@ -121,9 +126,8 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         r = int(g.ranks[0]) if root is None else root
         if r not in g.ranks:
             raise InvalidSpec(f"root={r!r} must be one of the group's ranks")
-        contexts.append(
-            Context(G, g, collective, nbytes, params, profile(G, int(g.ranks[0]), params), compiled, r, routing, seed, extra)
-        )
+        prof = G.profile if isinstance(G, UniformFabric) else profile(G, int(g.ranks[0]), params)
+        contexts.append(Context(G, g, collective, nbytes, params, prof, compiled, r, routing, seed, extra))
     return contexts
 
 

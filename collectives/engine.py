@@ -18,6 +18,7 @@ from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route
 from fabric.schema import MEDIA, gpu_name, graph_attr
 
+from collectives.errors import InvalidSpec
 from collectives.result import Phase
 
 LEVELS = ("analytic", "flow")
@@ -117,6 +118,47 @@ def profile(G, rank, params):
         gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail,
         gpu.nvlink_generation, reduces,
     )
+
+
+@dataclass(frozen=True)
+class UniformFabric:
+    """What the analytic level needs of a fabric whose GPUs are all alike: small and
+    picklable, so a parameter search ships it to worker processes instead of the graph.
+
+    Built by :func:`uniform_fabric`; NVLink domains are consecutive blocks of
+    ``gpus_per_domain`` ranks.
+    """
+
+    gpu: object
+    n_gpus: int
+    gpus_per_domain: int
+    profile: Profile
+    network_watts: float
+    name: str
+
+
+def uniform_fabric(G, params, network_watts):
+    """Summarise ``G`` for the analytic level; ``InvalidSpec`` if its domains are not
+    consecutive equal blocks of ranks (then use the graph itself).
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from collectives.params import DEFAULT_PARAMS
+    >>> u = uniform_fabric(fabric.nvl72(2), DEFAULT_PARAMS, 0.0)
+    >>> u.n_gpus, u.gpus_per_domain
+    (144, 72)
+    """
+    domains = {}
+    for node, data in G.nodes(data=True):
+        if data.get("kind") == "gpu":
+            domains[data["rank"]] = data["domain"]
+    n = len(domains)
+    per = sum(1 for r in range(n) if domains[r] == domains[0])
+    if n % per or any(domains[r] != domains[r - r % per] or (r % per == 0 and r and domains[r] == domains[r - 1])
+                      for r in range(n)):
+        raise InvalidSpec("the fabric's NVLink domains are not equal blocks of consecutive ranks")
+    return UniformFabric(graph_attr(G, "gpu"), n, per, profile(G, 0, params), network_watts, G.graph.get("name", ""))
 
 
 @dataclass(frozen=True, eq=False)

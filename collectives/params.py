@@ -6,7 +6,7 @@ agree. ``nvlink`` and ``nvls`` are fitted to ../shared/validation/nccl.csv as a 
 :func:`collectives.calibration.fit` (rerun it when that file changes); the rest come
 from published figures cited beside them.
 
-Latencies are NCCL's own tuning model (NVIDIA/nccl src/graph/tuning.cc, v2.30): a base
+Latencies are constants, not parameters: NCCL's own tuning model (NVIDIA/nccl src/graph/tuning.cc, v2.30): a base
 latency per algorithm and protocol plus a per-hop latency by hop kind, in microseconds.
 
 Examples
@@ -18,7 +18,7 @@ Examples
 14.0
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from fabric.checks import require_positive
@@ -50,10 +50,6 @@ _HOP = {
 }
 
 
-def _freeze(table):
-    return MappingProxyType({k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in table.items()})
-
-
 @dataclass(frozen=True, kw_only=True)
 class CommParams:
     """Efficiencies and latency tables of the communication models.
@@ -78,8 +74,6 @@ class CommParams:
     nvls_efficiency: float = 0.686
     network_efficiency: float = 0.94
     pcie_efficiency: float = 0.90
-    base_latency: object = field(default_factory=lambda: _freeze(_BASE))
-    hop_latencies: object = field(default_factory=lambda: _freeze(_HOP))
 
     def __post_init__(self):
         for name in ("nvlink_efficiency", "nvls_efficiency", "network_efficiency", "pcie_efficiency"):
@@ -99,18 +93,18 @@ class CommParams:
 
     def base(self, family, protocol):
         """Base latency (s) of an algorithm family with a protocol."""
-        return self.base_latency[family][PROTOCOLS.index(protocol)] * us
+        return _BASE[family][PROTOCOLS.index(protocol)] * us
 
     def hop_latency(self, family, hop, protocol):
         """Latency (s) of one hop of kind ``"nvlink"``, ``"pcie"`` or ``"network"``."""
-        value = self.hop_latencies[family][hop][PROTOCOLS.index(protocol)]
+        value = _HOP[family][hop][PROTOCOLS.index(protocol)]
         if value is None:
             raise InvalidSpec(f"protocol={protocol!r} is not available for the {family} family")
         return value * us
 
     def protocols(self, family):
         """Protocols the family can run (NVLS and CollNet: Simple only)."""
-        return tuple(p for p in PROTOCOLS if self.hop_latencies[family]["nvlink"][PROTOCOLS.index(p)] is not None)
+        return tuple(p for p in PROTOCOLS if _HOP[family]["nvlink"][PROTOCOLS.index(p)] is not None)
 
 
 DEFAULT_PARAMS = CommParams()

@@ -43,6 +43,7 @@ from collectives.compute import (
     peak_flops,
     unfused_attention_time,
 )
+from collectives.engine import UniformFabric
 from collectives.errors import InvalidSpec
 from collectives.model import memory_per_gpu, padded_vocab
 from collectives.params import DEFAULT_PARAMS
@@ -287,7 +288,7 @@ def _layer_times(model, plan, gpu, comm, compute, moe):
     # Expert parallel: dispatch and combine all-to-alls, twice more in backward.
     ep_fwd = ep_bwd = 0.0
     if moe and plan.ep > 1:
-        a2a = comm.time("all_to_all", [ep_groups(plan)[0]], T * model.top_k * h * ACTIVATION_BYTES)
+        a2a = comm.time("all_to_all", ep_groups(plan), T * model.top_k * h * ACTIVATION_BYTES, concurrent=True)
         ep_fwd = ep_bwd = 2 * a2a
 
     gemms = qkv + proj + up + down + router
@@ -311,16 +312,24 @@ def _layer_times(model, plan, gpu, comm, compute, moe):
 
 class Cluster:
     """A fabric prepared for many estimates: GPU spec, GPU count, network power, and the
-    collective times already priced (keyed by collective, groups and size)."""
+    collective times already priced (keyed by collective, groups and size).
+
+    ``G`` may be the graph or, at the analytic level, its
+    :class:`collectives.engine.UniformFabric` summary (what a search ships to workers).
+    """
 
     def __init__(self, G, level="flow", params=None):
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
         self.G, self.level = G, level
-        self.gpu = graph_attr(G, "gpu")
-        self.n_gpus = sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
-        self.comm = _Comm(G, level, params or DEFAULT_PARAMS)
-        self._network_watts = None
+        params = params or DEFAULT_PARAMS
+        if isinstance(G, UniformFabric):
+            self.gpu, self.n_gpus, self._network_watts = G.gpu, G.n_gpus, G.network_watts
+        else:
+            self.gpu = graph_attr(G, "gpu")
+            self.n_gpus = sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
+            self._network_watts = None
+        self.comm = _Comm(G, level, params)
 
     @property
     def network_watts(self):

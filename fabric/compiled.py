@@ -5,6 +5,7 @@ Compiled inside each call from the graph as it is now, so users' networkx edits
 """
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -100,24 +101,11 @@ def compile_fabric(G):
         if k is None:
             node_attr(G, name, "kind")
         kind[name] = k
-    m = G.number_of_edges()
-    src = np.empty(m, dtype=np.int64)
-    dst = np.empty(m, dtype=np.int64)
-    bandwidth = np.empty(m)
-    latency = np.empty(m)
-    links = np.empty(m, dtype=np.int64)
-    medium = np.empty(m, dtype=np.int8)
     media = {name: i for i, name in enumerate(MEDIA)}
-    for i, (u, v, d) in enumerate(G.edges(data=True)):
-        try:
-            bandwidth[i], latency[i], links[i] = d["bandwidth"], d["latency"], d["links"]
-            medium[i] = media[d["medium"]]
-        except KeyError:
-            if "medium" in d and d["medium"] not in media:
-                raise InvalidSpec(f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}") from None
-            for name in EDGE_ATTRS:
-                edge_attr(G, u, v, name)
-        src[i], dst[i] = index[u], index[v]
+    try:
+        src, dst, bandwidth, latency, links, medium = _edge_arrays(G, index, media)
+    except Exception:  # noqa: BLE001 - the edge-by-edge loop below names the offending edge
+        src, dst, bandwidth, latency, links, medium = _edge_arrays_checked(G, index, media)
     bad = np.flatnonzero(~(bandwidth > 0))
     if bad.size:
         u, v = nodes[src[bad[0]]], nodes[dst[bad[0]]]
@@ -172,3 +160,43 @@ def compile_fabric(G):
         switch_pos=switch_pos,
         switch_graph=switch_graph,
     )
+
+
+def _edge_arrays(G, index, media):
+    """Edge endpoints and attributes as arrays, in ``G.edges`` order; raises on any bad edge."""
+    sources, degree, targets, data = [], [], [], []
+    for u, nbrs in G.adjacency():
+        sources.append(index[u])
+        degree.append(len(nbrs))
+        targets.extend(map(index.__getitem__, nbrs))
+        data.extend(nbrs.values())
+    m = len(data)
+    src = np.repeat(np.array(sources, dtype=np.int64), np.array(degree, dtype=np.int64))
+    dst = np.fromiter(targets, dtype=np.int64, count=m)
+    bandwidth = np.fromiter(map(itemgetter("bandwidth"), data), dtype=np.float64, count=m)
+    latency = np.fromiter(map(itemgetter("latency"), data), dtype=np.float64, count=m)
+    links = np.fromiter(map(itemgetter("links"), data), dtype=np.int64, count=m)
+    medium = np.fromiter(map(media.__getitem__, map(itemgetter("medium"), data)), dtype=np.int8, count=m)
+    return src, dst, bandwidth, latency, links, medium
+
+
+def _edge_arrays_checked(G, index, media):
+    """As :func:`_edge_arrays`, edge by edge, raising ``InvalidSpec`` naming a bad edge."""
+    m = G.number_of_edges()
+    src = np.empty(m, dtype=np.int64)
+    dst = np.empty(m, dtype=np.int64)
+    bandwidth = np.empty(m)
+    latency = np.empty(m)
+    links = np.empty(m, dtype=np.int64)
+    medium = np.empty(m, dtype=np.int8)
+    for i, (u, v, d) in enumerate(G.edges(data=True)):
+        try:
+            bandwidth[i], latency[i], links[i] = d["bandwidth"], d["latency"], d["links"]
+            medium[i] = media[d["medium"]]
+        except KeyError:
+            if "medium" in d and d["medium"] not in media:
+                raise InvalidSpec(f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}") from None
+            for name in EDGE_ATTRS:
+                edge_attr(G, u, v, name)
+        src[i], dst[i] = index[u], index[v]
+    return src, dst, bandwidth, latency, links, medium

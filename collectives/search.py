@@ -1,0 +1,147 @@
+"""Search over parallelism plans: enumerate, drop what does not fit, estimate, rank.
+
+Plans are estimated in chunks on any :class:`concurrent.futures.Executor` (a process
+pool by default; ``dask.distributed.Client(...).get_executor()`` works the same way).
+At the analytic level workers receive a small :class:`collectives.engine.UniformFabric`
+summary of the fabric, not the graph.
+
+Examples
+--------
+>>> import fabric, collectives
+>>> from concurrent.futures import ThreadPoolExecutor
+>>> G = fabric.dgx_superpod(4)
+>>> with ThreadPoolExecutor(1) as pool:
+...     best = collectives.search(collectives.MODELS["llama3-8b"], G, global_batch=64,
+...                               executor=pool, progress=False)
+>>> best[0].time <= best[-1].time, best[0].fits
+(True, True)
+"""
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from itertools import product
+
+from fabric.checks import require_int
+from fabric.metrics import bill_of_materials
+from fabric.schema import graph_attr
+
+from collectives.compute import DEFAULT_COMPUTE
+from collectives.engine import uniform_fabric
+from collectives.errors import Infeasible, InvalidSpec
+from collectives.model import RECOMPUTE, Parallelism, memory_per_gpu
+from collectives.params import DEFAULT_PARAMS
+from collectives.step import USABLE_MEMORY, Cluster, estimate_step
+
+MICRO_BATCHES = (1, 2, 4, 8)
+VIRTUAL_STAGES = (1, 2, 4)
+ZERO = (0, 1, 2, 3)
+CHUNK = 64
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="bf16"):
+    """Every plan Megatron-LM could run: TP inside an NVLink domain, the rest factored
+    over PP, CP and DP, with micro-batch sizes, interleaving, recompute and ZeRO stage.
+
+    Examples
+    --------
+    >>> from collectives.model import MODELS
+    >>> plans = list(candidate_plans(MODELS["llama3-8b"], 16, 32, gpus_per_domain=8))
+    >>> all(p.world_size == 16 for p in plans), len(plans) > 100
+    (True, True)
+    """
+    for tp in _divisors(min(n_gpus, gpus_per_domain)):
+        for pp in _divisors(n_gpus // tp):
+            for cp in _divisors(n_gpus // (tp * pp)):
+                dp = n_gpus // (tp * pp * cp)
+                eps = [e for e in _divisors(dp) if model.experts % e == 0] if model.experts > 1 else [1]
+                for ep, mb, v, recompute, zero in product(eps, MICRO_BATCHES, VIRTUAL_STAGES, RECOMPUTE, ZERO):
+                    if global_batch % (dp * mb) or (v > 1 and pp == 1):
+                        continue
+                    micro = global_batch // (dp * mb)
+                    if v > 1 and micro % pp:
+                        continue
+                    try:
+                        plan = Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb, global_batch=global_batch,
+                                           virtual_stages=v, recompute=recompute, zero=zero, precision=precision)
+                    except InvalidSpec:
+                        continue
+                    if not plan.problems(model, n_gpus):
+                        yield plan
+
+
+def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
+    cluster = Cluster(fabric_summary, level, params)
+    return [estimate_step(model, plan, fabric_summary, compute=compute, cluster=cluster) for plan in plans]
+
+
+def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
+           compute=None, progress=True, top=None):
+    """Estimate every fitting plan of ``model`` on ``G`` and return them fastest first.
+
+    Parameters
+    ----------
+    model : collectives.Transformer
+    G : networkx.DiGraph
+    global_batch : int
+        Sequences per optimizer step.
+    executor : concurrent.futures.Executor or None
+        Where chunks of plans are estimated; None makes a process pool of the machine's
+        cores. A dask.distributed ``Client(...).get_executor()`` scales it out.
+    level : {"analytic", "flow"}
+        ``"flow"`` ships the graph with every chunk and is far slower.
+    precision : {"bf16", "fp8"}
+    progress : bool
+        Show a tqdm progress bar.
+    top : int or None
+        Keep only the best ``top``.
+
+    Returns
+    -------
+    list of StepEstimate
+        Plans that fit in memory, fastest first.
+    """
+    require_int("global_batch", global_batch, minimum=1)
+    params = params or DEFAULT_PARAMS
+    compute = compute or DEFAULT_COMPUTE
+    gpu = graph_attr(G, "gpu")
+    watts = bill_of_materials(G).network_watts
+    summary = uniform_fabric(G, params, watts)
+    plans = [
+        p for p in candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
+                                   precision=precision)
+        if memory_per_gpu(model, p)["total"] <= USABLE_MEMORY * gpu.hbm_bytes
+    ]
+    if not plans:
+        raise Infeasible(f"no plan of {model.name or 'the model'} fits in {gpu.name} memory on {summary.n_gpus} GPUs "
+                         f"with global_batch={global_batch}")
+    shipped = summary if level == "analytic" else G
+    chunks = [plans[i:i + CHUNK] for i in range(0, len(plans), CHUNK)]
+    own = executor is None
+    executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
+    try:
+        futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute): len(c) for c in chunks}
+        results = []
+        for future in _progress(futures, len(plans), progress):
+            results.extend(future.result())
+    finally:
+        if own:
+            executor.shutdown()
+    results.sort(key=lambda e: e.time)
+    return results[:top] if top else results
+
+
+def _progress(futures, total, show):
+    """Futures (mapped to their plan counts) as they finish, with a tqdm bar when ``show``."""
+    if not show:
+        yield from as_completed(futures)
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="plan", desc="estimating plans") as bar:
+        for future in as_completed(futures):
+            bar.update(futures[future])
+            yield future

@@ -1,0 +1,123 @@
+"""Training step estimator: published runs, consistency, fabric effects, errors."""
+
+import numpy as np
+import pytest
+
+import collectives
+import fabric
+from collectives import step_calibration
+from collectives.compute import peak_flops
+
+MEDIAN_TOLERANCE = 0.10  # issue: median error over training.csv within 10%
+
+
+@pytest.fixture(scope="module")
+def published():
+    return step_calibration.report()
+
+
+def test_training_csv_median_error_within_tolerance(published):
+    lines, errors = published
+    print("\n".join(lines))
+    assert np.median(np.abs(errors)) <= MEDIAN_TOLERANCE
+    assert np.max(np.abs(errors)) <= 0.25  # every row within 25%: no row is wildly off
+
+
+def llama8b_plan(**overrides):
+    return collectives.Parallelism(**{"tp": 8, "dp": 4, "global_batch": 64, **overrides})
+
+
+def test_breakdown_adds_up_and_mfu_is_consistent():
+    G = fabric.dgx_superpod(4)
+    model = collectives.MODELS["llama3-8b"]
+    est = collectives.estimate_step(model, llama8b_plan(), G, level="analytic")
+    assert sum(est.breakdown.values()) == pytest.approx(est.time)
+    assert all(v >= 0 for v in est.breakdown.values())
+    flops = model.flops_per_token() * 64 * model.seq_len
+    assert est.mfu == pytest.approx(flops / (est.time * 32 * peak_flops(G.graph["gpu"], "bf16")))
+    assert est.tokens_per_second == pytest.approx(64 * model.seq_len / est.time)
+    assert est.energy > 32 * G.graph["gpu"].power * est.time  # GPUs plus the network
+
+
+def test_levels_agree_on_a_non_blocking_fabric():
+    G = fabric.dgx_superpod(4)
+    model = collectives.MODELS["llama3-8b"]
+    plan = llama8b_plan(tp=2, pp=2, dp=8)
+    flow = collectives.estimate_step(model, plan, G, level="flow")
+    analytic = collectives.estimate_step(model, plan, G, level="analytic")
+    assert flow.time == pytest.approx(analytic.time, rel=1e-6)
+
+
+def test_an_oversubscribed_fabric_slows_expert_parallel_training():
+    # Mixtral with experts spread over 16 servers: every all-to-all crosses the leaves.
+    model = collectives.MODELS["mixtral-8x7b"]
+    plan = collectives.Parallelism(tp=8, dp=16, ep=8, global_batch=64)
+    full = fabric.fat_tree(16, switch="tomahawk4", rail_optimized=False, routing="adaptive", tiers=2)
+    thin = fabric.fat_tree(16, switch="tomahawk4", rail_optimized=False, routing="adaptive", tiers=2,
+                           oversubscription=3)
+    t_full = collectives.estimate_step(model, plan, full, level="flow")
+    t_thin = collectives.estimate_step(model, plan, thin, level="flow")
+    assert t_thin.breakdown["ep_communication"] > 1.5 * t_full.breakdown["ep_communication"]
+    assert t_thin.time > t_full.time
+
+
+def test_more_pipeline_stages_add_bubble():
+    G = fabric.dgx_superpod(4)
+    model = collectives.MODELS["llama3-8b"]
+    few = collectives.estimate_step(model, llama8b_plan(tp=8, pp=1, dp=4), G, level="analytic")
+    many = collectives.estimate_step(model, llama8b_plan(tp=8, pp=4, dp=1), G, level="analytic")
+    assert few.breakdown["pipeline_bubble"] == 0
+    assert many.breakdown["pipeline_bubble"] > 0
+
+
+def test_recompute_costs_time_and_saves_memory():
+    G = fabric.dgx_superpod(4)
+    model = collectives.MODELS["llama3-8b"]
+    none = collectives.estimate_step(model, llama8b_plan(recompute="none"), G, level="analytic")
+    full = collectives.estimate_step(model, llama8b_plan(recompute="full"), G, level="analytic")
+    assert full.time > none.time
+    assert full.memory_per_gpu < none.memory_per_gpu
+
+
+def test_fp8_is_faster_on_hopper_and_refused_on_ampere():
+    model = collectives.MODELS["llama3-8b"]
+    h100 = fabric.dgx_superpod(4)
+    bf16 = collectives.estimate_step(model, llama8b_plan(), h100, level="analytic")
+    fp8 = collectives.estimate_step(model, llama8b_plan(precision="fp8"), h100, level="analytic")
+    assert fp8.time < bf16.time
+    with pytest.raises(collectives.InvalidSpec, match="precision='fp8' needs FP8 tensor cores; A100"):
+        collectives.estimate_step(model, llama8b_plan(precision="fp8"), fabric.dgx_superpod(4, gpu="A100"),
+                                  level="analytic")
+
+
+def test_moe_runs_its_all_to_all():
+    G = fabric.dgx_superpod(4)
+    model = collectives.MODELS["mixtral-8x7b"]
+    plan = collectives.Parallelism(tp=4, dp=8, ep=8, global_batch=64)
+    est = collectives.estimate_step(model, plan, G, level="analytic")
+    assert est.breakdown["ep_communication"] > 0
+
+
+@pytest.mark.parametrize(
+    "plan, message",
+    [
+        (dict(tp=8, dp=2, global_batch=64), "must equal the fabric's 32 GPUs"),
+        (dict(tp=3, dp=1, global_batch=64), "tp=3 must divide"),
+    ],
+)
+def test_a_plan_that_does_not_fit_the_fabric_is_named(plan, message):
+    with pytest.raises(collectives.InvalidSpec, match=message):
+        collectives.estimate_step(collectives.MODELS["llama3-8b"], collectives.Parallelism(**plan),
+                                  fabric.dgx_superpod(4), level="analytic")
+
+
+def test_bad_level_is_rejected():
+    with pytest.raises(collectives.InvalidSpec, match="level='packet'"):
+        collectives.estimate_step(collectives.MODELS["llama3-8b"], llama8b_plan(), fabric.dgx_superpod(4),
+                                  level="packet")
+
+
+def test_estimate_renders():
+    est = collectives.estimate_step(collectives.MODELS["llama3-8b"], llama8b_plan(), fabric.dgx_superpod(4),
+                                    level="analytic")
+    assert "MFU" in str(est) and "<table>" in est._repr_html_()
