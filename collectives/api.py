@@ -126,9 +126,16 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         r = int(g.ranks[0]) if root is None else root
         if r not in g.ranks:
             raise InvalidSpec(f"root={r!r} must be one of the group's ranks")
-        prof = G.profile if isinstance(G, UniformFabric) else profile(G, int(g.ranks[0]), params)
+        if not contexts:  # concurrent groups are priced alike: one profile serves them all
+            prof = G.profile if isinstance(G, UniformFabric) else profile(G, int(g.ranks[0]), params)
         contexts.append(Context(G, g, collective, nbytes, params, prof, compiled, r, routing, seed, extra))
     return contexts
+
+
+def contexts_for(G, collective, groups, nbytes, *, level="flow", params=None, routing=None, seed=0, compiled=None):
+    """The algorithm contexts of ``groups`` (for callers that build their own steps)."""
+    return _contexts(G, collective, groups, nbytes, level=level, params=params, routing=routing, seed=seed,
+                     compiled=compiled)
 
 
 def evaluate(G, collective, groups, nbytes, *, algorithm=AUTO, level="flow", params=None, routing=None, seed=0,

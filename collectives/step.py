@@ -43,7 +43,7 @@ from collectives.compute import (
     peak_flops,
     unfused_attention_time,
 )
-from collectives.engine import UniformFabric
+from collectives.engine import Step, UniformFabric, solve_steps
 from collectives.errors import InvalidSpec
 from collectives.model import memory_per_gpu, padded_vocab
 from collectives.params import DEFAULT_PARAMS
@@ -124,50 +124,35 @@ class StepEstimate:
 # ---------------------------------------------------------------------------- rank groups
 
 
-def _rank(plan, pp, dp, cp, tp):
-    """Megatron-LM's global rank: TP innermost, then CP, DP, PP outermost."""
-    return ((pp * plan.dp + dp) * plan.cp + cp) * plan.tp + tp
+def _layout(plan):
+    """Global ranks indexed [pp, dp, cp, tp]: Megatron-LM's order, TP innermost, PP outermost."""
+    return np.arange(plan.pp * plan.dp * plan.cp * plan.tp).reshape(plan.pp, plan.dp, plan.cp, plan.tp)
 
 
 def tp_ranks(plan):
     """The first tensor-parallel group (all are alike: inside one NVLink domain)."""
-    return [_rank(plan, 0, 0, 0, t) for t in range(plan.tp)]
+    return _layout(plan)[0, 0, 0, :]
 
 
 def cp_ranks(plan):
     """The first context-parallel group."""
-    return [_rank(plan, 0, 0, c, 0) for c in range(plan.cp)]
+    return _layout(plan)[0, 0, :, 0]
 
 
 def dp_groups(plan):
-    """Every data-parallel group: one per (pipeline stage, CP rank, TP rank)."""
-    return [
-        [_rank(plan, p, d, c, t) for d in range(plan.dp)]
-        for p in range(plan.pp)
-        for c in range(plan.cp)
-        for t in range(plan.tp)
-    ]
+    """Every data-parallel group, one row per (pipeline stage, CP rank, TP rank)."""
+    return _layout(plan).transpose(0, 2, 3, 1).reshape(-1, plan.dp)
 
 
 def ep_groups(plan):
-    """Expert-parallel groups: ``ep`` consecutive DP ranks of one (stage, CP, TP) slot."""
-    groups = []
-    for p in range(plan.pp):
-        for c in range(plan.cp):
-            for t in range(plan.tp):
-                for start in range(0, plan.dp, plan.ep):
-                    groups.append([_rank(plan, p, d, c, t) for d in range(start, start + plan.ep)])
-    return groups
+    """Expert-parallel groups: rows of ``ep`` consecutive DP ranks of one (stage, CP, TP) slot."""
+    return dp_groups(plan).reshape(-1, plan.ep)
 
 
-def pp_pairs(plan, stage):
-    """(sender, receiver) of every rank of ``stage`` to the same slot of ``stage + 1``."""
-    return [
-        (_rank(plan, stage, d, c, t), _rank(plan, stage + 1, d, c, t))
-        for d in range(plan.dp)
-        for c in range(plan.cp)
-        for t in range(plan.tp)
-    ]
+def pp_pairs(plan):
+    """(sender, receiver) rows: every rank of every stage to the same slot of the next."""
+    ranks = _layout(plan)
+    return np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1)
 
 
 # ---------------------------------------------------------------------------- communication
@@ -184,10 +169,11 @@ class _Comm:
     def time(self, collective, groups, nbytes, concurrent=False):
         """Seconds of ``collective`` on ``groups`` (all at once at the flow level when
         ``concurrent``; otherwise one representative group, which has the fabric alone)."""
-        if nbytes <= 0 or len(groups[0]) < 2:
+        groups = np.atleast_2d(groups)
+        if nbytes <= 0 or groups.shape[1] < 2:
             return 0.0
         groups = groups if concurrent and self.level == "flow" else groups[:1]
-        key = (collective, tuple(map(tuple, groups)), nbytes)
+        key = (collective, groups.shape, groups.tobytes(), nbytes)
         if key not in self._memo:
             # Pick the algorithm with the instant closed forms, then price it at the level.
             choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
@@ -199,15 +185,22 @@ class _Comm:
         return self._memo[key]
 
     def send(self, pairs, nbytes):
-        if nbytes <= 0 or not pairs:
+        """Seconds until the slowest of ``pairs`` (sender, receiver rows) has sent ``nbytes``,
+        all sending at once at the flow level (one representative pair otherwise)."""
+        pairs = np.atleast_2d(pairs)
+        if nbytes <= 0 or not len(pairs):
             return 0.0
-        pairs = pairs if self.level == "flow" else pairs[:1]
-        key = ("send", tuple(pairs), nbytes)
+        key = ("send", pairs.shape, pairs.tobytes(), nbytes)
         if key not in self._memo:
-            results = api.concurrent_send_recv(
-                self.G, nbytes, pairs, level=self.level, params=self.params, compiled=self.compiled
-            )
-            self._memo[key] = max(r.time for r in results)
+            first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)
+            if self.level == "flow" and len(pairs) > 1:
+                ctx = api.contexts_for(self.G, "send_recv", [pairs[0]], nbytes, level="flow", params=self.params,
+                                       compiled=self.compiled)[0]
+                step = Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])
+                bandwidth = solve_steps(ctx, [[step]])[0][0].time
+                self._memo[key] = first.latency + bandwidth
+            else:
+                self._memo[key] = first.time
         return self._memo[key]
 
 
@@ -261,7 +254,7 @@ def _layer_times(model, plan, gpu, comm, compute, moe):
     # Tensor parallel: with sequence parallelism an all-gather before and a reduce-scatter
     # after attention and MLP; without it, two all-reduces. Backward mirrors forward.
     act = T * h * ACTIVATION_BYTES
-    tp_group = [tp_ranks(plan)]
+    tp_group = tp_ranks(plan)
     if plan.sequence_parallel:
         ag = comm.time("all_gather", tp_group, act)
         rs = comm.time("reduce_scatter", tp_group, act)
@@ -281,7 +274,7 @@ def _layer_times(model, plan, gpu, comm, compute, moe):
     if cp > 1:
         kv_bytes = 2 * T * kv * d // tp * ACTIVATION_BYTES
         ring = cp_ranks(plan)
-        hop = comm.send([(ring[0], ring[1])], kv_bytes)
+        hop = comm.send(ring[:2], kv_bytes)
         cp_fwd = max(0.0, (cp - 1) * hop - attn)
         cp_bwd = max(0.0, 2 * (cp - 1) * hop - BACKWARD_ATTENTION * attn)
 
@@ -407,8 +400,7 @@ def _estimate(model, plan, cluster, peak, compute):
     transfer = 0.0
     if plan.pp > 1:
         act = T * h * ACTIVATION_BYTES / (plan.tp if plan.sequence_parallel else 1)
-        pairs = [pair for stage in range(plan.pp - 1) for pair in pp_pairs(plan, stage)]
-        transfer = comm.send(pairs, act)
+        transfer = comm.send(pp_pairs(plan), act)
     with_transfer = simulate(forward, backward, micro, virtual_stages=v, transfer=transfer)
     without = simulate(forward, backward, micro, virtual_stages=v) if transfer else with_transfer
     device = int(np.argmax(without.busy))

@@ -4,7 +4,7 @@ Compiled inside each call from the graph as it is now, so users' networkx edits
 (``G.remove_node("spine3")``) are always seen; nothing is cached on the graph.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
@@ -46,6 +46,9 @@ class CompiledFabric:
         Node indices of all switches; ``switch_pos[node]`` is a node's position in it.
     switch_graph : scipy.sparse.csr_matrix
         Switch-to-switch adjacency (positions in ``switch``), data = edge id + 1.
+    cache : dict
+        Routing tables already derived from these arrays (distances, next hops), reused
+        by later calls on the same compiled fabric; never stored on the graph.
     """
 
     nodes: list
@@ -63,6 +66,7 @@ class CompiledFabric:
     switch: np.ndarray
     switch_pos: np.ndarray
     switch_graph: sp.csr_matrix
+    cache: dict = field(default_factory=dict)
 
     @property
     def n_gpus(self):

@@ -347,10 +347,16 @@ def _cables(G, tiers):
     """
     pairs = {}
     for u, v, data in G.edges(data=True):
-        if _edge_value(G, u, v, data, "medium") not in TRANSPORTS:
+        try:
+            medium, links, bandwidth = data["medium"], data["links"], data["bandwidth"]
+        except KeyError:
+            medium = _edge_value(G, u, v, data, "medium")
+            links, bandwidth = _edge_value(G, u, v, data, "links"), _edge_value(G, u, v, data, "bandwidth")
+        if medium not in TRANSPORTS:
             continue  # NVLink and PCIe stay inside the server or rack
-        links = require_int(f"links of edge ({u!r}, {v!r})", _edge_value(G, u, v, data, "links"), minimum=1)
-        speed = _edge_value(G, u, v, data, "bandwidth") / links
+        if type(links) is not int or links < 1:  # the common case skips the full check
+            links = require_int(f"links of edge ({u!r}, {v!r})", links, minimum=1)
+        speed = bandwidth / links
         key = (v, u) if (v, u) in pairs else (u, v)
         old_links, old_speed = pairs.get(key, (0, 0.0))
         pairs[key] = (max(links, old_links), max(speed, old_speed))

@@ -82,6 +82,13 @@ def _uniform(*keys):
 
 def _distances_to(C, targets):
     """Switch hops from every switch to each target switch position (rows), int8."""
+    key = ("distances", targets.tobytes())
+    if key not in C.cache:
+        C.cache[key] = _compute_distances(C, targets)
+    return C.cache[key]
+
+
+def _compute_distances(C, targets):
     rows = np.empty((len(targets), len(C.switch)), dtype=np.int8)
     reverse = C.switch_graph.T.tocsr()
     step = max(1, 20_000_000 // max(1, len(C.switch)))
@@ -161,7 +168,11 @@ def _by_target_chunks(C, dist, row):
         items = order[bounds[i] : bounds[i + 1]]
         if len(items):
             lo = i * per_chunk
-            yield _DownhillGraph(C, dist[needed[lo : lo + per_chunk]]), items, local[items] - lo
+            rows = dist[needed[lo : lo + per_chunk]]
+            key = ("downhill", rows.tobytes())
+            if key not in C.cache:
+                C.cache[key] = _DownhillGraph(C, rows)
+            yield C.cache[key], items, local[items] - lo
 
 
 def _spread_adaptive(C, dist, class_start, class_row):
