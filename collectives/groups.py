@@ -85,5 +85,6 @@ def make_group(ranks, *, n_gpus, domain_of, exists=None, minimum=2):
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
     domain_index = position[index]
-    domains = [arr[domain_index == k] for k in range(len(order))]
+    by_domain = np.argsort(domain_index, kind="stable")
+    domains = np.split(arr[by_domain], np.cumsum(np.bincount(domain_index, minlength=len(order)))[:-1])
     return Group(ranks=arr, domains=domains, domain_index=domain_index)

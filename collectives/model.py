@@ -241,6 +241,21 @@ class Transformer:
         """
         return self.is_moe and index % self.moe_every == 0
 
+    def moe_layers_in(self, start, stop):
+        """How many of layers ``start .. stop-1`` are MoE layers.
+
+        Examples
+        --------
+        >>> m = Transformer(layers=8, hidden=64, heads=4, seq_len=8, vocab=10, experts=4,
+        ...                 top_k=2, moe_every=3)
+        >>> m.moe_layers_in(0, 8), m.moe_layers_in(1, 6)
+        (3, 1)
+        """
+        if not self.is_moe or stop <= start:
+            return 0
+        k = self.moe_every
+        return -(-stop // k) - -(-start // k)
+
     @property
     def moe_layers(self):
         """Number of MoE layers (0 for a dense model)."""
@@ -905,18 +920,17 @@ def _rank_contents(model, plan):
              "largest_layer": 0.0}
         for k in range(v):
             chunk = k * pp + rank
-            for i in range(starts[chunk], starts[chunk] + counts[chunk]):
-                if model.is_moe_layer(i):
-                    c["moe_layers"] += 1
-                    c["dense"] += attention + norms + router
-                    c["expert"] += expert_mlp
-                    c["gemm"] += attention + expert_mlp
-                    c["largest_layer"] = max(c["largest_layer"], attention + norms + router + expert_mlp)
-                else:
-                    c["dense_layers"] += 1
-                    c["dense"] += attention + norms + dense_mlp
-                    c["gemm"] += attention + dense_mlp
-                    c["largest_layer"] = max(c["largest_layer"], attention + norms + dense_mlp)
+            moe = model.moe_layers_in(starts[chunk], starts[chunk] + counts[chunk])
+            dense = counts[chunk] - moe
+            c["moe_layers"] += moe
+            c["dense_layers"] += dense
+            c["dense"] += moe * (attention + norms + router) + dense * (attention + norms + dense_mlp)
+            c["expert"] += moe * expert_mlp
+            c["gemm"] += moe * (attention + expert_mlp) + dense * (attention + dense_mlp)
+            if moe:
+                c["largest_layer"] = max(c["largest_layer"], attention + norms + router + expert_mlp)
+            if dense:
+                c["largest_layer"] = max(c["largest_layer"], attention + norms + dense_mlp)
             if chunk == 0:
                 c["dense"] += vocab * h / tp
             if chunk == last_chunk:

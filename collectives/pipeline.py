@@ -17,6 +17,7 @@ textbook 1F1B result when transfers are free.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -42,8 +43,9 @@ class Schedule:
     bubble_fraction: float
 
 
+@lru_cache(maxsize=4096)
 def _order(rank, p, v, m):
-    """Megatron's op order on device ``rank``: list of ("F" | "B", chunk, microbatch)."""
+    """Megatron's op order on device ``rank``: (is_forward, chunk, microbatch) tuples."""
     total = m * v
 
     def forward(k):
@@ -58,14 +60,14 @@ def _order(rank, p, v, m):
         warmup = min(p - rank - 1, m)
     else:
         warmup = min((p - rank - 1) * 2 + (v - 1) * p, total)
-    ops = [("F",) + forward(k) for k in range(warmup)]
+    ops = [(True,) + forward(k) for k in range(warmup)]
     f, b = warmup, 0
     while f < total:
-        ops.append(("F",) + forward(f))
-        ops.append(("B",) + backward(b))
+        ops.append((True,) + forward(f))
+        ops.append((False,) + backward(b))
         f, b = f + 1, b + 1
-    ops += [("B",) + backward(k) for k in range(b, total)]
-    return ops
+    ops += [(False,) + backward(k) for k in range(b, total)]
+    return tuple(ops)
 
 
 # Past a few rounds of p microbatches the schedule settles into a steady state that adds
@@ -117,36 +119,50 @@ def simulate(forward, backward, microbatches, *, virtual_stages=1, transfer=0.0)
 
 
 def _run(forward, backward, p, v, m, hop):
-    """Makespan and per-device busy time of the full op-by-op simulation."""
+    """Makespan and per-device busy time of the full op-by-op simulation.
+
+    Plain Python lists, not numpy scalars: this loop is the hot path of a plan search.
+    """
     n_stages = p * v
-    f_done = np.full((n_stages, m), np.nan)
-    b_done = np.full((n_stages, m), np.nan)
+    forward, backward, hop = forward.tolist(), backward.tolist(), np.asarray(hop, float).tolist() + [0.0]
+    f_done = [[None] * m for _ in range(n_stages)]
+    b_done = [[None] * m for _ in range(n_stages)]
     orders = [_order(r, p, v, m) for r in range(p)]
     position = [0] * p
-    free = np.zeros(p)
-    busy = np.zeros(p)
+    free = [0.0] * p
+    busy = [0.0] * p
     remaining = sum(len(o) for o in orders)
+    last = n_stages - 1
     while remaining:
         progressed = False
         for r in range(p):
-            while position[r] < len(orders[r]):
-                kind, chunk, mb = orders[r][position[r]]
+            order, i = orders[r], position[r]
+            while i < len(order):
+                is_forward, chunk, mb = order[i]
                 s = chunk * p + r
-                if kind == "F":
-                    ready = 0.0 if s == 0 else f_done[s - 1, mb] + hop[s - 1]
+                if is_forward:
+                    if s == 0:
+                        ready = 0.0
+                    else:
+                        done = f_done[s - 1][mb]
+                        if done is None:
+                            break
+                        ready = done + hop[s - 1]
                     cost = forward[s]
                 else:
-                    ready = f_done[s, mb] if s == n_stages - 1 else b_done[s + 1, mb] + hop[s]
+                    done = f_done[s][mb] if s == last else b_done[s + 1][mb]
+                    if done is None:
+                        break
+                    ready = done if s == last else done + hop[s]
                     cost = backward[s]
-                if np.isnan(ready):
-                    break
-                start = max(free[r], ready)
-                free[r] = start + cost
+                end = (free[r] if free[r] > ready else ready) + cost
+                free[r] = end
                 busy[r] += cost
-                (f_done if kind == "F" else b_done)[s, mb] = free[r]
-                position[r] += 1
+                (f_done if is_forward else b_done)[s][mb] = end
+                i += 1
                 remaining -= 1
                 progressed = True
+            position[r] = i
         if not progressed:  # cannot happen with Megatron's orders; guards against a bad order
             raise RuntimeError("pipeline schedule deadlocked")
-    return float(free.max()), busy
+    return max(free), np.array(busy)

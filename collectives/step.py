@@ -374,7 +374,6 @@ def _estimate(model, plan, cluster, peak, compute):
     dense = _layer_times(model, plan, gpu, comm, compute, moe=False)
     moe = _layer_times(model, plan, gpu, comm, compute, moe=True) if model.experts > 1 else dense
     stages = plan.layers_per_stage(model)  # per virtual stage, pipeline order
-    moe_every = model.moe_every if model.experts > 1 else 0
     b, s, h = plan.micro_batch, model.seq_len, model.hidden
     T = b * s // plan.cp
     vocab = padded_vocab(model, plan.tp)
@@ -384,13 +383,13 @@ def _estimate(model, plan, cluster, peak, compute):
     forward, backward, tp_exposed, cp_exposed, ep_exposed = [], [], [], [], []
     first_layer = 0
     for count in stages:
-        layers = range(first_layer, first_layer + count)
-        kinds = [moe if moe_every and (i + 1) % moe_every == 0 else dense for i in layers]
-        forward.append(sum(k.forward for k in kinds))
-        backward.append(sum(k.backward for k in kinds))
-        tp_exposed.append(sum(k.tp for k in kinds))
-        cp_exposed.append(sum(k.cp for k in kinds))
-        ep_exposed.append(sum(k.ep for k in kinds))
+        n_moe = model.moe_layers_in(first_layer, first_layer + count)
+        n_dense = count - n_moe
+        forward.append(n_dense * dense.forward + n_moe * moe.forward)
+        backward.append(n_dense * dense.backward + n_moe * moe.backward)
+        tp_exposed.append(n_dense * dense.tp + n_moe * moe.tp)
+        cp_exposed.append(n_dense * dense.cp + n_moe * moe.cp)
+        ep_exposed.append(n_dense * dense.ep + n_moe * moe.ep)
         first_layer += count
     forward[-1] += logits + loss
     backward[-1] += BACKWARD_GEMM * logits + loss
