@@ -1,20 +1,13 @@
-"""``python -m collectives``: estimate a training step on a built-in example cluster.
+"""``python -m collectives``: the command line (:mod:`collectives.cli`).
 
+With no arguments it estimates a training step on a built-in example cluster:
 Llama-3-8B on 32 H100 GPUs (a 4-server DGX SuperPOD slice), tp8 x dp4, at the flow level.
+``python -m collectives --help`` lists the subcommands (estimate, collective, search, fabric).
 """
 
-import collectives
-import fabric
+import sys
 
-
-def main():
-    G = fabric.dgx_superpod(4, gpu="H100")
-    model = collectives.MODELS["llama3-8b"]
-    plan = collectives.Parallelism(tp=8, dp=4, global_batch=64)
-    print(fabric.summary(G))
-    print()
-    print(collectives.estimate_step(model, plan, G))
-
+from collectives.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
