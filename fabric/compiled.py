@@ -199,7 +199,9 @@ def _edge_arrays_checked(G, index, media):
             medium[i] = media[d["medium"]]
         except KeyError:
             if "medium" in d and d["medium"] not in media:
-                raise InvalidSpec(f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}") from None
+                raise InvalidSpec(
+                    f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}"
+                ) from None
             for name in EDGE_ATTRS:
                 edge_attr(G, u, v, name)
         src[i], dst[i] = index[u], index[v]

@@ -144,7 +144,8 @@ def _fill(routes, active):
     cols = np.flatnonzero(active)
     if not cols.size:
         return rates
-    whole = _Problem(routes.host, routes.cls, routes.class_of, routes.capacity.astype(np.float64), np.arange(len(rates)))
+    capacity = routes.capacity.astype(np.float64)
+    whole = _Problem(routes.host, routes.cls, routes.class_of, capacity, np.arange(len(rates)))
     problem = whole.restrict(active, np.zeros(len(rates)))
     live = np.ones(len(problem.ids), dtype=bool)
     x = np.zeros(len(problem.ids))
@@ -290,4 +291,3 @@ def fluid_completion(routes, nbytes):
     end = np.zeros(routes.n_flows)
     np.maximum.at(end, routes.owner, finish)
     return end + np.where(nbytes > 0, routes.latency, 0.0)
-

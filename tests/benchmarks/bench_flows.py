@@ -17,7 +17,6 @@ limit, so a case that would not fit fails cleanly instead of taking the machine 
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -182,13 +181,29 @@ CASES = {
 
 
 def run_case(name):
-    """In this (fresh) process: build, then compile / route / solve one case; print JSON."""
+    """In this (fresh) process: build, then compile / route / solve one case.
+
+    Prints a JSON line after each stage (so a case that dies still tells how far it got).
+    """
     nodes, pattern, routing, qps, _, _ = CASES[name]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def rss():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    out = dict(gpus=nodes * 8, base_rss=rss(), stage="build")
+
+    def report(stage, **values):
+        out.update(values, stage=stage, peak_rss=rss())
+        print(json.dumps(out), flush=True)
+
     t0 = time.perf_counter()
     G = fabric.dgx_superpod(nodes)
-    t1 = time.perf_counter()
+    report("compile", build=time.perf_counter() - t0, built_rss=rss())
     n = nodes * 8
+    # What fabric.flow_rates(G, src, dst, routing=routing, qps=qps) does, timed in parts.
+    t0 = time.perf_counter()
+    C = compile_fabric(G)
+    compiled = time.perf_counter() - t0
     if pattern == "ring1":
         src, dst = ring_one_channel(n)
     elif pattern == "ring8":
@@ -196,40 +211,37 @@ def run_case(name):
     elif pattern == "rand8":
         src, dst = random_flows(n, 8)
     else:
-        src, dst = None, None
-    built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    # What fabric.flow_rates(G, src, dst, routing=routing, qps=qps) does, timed in parts.
-    t2 = time.perf_counter()
-    C = compile_fabric(G)
-    t3 = time.perf_counter()
-    if pattern == "perm":
         src, dst = permutation_any_rail(C)  # needs the compiled leaves; not timed
-    t3b = time.perf_counter()
+    report("route", compile=compiled, flows=len(src))
+    t0 = time.perf_counter()
     R = route(C, src, dst, routing=routing, qps=qps, seed=0)
-    t4 = time.perf_counter()
+    report("solve", route=time.perf_counter() - t0)
+    t0 = time.perf_counter()
     rates, _ = max_min_rates(R)
     per_flow = np.bincount(R.owner, rates, minlength=R.n_flows)
-    t5 = time.perf_counter()
+    solved = time.perf_counter() - t0
     frac = per_flow / nic_bandwidth(C)
     net = C.domain[src] != C.domain[dst]
-    print(
-        json.dumps(
-            dict(
-                gpus=n,
-                flows=len(src),
-                network_flows=int(net.sum()),
-                build=t1 - t0,
-                compile=t3 - t2,
-                route=t4 - t3b,
-                solve=t5 - t4,
-                base_rss=base,
-                built_rss=built,
-                peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                net_mean=float(frac[net].mean()) if net.any() else None,
-                net_min=float(frac[net].min()) if net.any() else None,
-            )
-        )
+    report(
+        "done",
+        solve=solved,
+        network_flows=int(net.sum()),
+        net_mean=float(frac[net].mean()) if net.any() else None,
+        net_min=float(frac[net].min()) if net.any() else None,
     )
+
+
+def _failure(stderr, stage, wall):
+    """One line saying where and why a case died."""
+    lines = stderr.strip().splitlines()
+    where = [line.strip() for line in lines if line.strip().startswith("File") and "/fabric/" in line]
+    func = where[-1].rsplit(" in ", 1)[-1] if where else "?"
+    last = lines[-1] if lines else "no output"
+    if "MemoryError" in last:
+        why = f"out of memory (address-space cap {MEMORY_CAP / GiB:.0f} GiB)"
+    else:
+        why = last[:100]
+    return f"{why} during {stage}, in fabric {func}(), after {wall:.0f} s"
 
 
 def _limit_memory():
@@ -244,19 +256,21 @@ def timing_table(quick):
         print(f"  {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
-            out = subprocess.run(
+            proc = subprocess.run(
                 [sys.executable, __file__, "--case", name],
                 capture_output=True,
                 text=True,
                 timeout=CASE_TIMEOUT,
                 preexec_fn=_limit_memory,
-                env=dict(os.environ),
             )
-            result = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
-            failure = None if result else (out.stderr.strip().splitlines() or ["no output"])[-1][:80]
-        except subprocess.TimeoutExpired:
-            result, failure = None, f"timed out after {CASE_TIMEOUT} s"
+            stdout, stderr, ok = proc.stdout, proc.stderr, proc.returncode == 0
+        except subprocess.TimeoutExpired as e:
+            stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            stderr, ok = f"timed out after {CASE_TIMEOUT} s", False
         wall = time.perf_counter() - t0
+        lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        result = lines[-1] if lines else {"stage": "build"}
+        failure = None if ok else _failure(stderr, result["stage"], wall)
         rows.append((name, nodes * 8, routing, qps, target_s, target_gib, result, failure, wall))
 
     print("Time and peak memory of large flow sets on dgx_superpod (adaptive routing unless noted)")
@@ -271,9 +285,18 @@ def timing_table(quick):
     notes = []
     for name, gpus, routing, qps, target_s, target_gib, r, failure, wall in rows:
         target = "-" if target_s is None else f"< {target_s:g} s" + (f", {target_gib:g} GiB" if target_gib else "")
-        if r is None:
-            cells = (name, f"{gpus:,}", "-", "-", "-", "-", "-", "-", "-", target, "FAIL")
-            notes.append(f"{name}: {failure} (wall {wall:.0f} s)")
+
+        def cell(key, fmt="{:.2f}"):
+            return fmt.format(r[key]) if key in r else "-"
+
+        if failure:
+            if "out of memory" in failure:
+                peak = f"> {MEMORY_CAP / GiB:.0f}"
+            else:
+                peak = f"{r['peak_rss'] / GiB:.2f}+" if "peak_rss" in r else "-"
+            cells = (name, f"{gpus:,}", cell("flows", "{:,}"), cell("build"), cell("compile"), cell("route"),
+                     cell("solve"), "-", peak, target, "FAIL")
+            notes.append(f"{name}: {failure}")
         else:
             total = r["compile"] + r["route"] + r["solve"]
             peak = r["peak_rss"] / GiB

@@ -7,7 +7,7 @@ ECMP routes by a heap of fill levels (``_fill_by_bottleneck``); both are copied 
 verbatim as references. All compute the max-min fair allocation, which is unique, so
 they must agree up to the tie tolerance ``_SATURATED`` (1e-9 relative) and round-off.
 
-Run: ``python tests/benchmarks/check_solver.py`` (a minute or two). Prints one row per
+Run: ``python tests/benchmarks/check_solver.py`` (about 8 minutes: the references are slow). Prints one row per
 case and exits non-zero if any rate or completion time differs by more than 1e-9
 relative.
 """
@@ -196,7 +196,8 @@ def _relative(a, b):
 def main():
     rng = np.random.default_rng(0)
     worst = 0.0
-    print(f"{'fabric':38} {'routing':9} {'pattern':17} {'what':12} {'vars':>6} {'ref s':>7} {'new s':>7} {'max rel diff':>12}")
+    print(f"{'fabric':38} {'routing':9} {'pattern':17} {'what':12} {'vars':>6} "
+          f"{'ref s':>7} {'new s':>7} {'max rel diff':>12}")
     for name, G in _fabrics():
         C = compile_fabric(G)
         for pattern, src, dst in _patterns(C.n_gpus, rng):
