@@ -106,6 +106,14 @@ def simulate(forward, backward, microbatches, *, virtual_stages=1, transfer=0.0)
     if v > 1 and m % p:
         raise InvalidSpec(f"microbatches={m} must be a multiple of pipeline stages={p} for the interleaved schedule")
     hop = np.broadcast_to(np.asarray(transfer, float), (max(n_stages - 1, 0),))
+    # Plans that differ only in what the pipeline does not see (ZeRO stage, optimizer...)
+    # give identical stage times: a search simulates each distinct pipeline once.
+    return _simulate(tuple(forward.tolist()), tuple(backward.tolist()), p, v, m, tuple(hop.tolist()))
+
+
+@lru_cache(maxsize=65536)
+def _simulate(forward, backward, p, v, m, hop):
+    forward, backward, hop = np.array(forward), np.array(backward), np.array(hop)
     rounds = m // p
     if rounds > _SIMULATED_ROUNDS + 1 and m % p == 0:
         short = _run(forward, backward, p, v, _SIMULATED_ROUNDS * p, hop)
