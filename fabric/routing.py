@@ -155,13 +155,25 @@ class _DownhillGraph:
         return entry, self.next[pos], self.edge[pos]
 
 
+def _rows_per_chunk(C):
+    """Target rows of next-hop tables built at once (~32M cells of (row, edge), a few
+    hundred MB of temporaries; every leaf of a 16k-GPU SuperPOD fits)."""
+    return max(1, 32_000_000 // max(1, C.switch_graph.nnz))
+
+
 def _by_target_chunks(C, dist, row):
     """Yield (downhill graph, item indices, local rows) for items grouped by target row.
 
     Only rows some item needs are built, a chunk at a time to bound memory.
     """
+    per_chunk = _rows_per_chunk(C)
+    if len(dist) <= per_chunk:  # every target fits one table: build it once, reuse it in later calls
+        key = ("downhill", id(dist))
+        if key not in C.cache:
+            C.cache[key] = _DownhillGraph(C, dist)
+        yield C.cache[key], np.arange(len(row)), row
+        return
     needed, local = np.unique(row, return_inverse=True)
-    per_chunk = max(1, 20_000_000 // max(1, C.switch_graph.nnz))
     order = np.argsort(local, kind="stable")
     bounds = np.searchsorted(local[order], np.arange(0, len(needed) + per_chunk, per_chunk))
     for i in range(len(bounds) - 1):
@@ -278,7 +290,15 @@ def route(C, src, dst, *, routing, qps=1, seed=0):
         i = np.flatnonzero(blocked)[0]
         raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}: the destination's NIC is not cabled")
 
-    targets, target_row = np.unique(C.switch_pos[C.leaf[d]], return_inverse=True)
+    wanted = C.switch_pos[C.leaf[d]]
+    every_leaf = np.unique(C.switch_pos[C.leaf[C.leaf >= 0]])
+    # Route towards every leaf when one table holds them all and the flows need a good share
+    # of them, so later calls on the same compiled fabric reuse the distances and next hops;
+    # otherwise only towards the leaves needed.
+    needed = np.unique(wanted)
+    shared = len(every_leaf) <= _rows_per_chunk(C) and 4 * len(needed) >= len(every_leaf)
+    targets = every_leaf if shared else needed
+    target_row = np.searchsorted(targets, wanted)
     dist = _distances_to(C, targets)
 
     # PXN: choose the sending GPU of the source's domain whose NIC is nearest the target.
