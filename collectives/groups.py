@@ -32,8 +32,10 @@ class Group:
     @property
     def per_domain(self):
         """Members per domain if every domain has the same count, else None."""
-        counts = {len(d) for d in self.domains}
-        return counts.pop() if len(counts) == 1 else None
+        if self.size % len(self.domains):
+            return None
+        m = self.size // len(self.domains)
+        return m if all(len(d) == m for d in self.domains) else None
 
 
 def _ranks(ranks, n_gpus, exists):

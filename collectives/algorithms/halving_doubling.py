@@ -41,8 +41,14 @@ def steps(ctx):
 
 
 def _crosses(ctx, k):
-    """Whether any rank's partner at distance 2^k sits in another NVLink domain."""
+    """Whether any rank's partner at distance 2^k sits in another NVLink domain.
+
+    When domains are equal consecutive blocks of ``m`` (a power of two) of the sorted ranks,
+    partners stay inside exactly when 2^k < m."""
+    m = ctx.group.per_domain
     index = ctx.group.domain_index
+    if m is not None and m & (m - 1) == 0 and (np.diff(index) >= 0).all():
+        return (1 << k) >= m
     return bool((index != index[np.arange(len(index)) ^ (1 << k)]).any())
 
 

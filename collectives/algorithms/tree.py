@@ -67,7 +67,7 @@ def analytic(ctx):
     if D > 1:
         parent, child = _tree_edges(D)
         rate = min(rate, prof.nic / np.bincount(np.concatenate([parent, child]), minlength=D).max())
-    flows = nch * (4 * sum(len(d) - 1 for d in group.domains) + 4 * (D - 1))
+    flows = nch * (4 * (group.size - D) + 4 * (D - 1))
     return [phase("tree reduce+broadcast", flows, ctx.nbytes / (2 * nch), 1, rate)]
 
 
