@@ -2,7 +2,6 @@
 
 import math
 import numbers
-from dataclasses import replace
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from collectives.engine import LEVELS, Context, UniformFabric, profile, solve_st
 from collectives.errors import InvalidSpec, Unsupported
 from collectives.groups import make_group
 from collectives.params import DEFAULT_PARAMS, PROTOCOL_BANDWIDTH
-from collectives.result import make_result
+from collectives.result import Phase, make_result
 
 AUTO = "auto"
 
@@ -83,7 +82,9 @@ def _best(collective, module, contexts, level):
 
 def _scaled(phase, factor):
     """The phase run at a protocol reaching ``factor`` of the Simple bandwidth."""
-    return replace(phase, rate=phase.rate * factor, time=phase.time / factor)
+    if factor == 1.0:
+        return phase
+    return Phase(phase.name, phase.flows, phase.bytes_per_flow, phase.repeats, phase.rate * factor, phase.time / factor)
 
 
 def _graph_domain_of(G):
