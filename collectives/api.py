@@ -88,8 +88,13 @@ def _scaled(phase, factor):
 
 
 def _graph_domain_of(G):
+    nodes = G.nodes
+
     def domain_of(ranks):
-        return np.array([node_attr(G, gpu_name(r), "domain") for r in ranks.tolist()])
+        try:
+            return np.array([nodes[gpu_name(r)]["domain"] for r in ranks.tolist()])
+        except KeyError:  # name the GPU without a domain
+            return np.array([node_attr(G, gpu_name(r), "domain") for r in ranks.tolist()])
 
     return domain_of
 

@@ -1,6 +1,7 @@
 """Rank groups: which GPUs take part in a collective and how they sit in NVLink domains."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -29,13 +30,18 @@ class Group:
     def size(self):
         return len(self.ranks)
 
-    @property
+    @cached_property
     def per_domain(self):
         """Members per domain if every domain has the same count, else None."""
         if self.size % len(self.domains):
             return None
         m = self.size // len(self.domains)
         return m if all(len(d) == m for d in self.domains) else None
+
+    @cached_property
+    def contiguous_domains(self):
+        """Whether each domain is a consecutive run of the sorted ranks."""
+        return bool((np.diff(self.domain_index) >= 0).all())
 
 
 def _ranks(ranks, n_gpus, exists):

@@ -46,9 +46,9 @@ def _crosses(ctx, k):
     When domains are equal consecutive blocks of ``m`` (a power of two) of the sorted ranks,
     partners stay inside exactly when 2^k < m."""
     m = ctx.group.per_domain
-    index = ctx.group.domain_index
-    if m is not None and m & (m - 1) == 0 and (np.diff(index) >= 0).all():
+    if m is not None and m & (m - 1) == 0 and ctx.group.contiguous_domains:
         return (1 << k) >= m
+    index = ctx.group.domain_index
     return bool((index != index[np.arange(len(index)) ^ (1 << k)]).any())
 
 
