@@ -399,7 +399,9 @@ def _estimate(model, plan, cluster, peak, compute):
     transfer = 0.0
     if plan.pp > 1:
         act = T * h * ACTIVATION_BYTES / (plan.tp if plan.sequence_parallel else 1)
-        transfer = comm.send(pp_pairs(plan), act)
+        # The closed forms price one representative pair; only the flow level needs them all.
+        pairs = pp_pairs(plan) if cluster.level == "flow" else np.array([[0, plan.dp * plan.cp * plan.tp]])
+        transfer = comm.send(pairs, act)
     with_transfer = simulate(forward, backward, micro, virtual_stages=v, transfer=transfer)
     without = simulate(forward, backward, micro, virtual_stages=v) if transfer else with_transfer
     device = int(np.argmax(without.busy))
