@@ -18,7 +18,6 @@ Examples
 (True, True)
 """
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np

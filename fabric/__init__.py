@@ -21,6 +21,7 @@ from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x
 
 __all__ = [
+    "units",
     "BillOfMaterials",
     "Summary",
     "bill_of_materials",

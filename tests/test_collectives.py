@@ -1,6 +1,5 @@
 """Collective cost models: calibration, agreement of the two levels, properties, errors."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
