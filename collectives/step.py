@@ -176,11 +176,14 @@ class _Comm:
         if key not in self._memo:
             # Pick the algorithm with the instant closed forms, then price it at the level.
             choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
-            results = api.evaluate(
-                self.G, collective, groups, nbytes, algorithm=choice.algorithm, level=self.level,
-                params=self.params, compiled=self.compiled,
-            )
-            self._memo[key] = max(r.time for r in results)
+            if self.level == "analytic":
+                self._memo[key] = choice.time
+            else:
+                results = api.evaluate(
+                    self.G, collective, groups, nbytes, algorithm=choice.algorithm, level=self.level,
+                    params=self.params, compiled=self.compiled,
+                )
+                self._memo[key] = max(r.time for r in results)
         return self._memo[key]
 
     def send(self, pairs, nbytes):

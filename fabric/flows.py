@@ -267,8 +267,13 @@ def completion_times(G, src, dst, nbytes, *, routing=None, seed=0, qps=None):
     return fluid_completion(routes, nbytes)
 
 
-def fluid_completion(routes, nbytes):
-    """Completion time of each flow of ``routes`` carrying ``nbytes`` (see :func:`completion_times`)."""
+def fluid_completion(routes, nbytes, *, solve=None):
+    """Completion time of each flow of ``routes`` carrying ``nbytes`` (see :func:`completion_times`).
+
+    ``solve(routes, active)`` returns per-variable rates; None is the max-min solver (another
+    solver can be passed to compare, as tests/benchmarks/check_solver.py does).
+    """
+    solve = solve or (lambda r, active: max_min_rates(r, active)[0])
     nbytes = np.asarray(nbytes, dtype=np.float64)
     if nbytes.shape != (routes.n_flows,):
         raise InvalidSpec(f"nbytes must have one size per flow ({routes.n_flows}), got shape {nbytes.shape}")
@@ -281,7 +286,7 @@ def fluid_completion(routes, nbytes):
     active = remaining > 0
     now = 0.0
     while active.any():
-        rates, _ = max_min_rates(routes, active)
+        rates = solve(routes, active)
         dt = np.min(remaining[active] / rates[active])
         now += dt
         remaining[active] -= rates[active] * dt

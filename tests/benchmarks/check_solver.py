@@ -132,22 +132,7 @@ def reference_rates(routes, active):
 
 def reference_completion(routes, nbytes):
     """``fabric.flows.fluid_completion`` with the reference solver."""
-    per_var = np.bincount(routes.owner, minlength=routes.n_flows)
-    remaining = nbytes[routes.owner] / per_var[routes.owner]
-    finish = np.zeros(len(remaining))
-    active = remaining > 0
-    now = 0.0
-    while active.any():
-        rates = reference_rates(routes, active)
-        dt = np.min(remaining[active] / rates[active])
-        now += dt
-        remaining[active] -= rates[active] * dt
-        done = active & (remaining <= 1e-9 * np.maximum(nbytes[routes.owner], 1.0))
-        finish[done] = now
-        active &= ~done
-    end = np.zeros(routes.n_flows)
-    np.maximum.at(end, routes.owner, finish)
-    return end + np.where(nbytes > 0, routes.latency, 0.0)
+    return fluid_completion(routes, nbytes, solve=reference_rates)
 
 
 # ---- cases ----
