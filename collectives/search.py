@@ -124,9 +124,10 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
     try:
         futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute): len(c) for c in chunks}
-        results = []
-        for future in _progress(futures, len(plans), progress):
-            results.extend(future.result())
+        for _ in _progress(futures, len(plans), progress):
+            pass
+        # Collected in submission order so that ties rank the same on every executor.
+        results = [e for future in futures for e in future.result()]
     finally:
         if own:
             executor.shutdown()

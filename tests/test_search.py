@@ -1,0 +1,66 @@
+"""collectives.search: plans that fit, ranked, identical on any executor (dask included)."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import collectives
+import fabric
+from collectives.errors import Infeasible
+from collectives.search import candidate_plans
+from collectives.step import USABLE_MEMORY
+
+MODEL = collectives.MODELS["llama3-8b"]
+
+
+@pytest.fixture(scope="module")
+def superpod():
+    return fabric.dgx_superpod(4, gpu="H100")
+
+
+@pytest.fixture(scope="module")
+def ranked(superpod):
+    with ThreadPoolExecutor(1) as pool:
+        return collectives.search(MODEL, superpod, global_batch=64, executor=pool, progress=False)
+
+
+def test_results_fit_and_are_sorted(ranked, superpod):
+    hbm = superpod.graph["gpu"].hbm_bytes
+    assert len(ranked) > 100
+    assert all(e.fits and e.memory_per_gpu <= USABLE_MEMORY * hbm for e in ranked)
+    assert [e.time for e in ranked] == sorted(e.time for e in ranked)
+
+
+def test_each_result_is_what_estimate_step_gives_for_its_plan(ranked, superpod):
+    for e in ranked[:3] + ranked[-2:]:
+        plan = collectives.Parallelism(**e.plan, global_batch=64)
+        alone = collectives.estimate_step(MODEL, plan, superpod, level="analytic")
+        assert alone.time == pytest.approx(e.time, rel=1e-12)
+
+
+def test_candidates_cover_every_world_size_factoring():
+    plans = list(candidate_plans(MODEL, 32, 64, gpus_per_domain=8))
+    shapes = {(p.tp, p.pp, p.cp, p.dp) for p in plans}
+    assert all(p.tp * p.pp * p.cp * p.dp == 32 and p.tp <= 8 for p in plans)
+    assert {(8, 1, 1, 4), (1, 1, 1, 32), (4, 2, 1, 4), (2, 4, 2, 2)} <= shapes
+
+
+def test_top_keeps_the_fastest(superpod, ranked):
+    with ThreadPoolExecutor(1) as pool:
+        top = collectives.search(MODEL, superpod, global_batch=64, executor=pool, progress=False, top=3)
+    assert [e.time for e in top] == [e.time for e in ranked[:3]]
+
+
+def test_nothing_fits_names_model_gpu_and_batch():
+    G = fabric.dgx_superpod(1, gpu="H100")
+    with pytest.raises(Infeasible, match=r"llama3-405b.*H100.*8 GPUs.*global_batch=8"):
+        collectives.search(collectives.MODELS["llama3-405b"], G, global_batch=8, progress=False)
+
+
+def test_dask_distributed_executor_gives_the_same_ranking(superpod, ranked):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        via_dask = collectives.search(MODEL, superpod, global_batch=64, executor=client.get_executor(),
+                                      progress=False, top=10)
+    assert [(e.plan, e.time) for e in via_dask] == [(e.plan, e.time) for e in ranked[:10]]
