@@ -24,7 +24,7 @@ import numpy as np
 
 from fabric.compiled import compile_fabric
 from fabric.metrics import bill_of_materials
-from fabric.schema import graph_attr
+from fabric.schema import graph_attr, node_items
 from fabric.tables import format_time, html_table, text_table
 
 from collectives import api
@@ -322,7 +322,7 @@ class Cluster:
             self.gpu, self.n_gpus, self._network_watts = G.gpu, G.n_gpus, G.network_watts
         else:
             self.gpu = graph_attr(G, "gpu")
-            self.n_gpus = sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
+            self.n_gpus = sum(1 for _, data in node_items(G) if data.get("kind") == "gpu")
             self._network_watts = None
         self.comm = _Comm(G, level, params)
 

@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import maximum_flow, shortest_path
 from fabric.catalog import NICS, OPTICS, SWITCHES
 from fabric.checks import lookup, require_int, require_non_negative
 from fabric.errors import InvalidSpec, NoRoute
-from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr
+from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr, node_items, successor_items
 from fabric.tables import format_rate, html_table, text_table
 from fabric.units import Gbps, Mbps
 
@@ -338,31 +338,50 @@ def _edge_value(G, u, v, data, name):
     return edge_attr(G, u, v, name) if value is None else value
 
 
+def _cable_links_and_speed(G, u, v, data):
+    try:
+        links, bandwidth = data["links"], data["bandwidth"]
+    except KeyError:
+        links, bandwidth = _edge_value(G, u, v, data, "links"), _edge_value(G, u, v, data, "bandwidth")
+    if type(links) is not int or links < 1:  # the common case skips the full check
+        links = require_int(f"links of edge ({u!r}, {v!r})", links, minimum=1)
+    return links, bandwidth / links
+
+
 def _cables(G, tiers):
     """Physical scale-out cables: ``{(tier, speed per cable): count}``.
 
     A cable's tier is the highest tier it reaches (``tiers`` maps switches to their tier;
-    NICs count as 0). The two directed edges of a full-duplex cable count once; if they
-    disagree, the larger number of links and the faster speed are taken.
+    NICs count as 0). The two directed edges of a full-duplex cable count once, at the
+    node that comes first in the graph; if they disagree, the larger number of links and
+    the faster speed are taken.
     """
-    pairs = {}
-    for u, v, data in G.edges(data=True):
-        try:
-            medium, links, bandwidth = data["medium"], data["links"], data["bandwidth"]
-        except KeyError:
-            medium = _edge_value(G, u, v, data, "medium")
-            links, bandwidth = _edge_value(G, u, v, data, "links"), _edge_value(G, u, v, data, "bandwidth")
-        if medium not in TRANSPORTS:
-            continue  # NVLink and PCIe stay inside the server or rack
-        if type(links) is not int or links < 1:  # the common case skips the full check
-            links = require_int(f"links of edge ({u!r}, {v!r})", links, minimum=1)
-        speed = bandwidth / links
-        key = (v, u) if (v, u) in pairs else (u, v)
-        old_links, old_speed = pairs.get(key, (0, 0.0))
-        pairs[key] = (max(links, old_links), max(speed, old_speed))
-    cables = Counter()
-    for (a, b), (links, speed) in pairs.items():
-        cables[max(tiers.get(a, 0), tiers.get(b, 0)), speed] += links
+    order = {node: i for i, node in enumerate(G)}
+    adjacency = dict(successor_items(G))
+    cables = {}
+    for u, successors in adjacency.items():
+        first, tier_u = order[u], tiers.get(u, 0)
+        for v, data in successors.items():
+            medium = data.get("medium")
+            if medium not in TRANSPORTS:
+                if medium is None:
+                    edge_attr(G, u, v, "medium")  # raises: the attribute is missing
+                continue  # NVLink and PCIe stay inside the server or rack
+            reverse = adjacency[v].get(u)
+            if reverse is not None and order[v] < first:
+                continue  # counted from v
+            links, bandwidth = data.get("links"), data.get("bandwidth")
+            if reverse is None or reverse.get("links") != links or reverse.get("bandwidth") != bandwidth:
+                links, speed = _cable_links_and_speed(G, u, v, data)
+                if reverse is not None:
+                    back_links, back_speed = _cable_links_and_speed(G, v, u, reverse)
+                    links, speed = max(links, back_links), max(speed, back_speed)
+            elif type(links) is int and links >= 1 and bandwidth is not None:  # the common case
+                speed = bandwidth / links
+            else:
+                links, speed = _cable_links_and_speed(G, u, v, data)
+            key = (max(tier_u, tiers.get(v, 0)), speed)
+            cables[key] = cables.get(key, 0) + links
     return cables
 
 
@@ -430,12 +449,14 @@ def bill_of_materials(G):
     """
     switches, nics, tiers = Counter(), Counter(), {}
     gpus = 0
-    for node, kind in G.nodes(data="kind"):
+    for node, data in node_items(G):
+        kind = data.get("kind")
         if kind == "switch":
             tiers[node] = node_attr(G, node, "tier")
             switches[tiers[node], node_attr(G, node, "model")] += 1
         elif kind == "nic":
-            nics[node_attr(G, node, "model")] += 1
+            model = data.get("model")
+            nics[node_attr(G, node, "model") if model is None else model] += 1
         elif kind == "gpu":
             gpus += 1
         elif kind is None:
