@@ -221,8 +221,9 @@ def _merged_routes(ctx, steps):
     lanes_of_edge = _lanes(routes, len(C.bandwidth))
     for s in steps:
         if s.src is not None:
-            flows = np.arange(flow_start, flow_start + len(s.src))
-            owners.append(np.flatnonzero(np.isin(routes.owner, flows)))
+            # route() numbers variables in flow order (owner is non-decreasing)
+            lo, hi = np.searchsorted(routes.owner, [flow_start, flow_start + len(s.src)])
+            owners.append(np.arange(lo, hi))
             flow_start += len(s.src)
         else:
             owners.append(np.zeros(0, np.int64))

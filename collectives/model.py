@@ -598,6 +598,11 @@ def padded_vocab(model, tp):
     with _collectives_errors():
         checks.require_int("vocab", vocab, minimum=1)
         checks.require_int("tp", tp, minimum=1)
+    return _padded(vocab, tp)
+
+
+def _padded(vocab, tp):
+    """:func:`padded_vocab` of values already validated (model fields, plan fields)."""
     multiple = MAKE_VOCAB_SIZE_DIVISIBLE_BY * tp
     return -(-vocab // multiple) * multiple
 
@@ -840,7 +845,7 @@ class Parallelism:
         3.19
         """
         self.check_against(model)
-        return max(c["dense"] + c["expert"] for c in _rank_contents(model, self))
+        return _parameters_per_gpu(_rank_contents(model, self))
 
     def in_flight(self, rank):
         """Micro-batch chunks whose activations pipeline rank ``rank`` holds at its peak.
@@ -905,7 +910,7 @@ def _rank_contents(model, plan):
     """
     tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
     h = model.hidden
-    vocab = padded_vocab(model, tp)
+    vocab = _padded(model.vocab, tp)
     counts = plan.layers_per_stage(model)
     starts = [sum(counts[:i]) for i in range(len(counts))]
     attention = model._attention_parameters() / tp
@@ -942,6 +947,11 @@ def _rank_contents(model, plan):
     return out
 
 
+def _parameters_per_gpu(contents):
+    """The most loaded rank's parameters, from :func:`_rank_contents`."""
+    return max(c["dense"] + c["expert"] for c in contents)
+
+
 def memory_per_stage(model, plan):
     """Memory per GPU on each pipeline rank, in bytes: a list of ``pp`` breakdowns.
 
@@ -956,8 +966,13 @@ def memory_per_stage(model, plan):
     ([7, 8, 8], 1)
     """
     plan.check_against(model)
+    return _memory_per_stage(model, plan, _rank_contents(model, plan))
+
+
+def _memory_per_stage(model, plan, contents):
+    """:func:`memory_per_stage` of a checked plan, from its :func:`_rank_contents`."""
     tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
-    vocab = padded_vocab(model, tp)
+    vocab = _padded(model.vocab, tp)
     shard_dense = plan.dp * plan.cp  # Megatron-LM shards over the data-parallel group with CP
     shard_expert = plan.dp * plan.cp // plan.ep  # expert data-parallel group
     kinds = ("dense", "moe") if model.is_moe else ("dense",)
@@ -967,7 +982,7 @@ def memory_per_stage(model, plan):
     work = {k: model.activation_bytes_per_layer(plan.micro_batch, tp, plan.sequence_parallel, "selective",
                                                 plan.cp, kind=k) for k in kinds}
     out = []
-    for c in _rank_contents(model, plan):
+    for c in contents:
         rank, dense, expert = c["stage"], c["dense"], c["expert"]
         params = dense + expert
         sharded = dense / shard_dense + expert / shard_expert
@@ -1057,6 +1072,10 @@ def memory_per_gpu(model, plan):
     >>> sorted(mem)
     ['activations', 'gradients', 'optimizer', 'total', 'weights']
     """
-    stages = memory_per_stage(model, plan)
+    return _worst_stage(memory_per_stage(model, plan))
+
+
+def _worst_stage(stages):
+    """The fields of :func:`memory_per_gpu` for the stage with the largest total."""
     worst = max(stages, key=lambda s: s["total"])
     return {key: worst[key] for key in ("weights", "gradients", "optimizer", "activations", "total")}

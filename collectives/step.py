@@ -20,6 +20,8 @@ Examples
 
 from dataclasses import asdict, dataclass, field
 
+from functools import lru_cache
+
 import numpy as np
 
 from fabric.compiled import compile_fabric
@@ -44,7 +46,7 @@ from collectives.compute import (
 )
 from collectives.engine import Step, UniformFabric, solve_steps
 from collectives.errors import InvalidSpec
-from collectives.model import memory_per_gpu, padded_vocab
+from collectives.model import _memory_per_stage, _padded, _parameters_per_gpu, _rank_contents, _worst_stage
 from collectives.params import DEFAULT_PARAMS
 from collectives.pipeline import simulate
 
@@ -125,7 +127,15 @@ class StepEstimate:
 
 def _layout(plan):
     """Global ranks indexed [pp, dp, cp, tp]: Megatron-LM's order, TP innermost, PP outermost."""
-    return np.arange(plan.pp * plan.dp * plan.cp * plan.tp).reshape(plan.pp, plan.dp, plan.cp, plan.tp)
+    return _ranks(plan.pp, plan.dp, plan.cp, plan.tp)
+
+
+@lru_cache(maxsize=64)
+def _ranks(*shape):
+    """A read-only ``arange`` of ``shape`` (a search asks for the same few shapes thousands of times)."""
+    ranks = np.arange(np.prod(shape)).reshape(shape)
+    ranks.flags.writeable = False
+    return ranks
 
 
 def tp_ranks(plan):
@@ -378,7 +388,7 @@ def _estimate(model, plan, cluster, peak, compute):
     stages = plan.layers_per_stage(model)  # per virtual stage, pipeline order
     b, s, h = plan.micro_batch, model.seq_len, model.hidden
     T = b * s // plan.cp
-    vocab = padded_vocab(model, plan.tp)
+    vocab = _padded(model.vocab, plan.tp)
     logits = gemm_time(T, vocab // plan.tp, h, gpu, plan.precision, compute)
     loss = memory_time(3 * T * vocab / plan.tp, gpu)  # softmax cross-entropy: read, exp, write
 
@@ -416,7 +426,8 @@ def _estimate(model, plan, cluster, peak, compute):
 
     # Data parallel: reduce-scatter gradients and all-gather parameters (distributed
     # optimizer, zero >= 1) or all-reduce gradients (zero 0), all groups at once.
-    params_here = plan.parameters_per_gpu(model)
+    contents = _rank_contents(model, plan)  # the plan was checked by estimate_step
+    params_here = _parameters_per_gpu(contents)
     dp_time = 0.0
     if plan.dp > 1:
         groups = dp_groups(plan)
@@ -451,7 +462,7 @@ def _estimate(model, plan, cluster, peak, compute):
     time = sum(breakdown.values())
     tokens = plan.global_batch * s
     model_flops = model.flops_per_token() * tokens
-    memory = memory_per_gpu(model, plan)
+    memory = _worst_stage(_memory_per_stage(model, plan, contents))
     return StepEstimate(
         time=time,
         mfu=model_flops / (time * n_gpus * peak),

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fabric.errors import InvalidSpec
-from fabric.schema import EDGE_ATTRS, MEDIA, edge_attr, gpu_nodes, node_attr
+from fabric.schema import EDGE_ATTRS, MEDIA, edge_attr, gpu_nodes, node_attr, node_items, successor_items
 
 _NONE = -1
 
@@ -101,10 +101,12 @@ def compile_fabric(G):
     nodes = list(G.nodes)
     index = {name: i for i, name in enumerate(nodes)}
     kind = {}
-    for name, k in G.nodes(data="kind"):
+    for name, data in node_items(G):
+        k = data.get("kind")
         if k is None:
             node_attr(G, name, "kind")
         kind[name] = k
+    successors = dict(successor_items(G))
     media = {name: i for i, name in enumerate(MEDIA)}
     try:
         src, dst, bandwidth, latency, links, medium = _edge_arrays(G, index, media)
@@ -124,15 +126,15 @@ def compile_fabric(G):
     leaf = np.full(len(gpus), _NONE, dtype=np.int64)
     leaf_rail = np.full(len(gpus), _NONE, dtype=np.int64)
     for rank, g in enumerate(gpus):
-        nvswitches = [v for v in G.successors(g) if kind[v] == "nvswitch"]
-        nics = [v for v in G.successors(g) if kind[v] == "nic"]
+        nvswitches = [v for v in successors[g] if kind[v] == "nvswitch"]
+        nics = [v for v in successors[g] if kind[v] == "nic"]
         if len(nvswitches) > 1 or len(nics) > 1:
             raise InvalidSpec(f"node {g!r} connects to {len(nvswitches)} NVSwitch and {len(nics)} NIC nodes; at most 1 each")
         if nvswitches:
             domain[rank] = index[nvswitches[0]]
         if nics:
             nic[rank] = index[nics[0]]
-            leaves = [v for v in G.successors(nics[0]) if kind[v] == "switch"]
+            leaves = [v for v in successors[nics[0]] if kind[v] == "switch"]
             if len(leaves) > 1:
                 raise InvalidSpec(f"node {nics[0]!r} is cabled to {len(leaves)} switches; the flow engine needs 1")
             if leaves:
@@ -169,7 +171,7 @@ def compile_fabric(G):
 def _edge_arrays(G, index, media):
     """Edge endpoints and attributes as arrays, in ``G.edges`` order; raises on any bad edge."""
     sources, degree, targets, data = [], [], [], []
-    for u, nbrs in G.adjacency():
+    for u, nbrs in successor_items(G):
         sources.append(index[u])
         degree.append(len(nbrs))
         targets.extend(map(index.__getitem__, nbrs))

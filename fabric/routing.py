@@ -118,7 +118,8 @@ class _DownhillGraph:
     """Next hops toward a set of target switches: edges that lower the distance by one.
 
     One CSR over (target row, switch) pairs, so a frontier entry expands to exactly its
-    equal-cost next hops.
+    equal-cost next hops. Costs (targets x switch edges) to build; pays off when many
+    walks share the targets.
     """
 
     def __init__(self, C, dist_rows):
@@ -126,17 +127,17 @@ class _DownhillGraph:
         u, v, eid = g.row.astype(np.int64), g.col.astype(np.int64), g.data.astype(np.int64) - 1
         order = np.lexsort((v, u))
         u, v, eid = u[order], v[order], eid[order]
-        keep = dist_rows[:, v] == dist_rows[:, u] - 1
+        # Gathering whole rows of the transposed distances, and a flat nonzero, are several
+        # times faster than gathering columns and a 2-D nonzero.
+        by_switch = np.ascontiguousarray(dist_rows.T)
+        keep = np.ascontiguousarray((by_switch[v] == by_switch[u] - 1).T)
         n = len(C.switch)
         self.n = n
-        # Edges are sorted by source, so per (row, source) counts are sums over runs.
-        first = np.searchsorted(u, np.arange(n))
-        counts = np.zeros((len(dist_rows), n), dtype=np.int64)
-        present = np.flatnonzero(first < len(u))
-        counts[:, present] = np.add.reduceat(keep, first[present], axis=1)
-        counts[:, np.diff(np.concatenate((first, [len(u)]))) == 0] = 0
+        # Row-major order and edges sorted by source: the kept edges come out ordered by
+        # (row, source), a CSR over row * n + source.
+        row, e = np.divmod(np.flatnonzero(keep), len(u))
+        counts = np.bincount(row * n + u[e], minlength=len(dist_rows) * n)
         self.indptr = np.concatenate(([0], np.cumsum(counts)))
-        row, e = np.nonzero(keep)
         self.next = v[e]
         self.edge = eid[e]
 
@@ -155,6 +156,33 @@ class _DownhillGraph:
         return entry, self.next[pos], self.edge[pos]
 
 
+class _LazyDownhill:
+    """The same next hops as :class:`_DownhillGraph`, found on demand from the switch
+    adjacency and the distance rows: work follows the frontiers walked, for few walks."""
+
+    def __init__(self, C, dist_rows):
+        key = "switch_adjacency"
+        if key not in C.cache:
+            g = C.switch_graph
+            C.cache[key] = (g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.int64) - 1)
+        self.indptr, self.next, self.edge = C.cache[key]
+        self.dist = dist_rows
+
+    def has_next(self, row, node):
+        """Whether (row, node) has next hops, i.e. is not the target itself."""
+        return self.dist[row, node] > 0
+
+    def expand(self, row, node):
+        """For entries (row, node): (entry index, next switch, edge id) of every next hop."""
+        start = self.indptr[node]
+        deg = self.indptr[node + 1] - start
+        entry = np.repeat(np.arange(len(node)), deg)
+        pos = start[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        nbr, r = self.next[pos], row[entry]
+        down = self.dist[r, nbr] == self.dist[r, node[entry]] - 1
+        return entry[down], nbr[down], self.edge[pos[down]]
+
+
 def _rows_per_chunk(C):
     """Target rows of next-hop tables built at once (~32M cells of (row, edge), a few
     hundred MB of temporaries; every leaf of a 16k-GPU SuperPOD fits)."""
@@ -164,8 +192,13 @@ def _rows_per_chunk(C):
 def _by_target_chunks(C, dist, row):
     """Yield (downhill graph, item indices, local rows) for items grouped by target row.
 
-    Only rows some item needs are built, a chunk at a time to bound memory.
+    Only rows some item needs are built, a chunk at a time to bound memory. Fewer walks
+    than twice the target rows (e.g. one per leaf pair of a pipeline's sends) expand
+    lazily instead: a walk touches a small part of the (targets x edges) a table covers.
     """
+    if len(row) <= 2 * len(dist):
+        yield _LazyDownhill(C, dist), np.arange(len(row)), row
+        return
     per_chunk = _rows_per_chunk(C)
     if len(dist) <= per_chunk:  # every target fits one table: build it once, reuse it in later calls
         key = ("downhill", id(dist))

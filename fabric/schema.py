@@ -154,11 +154,12 @@ def gpu_nodes(G):
     ['gpu0', 'gpu1', 'gpu2']
     """
     by_rank = {}
-    for node, kind in G.nodes(data="kind"):
+    for node, data in node_items(G):
+        kind = data.get("kind")
         if kind is None:
             raise InvalidSpec(f"node {node!r} has no attribute 'kind'")
         if kind == "gpu":
-            rank = node_attr(G, node, "rank")
+            rank = data["rank"] if "rank" in data else node_attr(G, node, "rank")
             if rank in by_rank:
                 raise InvalidSpec(f"rank={rank} is carried by both {by_rank[rank]!r} and {node!r}")
             by_rank[rank] = node
