@@ -1,6 +1,7 @@
 """Time of the compute in a transformer layer on one GPU: GEMMs, attention, memory-bound ops.
 
-GEMMs run at ``gemm_efficiency`` of the dense peak, never faster than their operands
+GEMMs run at ``gemm_efficiency`` of the GPU's maximum achievable matmul rate (a measured
+fraction of the dense peak, per GPU, in :data:`fabric.GPUS`), never faster than their operands
 stream from HBM (a roofline), plus a fixed ``kernel_overhead`` per kernel (launch,
 wave-quantisation tail and synchronisation), which is what makes small GEMMs and fast
 GPUs less efficient. Attention runs FlashAttention-style (scores never reach HBM) at
@@ -28,7 +29,7 @@ from fabric.checks import require_non_negative, require_positive
 
 from collectives.errors import InvalidSpec
 
-BYTES = {"bf16": 2, "fp8": 1}
+BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
 
 # Bytes moved per token per layer by memory-bound operators in the forward pass, in units
 # of 2-byte elements, counted from Megatron-LM's layer: two LayerNorms (read + write h
@@ -47,6 +48,14 @@ BACKWARD_GEMM = 2.0
 BACKWARD_MEMORY = 2.0
 # FlashAttention-2's backward runs five matmuls to the forward's two (Dao 2023).
 BACKWARD_ATTENTION = 2.5
+# Megatron-LM's vocab-parallel cross-entropy (megatron/core/tensor_parallel/cross_entropy.py,
+# unfused, fp32), bytes per logit of this GPU's vocabulary shard and kernels. Forward: the
+# bf16 logits cast to fp32 (read 2, write 4), max (read 4), subtract it in place (4 + 4),
+# exp in place (4 + 4), sum (4), normalise in place (4 + 4) -> 38 B in 6 kernels. Backward:
+# the saved softmax scaled by the output gradient (4 + 4), cast back to bf16 (4 + 2) -> 14 B
+# in 2 kernels.
+CROSS_ENTROPY_BYTES = {"forward": 38, "backward": 14}
+CROSS_ENTROPY_KERNELS = {"forward": 6, "backward": 2}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +65,9 @@ class ComputeParams:
     Attributes
     ----------
     gemm_efficiency : float
-        Fraction of dense peak a large GEMM reaches.
+        Fraction of the GPU's maximum achievable matmul rate
+        (:attr:`fabric.catalog.GPUSpec.matmul_efficiency` of the dense peak) that the
+        training GEMMs reach on average.
     kernel_overhead : float
         Seconds every kernel costs beyond its work.
     attention_efficiency : float
@@ -65,8 +76,10 @@ class ComputeParams:
         Hopper figure is the default since current training runs on Hopper.
     """
 
-    gemm_efficiency: float = 0.647  # fitted: python -m collectives.step_calibration
-    kernel_overhead: float = 6.55e-6  # fitted, same run
+    gemm_efficiency: float = 0.776  # fitted: python -m collectives.step_calibration
+    # fitted, same run: 0 within the data's resolution once the cross-entropy bytes and the
+    # per-GPU achievable matmul rate are modelled (the fit's loss is flat from 0 to ~4 us)
+    kernel_overhead: float = 0.0
     attention_efficiency: float = 0.35
 
     def __post_init__(self):
@@ -82,19 +95,23 @@ DEFAULT_COMPUTE = ComputeParams()
 
 
 def peak_flops(gpu, precision):
-    """Dense peak FLOP/s of ``gpu`` at ``precision`` ("bf16" or "fp8")."""
-    if precision == "bf16":
+    """Dense peak FLOP/s of ``gpu`` at ``precision`` ("bf16", "fp16" or "fp8")."""
+    if precision in ("bf16", "fp16"):
+        # FP16 and BF16 tensor-core rates are equal on every GPU in fabric.GPUS (datasheets)
         return gpu.bf16_flops
     if precision == "fp8":
         if gpu.fp8_flops is None:
             raise InvalidSpec(f"precision='fp8' needs FP8 tensor cores; {gpu.name} has none")
         return gpu.fp8_flops
-    raise InvalidSpec(f"precision={precision!r} must be one of 'bf16', 'fp8'")
+    raise InvalidSpec(f"precision={precision!r} must be one of 'bf16', 'fp16', 'fp8'")
 
 
 def gemm_time(m, n, k, gpu, precision, params):
-    """Seconds for an (m x k) @ (k x n) GEMM."""
-    compute = 2.0 * m * n * k / (peak_flops(gpu, precision) * params.gemm_efficiency)
+    """Seconds for an (m x k) @ (k x n) GEMM: ``gemm_efficiency`` of the GPU's achievable
+    matmul rate (:attr:`fabric.catalog.GPUSpec.matmul_efficiency` of the dense peak; the
+    BF16 measurement is used for FP8 too)."""
+    achievable = peak_flops(gpu, precision) * gpu.matmul_efficiency
+    compute = 2.0 * m * n * k / (achievable * params.gemm_efficiency)
     memory = BYTES[precision] * (m * k + k * n + m * n) / gpu.hbm_bandwidth
     return max(compute, memory) + params.kernel_overhead
 
@@ -118,6 +135,22 @@ def unfused_attention_time(batch, queries, keys, heads, head_dim, gpu, precision
     gemms = 2 * (batch * heads * per_head + params.kernel_overhead)  # one batched GEMM each
     scores = batch * heads * queries * keys
     return gemms + memory_time(scores * UNFUSED_SCORE_BYTES / 2, gpu) + 2 * params.kernel_overhead
+
+
+def cross_entropy_time(tokens, vocab_shard, gpu, params, *, backward=False):
+    """Seconds of the fp32 softmax cross-entropy over ``tokens`` x ``vocab_shard`` logits
+    (memory-bound: :data:`CROSS_ENTROPY_BYTES` per logit through HBM).
+
+    Examples
+    --------
+    >>> from fabric import GPUS
+    >>> t = cross_entropy_time(8192, 128256, GPUS["H100"], DEFAULT_COMPUTE)
+    >>> round(t * 1e3, 1)                     # 8,192 tokens of a 128k vocabulary: ~40 GB
+    11.9
+    """
+    part = "backward" if backward else "forward"
+    return (CROSS_ENTROPY_BYTES[part] * tokens * vocab_shard / gpu.hbm_bandwidth
+            + CROSS_ENTROPY_KERNELS[part] * params.kernel_overhead)
 
 
 def memory_time(elements, gpu):

@@ -41,7 +41,7 @@ from collectives.errors import InvalidSpec
 
 MLPS = ("gelu", "swiglu")
 RECOMPUTE = ("none", "selective", "full")
-PRECISIONS = ("bf16", "fp8")
+PRECISIONS = ("bf16", "fp16", "fp8")
 ZERO_STAGES = (0, 1, 2, 3)
 
 # Activations are stored in 16-bit (bf16/fp16), dropout masks in 1 byte per element, as in
@@ -60,6 +60,11 @@ MAKE_VOCAB_SIZE_DIVISIBLE_BY = 128
 WEIGHT_BYTES = 2
 GRADIENT_BYTES = 4
 OPTIMIZER_BYTES = 12
+# fp16 training keeps main gradients (and reduces them) in fp16 unless
+# --accumulate-allreduce-grads-in-fp32 is given; bf16 forces fp32 (Megatron-LM
+# arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be done in fp32").
+# Llama 3 likewise reduce-scatters gradients in FP32 (Llama 3 report, section 3.3.2).
+FP16_GRADIENT_BYTES = 2
 # FP8 training (Transformer Engine) keeps the bf16 weights above and caches, per GEMM weight,
 # an FP8 copy and its transpose (Hopper FP8 GEMMs take only TN operands) across micro-batches:
 # 1 + 1 byte per transformer-layer GEMM parameter. Embedding and output layer stay in bf16.
@@ -643,8 +648,9 @@ class Parallelism:
     zero : {0, 1, 2, 3}
         Sharding over data-parallel ranks: 0 none; 1 optimizer state (Megatron-LM's
         distributed optimizer); 2 also gradients; 3 also weights (FSDP).
-    precision : {"bf16", "fp8"}
-        GEMM precision.
+    precision : {"bf16", "fp16", "fp8"}
+        GEMM precision. fp16 and bf16 run at the same tensor-core rate; fp16 keeps and
+        reduces gradients in fp16 (2 bytes), the others in fp32 (:func:`gradient_bytes`).
     flash_attention : bool
         Fused attention that never writes the score matrix to HBM (FlashAttention, Dao
         et al. 2022; Transformer Engine's fused attention). False is the 2021 Megatron-LM
@@ -947,6 +953,17 @@ def _rank_contents(model, plan):
     return out
 
 
+def gradient_bytes(precision):
+    """Bytes per gradient, in memory and in the data-parallel reduction, for ``precision``.
+
+    Examples
+    --------
+    >>> gradient_bytes("bf16"), gradient_bytes("fp16")
+    (4, 2)
+    """
+    return FP16_GRADIENT_BYTES if precision == "fp16" else GRADIENT_BYTES
+
+
 def _parameters_per_gpu(contents):
     """The most loaded rank's parameters, from :func:`_rank_contents`."""
     return max(c["dense"] + c["expert"] for c in contents)
@@ -987,10 +1004,10 @@ def _memory_per_stage(model, plan, contents):
         params = dense + expert
         sharded = dense / shard_dense + expert / shard_expert
         weights = WEIGHT_BYTES * params
-        gradients = GRADIENT_BYTES * params
+        gradients = gradient_bytes(plan.precision) * params
         optimizer = OPTIMIZER_BYTES * (sharded if plan.zero >= 1 else params)
         if plan.zero >= 2:
-            gradients = GRADIENT_BYTES * sharded
+            gradients = gradient_bytes(plan.precision) * sharded
         if plan.zero >= 3:
             # sharded weights plus the gathered layer being computed and the prefetched next one
             weights = WEIGHT_BYTES * (sharded + 2 * c["largest_layer"])

@@ -93,7 +93,7 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         cores. A dask.distributed ``Client(...).get_executor()`` scales it out.
     level : {"analytic", "flow"}
         ``"flow"`` ships the graph with every chunk and is far slower.
-    precision : {"bf16", "fp8"}
+    precision : {"bf16", "fp16", "fp8"}
     progress : bool
         Show a tqdm progress bar.
     top : int or None

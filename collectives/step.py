@@ -40,18 +40,18 @@ from collectives.compute import (
     NORM_RESIDUAL_ELEMENTS,
     attention_time,
     gemm_time,
+    cross_entropy_time,
     memory_time,
     peak_flops,
     unfused_attention_time,
 )
 from collectives.engine import Step, UniformFabric, solve_steps
 from collectives.errors import InvalidSpec
-from collectives.model import _memory_per_stage, _padded, _parameters_per_gpu, _rank_contents, _worst_stage
+from collectives.model import gradient_bytes, _memory_per_stage, _padded, _parameters_per_gpu, _rank_contents, _worst_stage
 from collectives.params import DEFAULT_PARAMS
 from collectives.pipeline import simulate
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
-GRADIENT_BYTES = 2  # gradients reduced in BF16 (Megatron-Core DDP default grad_reduce_in_fp32=False)
 PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
 # Adam on the local shard: read fp32 main weight, grad, two moments (16 B), write them
 # back (12 B) and the BF16 weight (2 B) (Megatron-LM distributed optimizer).
@@ -390,7 +390,8 @@ def _estimate(model, plan, cluster, peak, compute):
     T = b * s // plan.cp
     vocab = _padded(model.vocab, plan.tp)
     logits = gemm_time(T, vocab // plan.tp, h, gpu, plan.precision, compute)
-    loss = memory_time(3 * T * vocab / plan.tp, gpu)  # softmax cross-entropy: read, exp, write
+    loss_forward = cross_entropy_time(T, vocab // plan.tp, gpu, compute)
+    loss_backward = cross_entropy_time(T, vocab // plan.tp, gpu, compute, backward=True)
 
     forward, backward, tp_exposed, cp_exposed, ep_exposed = [], [], [], [], []
     first_layer = 0
@@ -403,8 +404,8 @@ def _estimate(model, plan, cluster, peak, compute):
         cp_exposed.append(n_dense * dense.cp + n_moe * moe.cp)
         ep_exposed.append(n_dense * dense.ep + n_moe * moe.ep)
         first_layer += count
-    forward[-1] += logits + loss
-    backward[-1] += BACKWARD_GEMM * logits + loss
+    forward[-1] += logits + loss_forward
+    backward[-1] += BACKWARD_GEMM * logits + loss_backward
 
     v = plan.virtual_stages
     micro = plan.micro_batches
@@ -431,11 +432,12 @@ def _estimate(model, plan, cluster, peak, compute):
     dp_time = 0.0
     if plan.dp > 1:
         groups = dp_groups(plan)
+        grad_bytes = gradient_bytes(plan.precision)
         if plan.zero == 0:
-            grads = comm.time("all_reduce", groups, params_here * GRADIENT_BYTES, concurrent=True)
+            grads = comm.time("all_reduce", groups, params_here * grad_bytes, concurrent=True)
             gather = 0.0
         else:
-            grads = comm.time("reduce_scatter", groups, params_here * GRADIENT_BYTES, concurrent=True)
+            grads = comm.time("reduce_scatter", groups, params_here * grad_bytes, concurrent=True)
             gather = comm.time("all_gather", groups, params_here * PARAMETER_BYTES, concurrent=True)
             if plan.zero == 3:
                 gather *= 2  # parameters gathered again for the backward pass

@@ -11,7 +11,8 @@ result. Choices the sources leave open are made as Megatron-LM defaults and said
 * interleaving: two model chunks per stage where the layers split evenly that way and the
   microbatches are a multiple of the stages (SC'21 used the interleaved schedule), else
   plain 1F1B;
-* SC'21: no distributed optimizer (zero=0), no overlap of communication, attention scores
+* SC'21: fp16 mixed precision (2021 Megatron-LM; gradients kept and all-reduced in fp16),
+  no distributed optimizer (zero=0), no overlap of communication, attention scores
   materialised (2021 Megatron-LM, before FlashAttention); GELU MLP of 4h, multi-head
   attention;
 * Megatron-Core H100 rows: distributed optimizer (zero=1) with ``--overlap-grad-reduce
@@ -83,6 +84,7 @@ def case(row):
         sequence_parallel=row["sequence_parallel"],
         recompute=row["recompute"],
         zero=1 if megatron_core else 0,
+        precision="bf16" if megatron_core else "fp16",
         flash_attention=megatron_core,
         tp_comm_overlap=megatron_core,
         overlap_grad_reduce=megatron_core,

@@ -56,6 +56,10 @@ class GPUSpec:
         Host PCIe bandwidth per direction, bytes/s (GPU to NIC path).
     power : float
         Board power, watts.
+    matmul_efficiency : float
+        Fraction of ``bf16_flops`` the best large BF16 matmul reaches on the GPU (its
+        "maximum achievable matmul FLOPS"): what a real GEMM can approach, the clock the
+        board sustains under load included.
     """
 
     name: str
@@ -67,12 +71,16 @@ class GPUSpec:
     nvlink_generation: int
     pcie_bandwidth: float
     power: float
+    matmul_efficiency: float
 
     def __post_init__(self):
         _check_positive_fields(
             self,
-            ("bf16_flops", "hbm_bytes", "hbm_bandwidth", "nvlink_bandwidth", "pcie_bandwidth", "power"),
+            ("bf16_flops", "hbm_bytes", "hbm_bandwidth", "nvlink_bandwidth", "pcie_bandwidth", "power",
+             "matmul_efficiency"),
         )
+        if self.matmul_efficiency > 1:
+            raise InvalidSpec(f"matmul_efficiency={self.matmul_efficiency} must be <= 1")
         require_int("nvlink_generation", self.nvlink_generation, minimum=1)
         if self.fp8_flops is not None:
             require_positive("fp8_flops", self.fp8_flops)
@@ -173,6 +181,9 @@ def _table(*specs):
 
 # All GPU figures are [3p]: NVIDIA's datasheet/spec-table values as reproduced by several third-party
 # pages (nvidia.com itself was not reachable), which agreed with each other on every number below.
+# matmul_efficiency: measured maximum achievable BF16 matmul TFLOPS over the dense peak, from the
+# MAMF tables of S. Bekman's "Machine Learning Engineering" (github.com/stas00/ml-engineering,
+# compute/accelerator/README.md and its H200-vs-B200 guide), measured with its mamf-finder.py.
 GPUS = _table(
     GPUSpec(
         name="A100",
@@ -184,6 +195,7 @@ GPUS = _table(
         nvlink_generation=3,  # NVLink3 (A100 datasheet)
         pcie_bandwidth=32 * GBps,  # A100 datasheet: PCIe Gen4 64 GB/s bidirectional -> 32 per direction
         power=400,  # A100 SXM max TDP 400 W (datasheet) [3p]
+        matmul_efficiency=0.859,  # MAMF A100 SXM: 267.9 of 312 TFLOPS (CUDA 12.1)
     ),
     GPUSpec(
         name="H100",
@@ -197,6 +209,7 @@ GPUS = _table(
         nvlink_generation=4,  # NVLink4 (H100 datasheet)
         pcie_bandwidth=64 * GBps,  # H100 SXM datasheet: PCIe Gen5 128 GB/s bidirectional -> 64 per direction
         power=700,  # H100 SXM datasheet: max TDP up to 700 W (configurable)
+        matmul_efficiency=0.801,  # MAMF H100 SXM: 792.1 of 989 TFLOPS (CUDA 12.1)
     ),
     GPUSpec(
         name="H200",
@@ -208,6 +221,7 @@ GPUS = _table(
         nvlink_generation=4,  # NVLink4 (H200 datasheet)
         pcie_bandwidth=64 * GBps,  # H200 datasheet: PCIe Gen5 128 GB/s bidirectional -> 64 per direction
         power=700,  # H200 SXM datasheet: max TDP up to 700 W (configurable)
+        matmul_efficiency=0.803,  # MAMF H100/H200 SXM: 794.5 of 989 TFLOPS
     ),
     GPUSpec(
         name="B200",
@@ -223,6 +237,7 @@ GPUS = _table(
         nvlink_generation=5,  # NVLink5 (HGX B200 spec)
         pcie_bandwidth=64 * GBps,  # HGX B200 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1000,  # HGX B200 per-GPU spec: max TDP configurable up to 1,000 W [3p]
+        matmul_efficiency=0.776,  # MAMF B200 SXM: 1,745.0 of 2,250 TFLOPS
     ),
     GPUSpec(
         name="GB200",
@@ -236,6 +251,7 @@ GPUS = _table(
         nvlink_generation=5,  # NVLink5 (GB200 NVL72 spec)
         pcie_bandwidth=64 * GBps,  # GB200 NVL72 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1200,  # GB200 NVL72 per-GPU spec: max TDP configurable up to 1,200 W [3p]
+        matmul_efficiency=0.776,  # [estimate: B200's MAMF; same Blackwell GPU, no GB200 measurement published]
     ),
 )
 

@@ -375,7 +375,7 @@ PLAN_ERRORS = [
     (dict(zero=4, global_batch=8), "zero=4 must be <= 3"),
     (dict(zero=-1, global_batch=8), "zero=-1 must be >= 0"),
     (dict(zero=True, global_batch=8), "zero=True must be an integer"),
-    (dict(precision="fp16", global_batch=8), "precision='fp16' must be one of 'bf16', 'fp8'"),
+    (dict(precision="fp32", global_batch=8), "precision='fp32' must be one of 'bf16', 'fp16', 'fp8'"),
     (dict(sequence_parallel="yes", global_batch=8), "sequence_parallel='yes' must be True or False"),
 ]
 
