@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Optional
 
 from fabric.checks import require_choice, require_int, require_positive
+from fabric.errors import InvalidSpec
 from fabric.units import GB, GBps, Gbps, GiB, TFLOPS, ns
 
 TRANSPORTS = ("infiniband", "ethernet")

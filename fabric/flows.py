@@ -172,16 +172,16 @@ def _fill(routes, active):
             x = np.zeros(n_live)
 
 
-def _routes_for(G, src, dst, routing, seed, qps):
+def _routes_for(G, src, dst, routing, seed, qps, pxn):
     """Compile ``G`` and route the flows; ``None`` takes the graph's routing and qps."""
     require_int("seed", seed, minimum=0)
     routing = graph_attr(G, "routing") if routing is None else routing
     qps = graph_attr(G, "qps") if qps is None else qps
     compiled = compile_fabric(G)
-    return compiled, route(compiled, src, dst, routing=routing, qps=qps, seed=seed)
+    return compiled, route(compiled, src, dst, routing=routing, qps=qps, seed=seed, pxn=pxn)
 
 
-def flow_rates(G, src, dst, *, routing=None, seed=0, qps=None):
+def flow_rates(G, src, dst, *, routing=None, seed=0, qps=None, pxn=True):
     """Max-min fair rates of flows ``src[i] -> dst[i]`` on fabric ``G``.
 
     Parameters
@@ -196,6 +196,9 @@ def flow_rates(G, src, dst, *, routing=None, seed=0, qps=None):
         Seeds the ECMP hash.
     qps : int or None
         Queue pairs per flow under ECMP; None uses ``G.graph["qps"]``.
+    pxn : bool
+        NCCL's PXN (default, as in NCCL); False routes every flow through its source GPU's
+        own NIC (``NCCL_PXN_DISABLE=1``). See :func:`fabric.routing.route`.
 
     Returns
     -------
@@ -217,12 +220,12 @@ def flow_rates(G, src, dst, *, routing=None, seed=0, qps=None):
     >>> fabric.flow_rates(G, [0, 1], [8, 8]) / fabric.units.Gbps
     array([200., 200.])
     """
-    _, routes = _routes_for(G, src, dst, routing, seed, qps)
+    _, routes = _routes_for(G, src, dst, routing, seed, qps, pxn)
     rates, _ = max_min_rates(routes)
     return np.bincount(routes.owner, rates, minlength=routes.n_flows)
 
 
-def link_utilization(G, src, dst, *, routing=None, seed=0, qps=None):
+def link_utilization(G, src, dst, *, routing=None, seed=0, qps=None, pxn=True):
     """Fraction of capacity each edge carries under the max-min rates of the flows.
 
     Returns
@@ -238,7 +241,7 @@ def link_utilization(G, src, dst, *, routing=None, seed=0, qps=None):
     >>> u[("leaf0", "nic8")]
     1.0
     """
-    compiled, routes = _routes_for(G, src, dst, routing, seed, qps)
+    compiled, routes = _routes_for(G, src, dst, routing, seed, qps, pxn)
     _, load = max_min_rates(routes)
     util = np.bincount(routes.resource_edge, load, minlength=len(compiled.bandwidth)) / compiled.bandwidth
     names = compiled.nodes
@@ -247,7 +250,7 @@ def link_utilization(G, src, dst, *, routing=None, seed=0, qps=None):
     }
 
 
-def completion_times(G, src, dst, nbytes, *, routing=None, seed=0, qps=None):
+def completion_times(G, src, dst, nbytes, *, routing=None, seed=0, qps=None, pxn=True):
     """Seconds until each flow of ``nbytes[i]`` bytes has arrived, all starting at once.
 
     A fluid simulation: flows share bandwidth max-min fairly; whenever one finishes, the
@@ -263,7 +266,7 @@ def completion_times(G, src, dst, nbytes, *, routing=None, seed=0, qps=None):
     >>> t.round(3).tolist()    # 400 Gb/s = 50 GB/s shared, then alone
     [1.5, 1.0]
     """
-    _, routes = _routes_for(G, src, dst, routing, seed, qps)
+    _, routes = _routes_for(G, src, dst, routing, seed, qps, pxn)
     return fluid_completion(routes, nbytes)
 
 

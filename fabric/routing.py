@@ -267,7 +267,7 @@ def _walk_ecmp(C, dist, start, row, keys, lane_base):
     return np.concatenate(out_v), np.concatenate(out_l)
 
 
-def route(C, src, dst, *, routing, qps=1, seed=0):
+def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     """Route flows ``src[i] -> dst[i]`` (GPU ranks) on compiled fabric ``C``.
 
     Parameters
@@ -280,6 +280,11 @@ def route(C, src, dst, *, routing, qps=1, seed=0):
         Queue pairs per flow, each hashed separately under ECMP.
     seed : int
         Seeds the ECMP hash.
+    pxn : bool
+        NCCL's PXN (its default): a flow may first cross NVLink to the GPU whose NIC is
+        nearest the destination. False (``NCCL_PXN_DISABLE=1``) sends every flow through
+        the source GPU's own NIC; on a rail-only fabric, traffic between rails then has
+        no route.
 
     Returns
     -------
@@ -296,6 +301,8 @@ def route(C, src, dst, *, routing, qps=1, seed=0):
     """
     require_choice("routing", routing, ROUTINGS)
     require_int("qps", qps, minimum=1)
+    if not isinstance(pxn, (bool, np.bool_)):
+        raise InvalidSpec(f"pxn={pxn!r} must be True or False")
     src = ranks_array("src", src, C.n_gpus)
     dst = ranks_array("dst", dst, C.n_gpus)
     if src.shape != dst.shape:
@@ -336,7 +343,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0):
 
     # PXN: choose the sending GPU of the source's domain whose NIC is nearest the target.
     members, group = _domain_members(C)
-    cand = members[group[s]]
+    cand = members[group[s]] if pxn else s[:, None]
     ok = cand >= 0
     safe = np.where(ok, cand, 0)
     hops = dist[target_row[:, None], np.maximum(C.switch_pos[C.leaf[safe]], 0)].astype(np.float64)
@@ -350,7 +357,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0):
     best = np.argmin(cost, axis=1)
     if not np.isfinite(cost[np.arange(len(net)), best]).all():
         i = np.flatnonzero(~np.isfinite(cost[np.arange(len(net)), best]))[0]
-        raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}")
+        raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}" + ("" if pxn else " with PXN disabled"))
     p = safe[np.arange(len(net)), best]
 
     # Host edges, one coefficient each: (flow, edge id).

@@ -71,6 +71,17 @@ def test_gpu_numbers_are_sane(name):
     assert 1 * TBps < gpu.hbm_bandwidth < 20 * TBps
     assert gpu.pcie_bandwidth < gpu.nvlink_bandwidth < gpu.hbm_bandwidth
     assert 300 <= gpu.power <= 1500
+    assert 0.7 <= gpu.matmul_efficiency <= 0.9  # measured MAMF fractions lie in 77-86%
+
+
+def test_matmul_efficiency_above_one_is_refused():
+    with _raises_exactly("matmul_efficiency=1.2 must be <= 1"):
+        dataclasses.replace(GPUS["H100"], matmul_efficiency=1.2)
+
+
+def test_hopper_reaches_a_smaller_share_of_its_peak_than_ampere():
+    # MAMF: A100 85.9%, H100 80.1% (ml-engineering tables)
+    assert GPUS["A100"].matmul_efficiency > GPUS["H100"].matmul_efficiency
 
 
 @pytest.mark.parametrize("name", sorted(NICS))

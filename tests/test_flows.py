@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import fabric
 from fabric import strategies as fst
+from fabric.errors import InvalidSpec, NoRoute
 from fabric.compiled import compile_fabric
 from fabric.flows import max_min_rates
 from fabric.routing import route
@@ -216,3 +217,40 @@ def test_a_failed_spine_never_raises_aggregate_throughput(data):
     before = fabric.flow_rates(G, src[keep], dst[keep], routing="adaptive").sum()
     after = fabric.flow_rates(H, src[keep], dst[keep], routing="adaptive").sum()
     assert after <= before * (1 + 1e-9)
+
+
+# ---------------------------------------------------------------- PXN on and off
+
+
+def test_without_pxn_a_cross_rail_flow_leaves_through_its_own_nic():
+    G = fabric.dgx_superpod(4)
+    with_pxn = fabric.link_utilization(G, [0], [9])          # gpu0 (rail 0) -> gpu9 (rail 1)
+    without = fabric.link_utilization(G, [0], [9], pxn=False)
+    assert ("nic1", "leaf1") in with_pxn and ("nic0", "leaf0") not in with_pxn
+    assert ("nic0", "leaf0") in without and not any(u == "gpu0" and v == "nvswitch0" for u, v in without)
+
+
+def test_rail_only_fabric_needs_pxn_between_rails():
+    G = fabric.rail_only(2)
+    assert fabric.flow_rates(G, [0], [9])[0] > 0
+    with pytest.raises(NoRoute, match="gpu0 to gpu9 with PXN disabled"):
+        fabric.flow_rates(G, [0], [9], pxn=False)
+
+
+def test_pxn_funnels_a_cross_rail_permutation_the_fabric_itself_does_not_block():
+    G = fabric.dgx_superpod(32)                  # 256 GPUs, non-blocking
+    rng = np.random.default_rng(1)
+    n = 256
+    dst = rng.permutation(n)
+    src = np.arange(n)
+    keep = (src // 8) != (dst // 8)               # between servers
+    nic = 400 * fabric.units.Gbps
+    own_nic = fabric.flow_rates(G, src[keep], dst[keep], pxn=False) / nic
+    funnelled = fabric.flow_rates(G, src[keep], dst[keep]) / nic
+    assert own_nic.min() == pytest.approx(1.0)    # adaptive routing on a non-blocking fat tree
+    assert funnelled.mean() < 0.85                # GPUs of a server sharing destination-rail NICs
+
+
+def test_pxn_must_be_a_bool():
+    with pytest.raises(InvalidSpec, match="pxn='no' must be True or False"):
+        fabric.flow_rates(fabric.dgx_superpod(1), [0], [1], pxn="no")

@@ -1,5 +1,7 @@
 """Training step estimator: published runs, consistency, fabric effects, errors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,31 @@ def test_estimate_renders():
     est = collectives.estimate_step(collectives.MODELS["llama3-8b"], llama8b_plan(), fabric.dgx_superpod(4),
                                     level="analytic")
     assert "MFU" in str(est) and "<table>" in est._repr_html_()
+
+
+def test_fp16_reduces_gradients_in_half_the_bytes_of_bf16():
+    # Megatron-LM all-reduces bf16 gradients in fp32 (forced) and fp16 ones in fp16
+    G = fabric.dgx_superpod(4, gpu="A100")
+    model = collectives.MODELS["llama3-8b"]
+    plan = dict(tp=8, dp=4, global_batch=16, zero=0, overlap_grad_reduce=False)
+    bf16 = collectives.estimate_step(model, collectives.Parallelism(**plan), G, level="analytic")
+    fp16 = collectives.estimate_step(model, collectives.Parallelism(**plan, precision="fp16"), G, level="analytic")
+    assert fp16.breakdown["compute"] == pytest.approx(bf16.breakdown["compute"])
+    assert 0.45 < fp16.breakdown["dp_communication"] / bf16.breakdown["dp_communication"] < 0.55
+    assert fp16.memory_breakdown["gradients"] == pytest.approx(bf16.memory_breakdown["gradients"] / 2)
+
+
+def test_a_larger_vocabulary_costs_its_cross_entropy_bytes():
+    G = fabric.dgx_superpod(1, gpu="H100")
+    base = collectives.MODELS["llama3-8b"]
+    plan = collectives.Parallelism(tp=8, global_batch=8)
+    small = collectives.estimate_step(base, plan, G, level="analytic")
+    large = collectives.estimate_step(dataclasses.replace(base, vocab=2 * base.vocab), plan, G, level="analytic")
+    extra = large.breakdown["compute"] - small.breakdown["compute"]
+    # the logit GEMMs (forward and two backward) plus 52 bytes per logit through HBM, 8 micro-batches
+    gpu = G.graph["gpu"]
+    tokens, shard = 8 * base.seq_len, base.vocab // 8
+    gemms = 3 * 2 * tokens * shard * base.hidden / (gpu.bf16_flops * gpu.matmul_efficiency
+                                                     * collectives.compute.DEFAULT_COMPUTE.gemm_efficiency)
+    memory = 52 * tokens * shard / gpu.hbm_bandwidth
+    assert extra == pytest.approx(gemms + memory, rel=0.05)
