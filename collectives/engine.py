@@ -207,7 +207,7 @@ def _merged_routes(ctx, steps):
             n_flows=0,
             owner=np.zeros(0, np.int64),
             host=sp.csr_matrix((len(C.bandwidth), 0)),
-            cls=None,
+            cls=(),
             class_of=np.zeros(0, np.int64),
             capacity=C.bandwidth.copy(),
             resource_edge=np.arange(len(C.bandwidth)),

@@ -11,7 +11,7 @@ import numpy as np
 from fabric.checks import require_int
 from fabric.compiled import compile_fabric
 from fabric.errors import InvalidSpec
-from fabric.routing import route
+from fabric.routing import ClassPart, class_load, route
 from fabric.schema import graph_attr
 
 # Relative slack under which a resource counts as full (float round-off of the filling).
@@ -38,9 +38,10 @@ def max_min_rates(routes, active=None):
     active = np.ones(n, dtype=bool) if active is None else active.copy()
     rates = _fill(routes, active)
     load = routes.host @ rates
-    if routes.cls is not None:
+    if routes.cls:
         member = routes.class_of >= 0
-        load += routes.cls @ np.bincount(routes.class_of[member], rates[member], minlength=routes.cls.shape[1])
+        load += class_load(routes.cls, np.bincount(routes.class_of[member], rates[member],
+                                                    minlength=len(routes.cls[0].column)))
     return rates, load
 
 
@@ -56,18 +57,18 @@ def _segment_min(values, indptr):
 class _Problem:
     """The part of a filling problem still open: resources x variables, with classes.
 
-    ``load = host @ x + cls @ (per-class sums of x)``; ``left`` is each resource's
-    capacity minus what variables frozen before the last compaction carry.
+    ``load = host @ x + sum over parts of part @ (per-column sums of x)``; ``left`` is each
+    resource's capacity minus what variables frozen before the last compaction carry.
     """
 
-    def __init__(self, host, cls, class_of, left, ids):
+    def __init__(self, host, parts, class_of, left, ids):
         self.host_r = host.tocsr()
         self.host_v = host.tocsc()
         self.left, self.ids = left, ids
-        self.cls = cls is not None
+        self.cls = bool(parts)
         if self.cls:
-            self.cls_r, self.cls_c = cls.tocsr(), cls.tocsc()
-            self.n_classes = cls.shape[1]
+            self.parts = [(p.matrix.tocsr(), p.matrix.tocsc(), p.column) for p in parts]
+            self.n_classes = len(parts[0].column)
             self.class_of = class_of
             self.member = class_of >= 0
             members = np.flatnonzero(self.member)
@@ -82,14 +83,18 @@ class _Problem:
         """Per resource, ``A @ x``."""
         y = self.host_r @ x
         if self.cls:
-            y += self.cls_r @ self.per_class(x)
+            per_class = self.per_class(x)
+            for rows, _, column in self.parts:
+                y += rows @ np.bincount(column, per_class, minlength=rows.shape[1])
         return y
 
     def lowest(self, per_resource):
         """Per variable, the minimum of ``per_resource`` over the resources it crosses."""
         out = _segment_min(per_resource[self.host_v.indices], self.host_v.indptr)
         if self.cls:
-            per_class = _segment_min(per_resource[self.cls_c.indices], self.cls_c.indptr)
+            per_class = np.full(self.n_classes, np.inf)
+            for _, cols, column in self.parts:
+                per_class = np.minimum(per_class, _segment_min(per_resource[cols.indices], cols.indptr)[column])
             out[self.member] = np.minimum(out[self.member], per_class[self.class_of[self.member]])
         return out
 
@@ -98,7 +103,10 @@ class _Problem:
         out = _segment_min(per_variable[self.host_r.indices], self.host_r.indptr)
         if self.cls:
             per_class = _segment_min(per_variable[self.members], self.member_ptr)
-            out = np.minimum(out, _segment_min(per_class[self.cls_r.indices], self.cls_r.indptr))
+            for rows, _, column in self.parts:
+                per_column = np.full(rows.shape[1], np.inf)
+                np.minimum.at(per_column, column, per_class)
+                out = np.minimum(out, _segment_min(per_column[rows.indices], rows.indptr))
         return out
 
     def crossing(self, flagged):
@@ -106,7 +114,8 @@ class _Problem:
         r = flagged.astype(np.float64)
         hit = self.host_v.T @ r
         if self.cls:
-            hit[self.member] += (self.cls_c.T @ r)[self.class_of[self.member]]
+            per_class = sum((cols.T @ r)[column] for _, cols, column in self.parts)
+            hit[self.member] += per_class[self.class_of[self.member]]
         return hit > 0
 
     def restrict(self, active, x):
@@ -116,14 +125,14 @@ class _Problem:
         rows = np.flatnonzero(self.load(a) > 0)
         cols = np.flatnonzero(active)
         host = self.host_r[rows][:, cols]
-        cls, class_of = None, None
+        parts, class_of = (), None
         if self.cls:
             kept = np.flatnonzero(self.per_class(a) > 0)
             renumber = np.full(self.n_classes + 1, -1)
             renumber[kept] = np.arange(len(kept))
-            cls = self.cls_r[rows][:, kept]
+            parts = tuple(ClassPart(matrix[rows], column[kept]) for matrix, _, column in self.parts)
             class_of = renumber[self.class_of[cols]]
-        return _Problem(host, cls, class_of, left[rows], self.ids[cols])
+        return _Problem(host, parts, class_of, left[rows], self.ids[cols])
 
 
 def _fill(routes, active):

@@ -31,8 +31,25 @@ _UNREACHABLE = np.iinfo(np.int8).max  # switch hops never come near it
 
 
 @dataclass(frozen=True, eq=False)
+class ClassPart:
+    """Switch-path fractions shared by classes: class ``c`` crosses ``matrix[:, column[c]]``.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        Resources x columns.
+    column : ndarray
+        Column of each class.
+    """
+
+    matrix: sp.csr_matrix
+    column: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class Routes:
-    """Flows mapped onto resources: ``load = host @ x + cls @ (class totals of x)``.
+    """Flows mapped onto resources: ``load = host @ x + sum over parts of
+    part.matrix @ (totals of x per part column)``.
 
     Attributes
     ----------
@@ -41,8 +58,10 @@ class Routes:
         Flow index of each variable (a flow, or one queue pair of a flow under ECMP).
     host : scipy.sparse.csr_matrix
         Resources x variables, coefficients of each variable's own edges.
-    cls : scipy.sparse.csr_matrix or None
-        Resources x classes, switch-path fractions shared by all flows of a leaf pair.
+    cls : tuple of ClassPart
+        Switch-path fractions shared by all flows of a leaf pair (a class); a class's path
+        is the sum of its columns in every part (one part per leaf pair, or an up part per
+        source leaf and a down part per destination leaf). Empty without classes.
     class_of : ndarray
         Class of each variable, -1 for none.
     capacity : ndarray
@@ -56,11 +75,27 @@ class Routes:
     n_flows: int
     owner: np.ndarray
     host: sp.csr_matrix
-    cls: object
+    cls: tuple
     class_of: np.ndarray
     capacity: np.ndarray
     resource_edge: np.ndarray
     latency: np.ndarray
+
+
+def class_load(parts, totals):
+    """Per resource, the load of classes carrying ``totals`` (bytes/s per class)."""
+    load = 0.0
+    for part in parts:
+        load = load + part.matrix @ np.bincount(part.column, totals, minlength=part.matrix.shape[1])
+    return load
+
+
+def class_matrix(parts, n_resources):
+    """Resources x classes fractions of ``parts`` summed (for checks and small cases)."""
+    total = sp.csc_matrix((n_resources, len(parts[0].column) if parts else 0))
+    for part in parts:
+        total = total + part.matrix.tocsc()[:, part.column]
+    return total.tocsc()
 
 
 def _mix(x):
@@ -414,7 +449,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
             n_flows=n,
             owner=var_flow,
             host=host,
-            cls=None,
+            cls=(),
             class_of=np.full(n * q, -1),
             capacity=capacity,
             resource_edge=resource_edge,
@@ -423,7 +458,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
 
     host = sp.csr_matrix((np.ones(len(host_edge)), (host_edge, host_flow)), shape=(m, n))
     class_of = np.full(n, -1)
-    cls = None
+    cls = ()
     latency = np.asarray(host.T @ C.latency).ravel()
     if crossing.size:
         pair = start[crossing] * len(C.switch) + targets[target_row[crossing]]
@@ -431,8 +466,9 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         class_of[net[crossing]] = inverse
         class_row = np.searchsorted(targets, pairs % len(C.switch))
         c, e, f = _spread_adaptive(C, dist, pairs // len(C.switch), class_row)
-        cls = sp.csr_matrix((f, (e, c)), shape=(m, len(pairs)))
-        latency[net[crossing]] += np.asarray(cls.T @ C.latency).ravel()[inverse]
+        cls = (ClassPart(sp.csr_matrix((f, (e, c)), shape=(m, len(pairs))), np.arange(len(pairs))),)
+        per_class = sum(np.asarray(p.matrix.T @ C.latency).ravel()[p.column] for p in cls)
+        latency[net[crossing]] += per_class[inverse]
     return Routes(
         n_flows=n,
         owner=np.arange(n),

@@ -10,7 +10,7 @@ from fabric import strategies as fst
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.compiled import compile_fabric
 from fabric.flows import max_min_rates
-from fabric.routing import route
+from fabric.routing import class_matrix, route
 from fabric.units import GBps, Gbps
 
 B = 10 * GBps  # switch-to-switch link in the toy fabrics
@@ -42,9 +42,9 @@ def toy_fabric(switch_links, hosts_at, nic_bandwidth=100 * GBps):
 def materialized(routes):
     """Resources x variables coefficient matrix of a Routes, classes expanded."""
     A = routes.host.tocsc().astype(float)
-    if routes.cls is not None:
+    if routes.cls:
         member = np.flatnonzero(routes.class_of >= 0)
-        extra = routes.cls.tocsc()[:, routes.class_of[member]]
+        extra = class_matrix(routes.cls, A.shape[0])[:, routes.class_of[member]]
         pad = np.zeros((A.shape[0], A.shape[1]))
         pad[:, member] = extra.toarray()
         A = A.toarray() + pad

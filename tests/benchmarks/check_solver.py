@@ -21,7 +21,7 @@ import numpy as np
 import fabric
 from fabric.compiled import compile_fabric
 from fabric.flows import _SATURATED, fluid_completion, max_min_rates
-from fabric.routing import route
+from fabric.routing import class_load, class_matrix, route
 
 TOLERANCE = 1e-9
 
@@ -32,9 +32,10 @@ def _load_rate(routes, active):
     """Per resource, the load added per unit rate given to every active variable."""
     a = active.astype(np.float64)
     g = routes.host @ a
-    if routes.cls is not None:
+    if routes.cls:
         member = active & (routes.class_of >= 0)
-        g += routes.cls @ np.bincount(routes.class_of[member], minlength=routes.cls.shape[1]).astype(np.float64)
+        totals = np.bincount(routes.class_of[member], minlength=len(routes.cls[0].column)).astype(np.float64)
+        g += class_load(routes.cls, totals)
     return g
 
 
@@ -42,8 +43,8 @@ def _crossing(routes, resources):
     """Per variable, whether it crosses any resource flagged in ``resources``."""
     r = resources.astype(np.float64)
     hit = routes.host.T @ r
-    if routes.cls is not None:
-        per_class = routes.cls.T @ r
+    if routes.cls:
+        per_class = class_matrix(routes.cls, len(r)).T @ r
         member = routes.class_of >= 0
         hit[member] += per_class[routes.class_of[member]]
     return hit > 0
@@ -125,7 +126,7 @@ def _fill_by_bottleneck(A, cap, active):
 
 
 def reference_rates(routes, active):
-    if routes.cls is None:
+    if not routes.cls:
         return _fill_by_bottleneck(routes.host, routes.capacity, active.copy())
     return _fill_by_level(routes, active.copy())
 
