@@ -46,6 +46,8 @@ class CompiledFabric:
         Node indices of all switches; ``switch_pos[node]`` is a node's position in it.
     switch_graph : scipy.sparse.csr_matrix
         Switch-to-switch adjacency (positions in ``switch``), data = edge id + 1.
+    switch_tier : ndarray of int64
+        The ``tier`` of each switch (positions in ``switch``; leaves are 1).
     cache : dict
         Routing tables already derived from these arrays (distances, next hops), reused
         by later calls on the same compiled fabric; never stored on the graph.
@@ -66,6 +68,7 @@ class CompiledFabric:
     switch: np.ndarray
     switch_pos: np.ndarray
     switch_graph: sp.csr_matrix
+    switch_tier: np.ndarray
     cache: dict = field(default_factory=dict)
 
     @property
@@ -142,6 +145,7 @@ def compile_fabric(G):
                 leaf_rail[rank] = G.nodes[leaves[0]].get("rail", _NONE)
 
     switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
+    switch_tier = np.array([node_attr(G, nodes[i], "tier") for i in switch], dtype=np.int64)
     switch_pos = np.full(len(nodes), _NONE, dtype=np.int64)
     switch_pos[switch] = np.arange(len(switch))
     between = (switch_pos[src] >= 0) & (switch_pos[dst] >= 0)
@@ -165,6 +169,7 @@ def compile_fabric(G):
         switch=switch,
         switch_pos=switch_pos,
         switch_graph=switch_graph,
+        switch_tier=switch_tier,
     )
 
 

@@ -28,6 +28,9 @@ from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import ROUTINGS, ranks_array
 
 _UNREACHABLE = np.iinfo(np.int8).max  # switch hops never come near it
+# Adaptive paths are stored as shared up and down halves (exact on a healthy Clos) once
+# there are more leaf pairs than this many per target leaf; below it, per pair.
+SPLIT_PAIRS_PER_TARGET = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,24 +260,173 @@ def _by_target_chunks(C, dist, row):
 
 def _spread_adaptive(C, dist, class_start, class_row):
     """Even split over equal-cost cables; returns (class, edge id, fraction) triplets."""
+    out = []
+    for dag, items, rows in _by_target_chunks(C, dist, class_row):
+        c, e, f = _spread(C, dag, rows, np.arange(len(items)), class_start[items], np.ones(len(items)))
+        out.append((items[c], e, f))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def _spread(C, dag, row_of, item, node, mass):
+    """Move each item's ``mass`` (at switches ``node``) downhill toward its target row
+    ``row_of[item]``, split evenly over equal-cost cables; (item, edge id, fraction)."""
     out_c, out_e, out_f = [], [], []
     n = len(C.switch)
-    for dag, items, rows in _by_target_chunks(C, dist, class_row):
-        item, row, node, mass = np.arange(len(items)), rows, class_start[items], np.ones(len(items))
-        while len(item):
-            entry, nbr, eid = dag.expand(row, node)
-            w = C.links[eid].astype(np.float64)
-            frac = mass[entry] * w / np.bincount(entry, w, minlength=len(item))[entry]
-            out_c.append(items[item[entry]])
-            out_e.append(eid)
-            out_f.append(frac)
-            moving = dag.has_next(row[entry], nbr)
-            key = item[entry[moving]] * n + nbr[moving]
-            key, inverse = np.unique(key, return_inverse=True)
-            mass = np.bincount(inverse, frac[moving], minlength=len(key))
-            item, node = key // n, key % n
-            row = rows[item]
+    row = row_of[item]
+    while len(item):
+        entry, nbr, eid = dag.expand(row, node)
+        w = C.links[eid].astype(np.float64)
+        frac = mass[entry] * w / np.bincount(entry, w, minlength=len(item))[entry]
+        out_c.append(item[entry])
+        out_e.append(eid)
+        out_f.append(frac)
+        moving = dag.has_next(row[entry], nbr)
+        key = item[entry[moving]] * n + nbr[moving]
+        key, inverse = np.unique(key, return_inverse=True)
+        mass = np.bincount(inverse, frac[moving], minlength=len(key))
+        item, node = key // n, key % n
+        row = row_of[item]
+    if not out_c:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
     return np.concatenate(out_c), np.concatenate(out_e), np.concatenate(out_f)
+
+
+def _split_rows(C, dist):
+    """Per target row, whether every leaf-pair path toward it splits into an up half that
+    depends only on the source leaf and a down half that depends only on the target.
+
+    True when every switch reaching the target either climbs over all its up-cables and
+    no down-cable (it is not above the target) or only descends (it is, at a distance
+    equal to the tiers between them): a healthy Clos. A failed or missing cable under a
+    switch breaks it for the targets it affects, and their paths are spread per pair.
+    """
+    key = ("split rows", id(dist))
+    if key in C.cache:
+        return C.cache[key]
+    g = C.switch_graph
+    n = len(C.switch)
+    u = np.repeat(np.arange(n), np.diff(g.indptr))
+    v = g.indices.astype(np.int64)
+    tier = C.switch_tier
+    up = tier[v] > tier[u]
+    ones = np.ones(int(up.sum()), np.float32)
+    by_up = sp.csr_matrix((ones, (u[up], np.arange(len(ones)))), shape=(n, len(ones)))
+    by_down = sp.csr_matrix(
+        (np.ones(int((~up).sum()), np.float32), (u[~up], np.arange(int((~up).sum())))), shape=(n, int((~up).sum()))
+    )
+    n_up = np.bincount(u[up], minlength=n)[:, None]
+    ok = np.ones(len(dist), dtype=bool)
+    step = max(1, 48_000_000 // max(1, len(u)))  # (edges x rows) temporaries of ~50-250 MB
+    target_tier = tier[np.argmin(dist, axis=1)]  # each row's target is its distance-0 switch
+    for lo in range(0, len(dist), step):
+        d = np.ascontiguousarray(dist[lo : lo + step].T)  # switches x rows
+        downhill = d[v] == d[u] - 1
+        climbs = by_up @ downhill[up].astype(np.float32)
+        descends = by_down @ downhill[~up].astype(np.float32)
+        above = d == (tier[:, None] - target_tier[None, lo : lo + step])
+        fine = (
+            (d >= _UNREACHABLE)
+            | (d == 0)
+            | (above & (climbs == 0))
+            | (~above & (n_up > 0) & (climbs == n_up) & (descends == 0))
+        )
+        ok[lo : lo + step] = fine.all(axis=0)
+    C.cache[key] = ok
+    return ok
+
+
+def _up_cables(C):
+    """CSR of each switch's cables to higher tiers: (indptr, next switch, edge id)."""
+    key = "up cables"
+    if key not in C.cache:
+        g = C.switch_graph
+        n = len(C.switch)
+        u = np.repeat(np.arange(n), np.diff(g.indptr))
+        up = C.switch_tier[g.indices] > C.switch_tier[u]
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(u[up], minlength=n))))
+        C.cache[key] = (indptr, g.indices[up].astype(np.int64), g.data[up].astype(np.int64) - 1)
+    return C.cache[key]
+
+
+def _climb(C, start, steps):
+    """Unit mass from switch ``start[i]`` split evenly over all up-cables for ``steps[i]``
+    tiers: (item, edge id, fraction) of the climb and (item, switch, mass) at its top."""
+    indptr, nxt, edge = _up_cables(C)
+    n = len(C.switch)
+    out_c, out_e, out_f = [], [], []
+    item, node, mass = np.arange(len(start)), start, np.ones(len(start))
+    done = 0
+    top = ([], [], [])
+    while len(item):
+        at_top = steps[item] == done
+        for acc, values in zip(top, (item[at_top], node[at_top], mass[at_top])):
+            acc.append(values)
+        item, node, mass = item[~at_top], node[~at_top], mass[~at_top]
+        if not len(item):
+            break
+        begin = indptr[node]
+        deg = indptr[node + 1] - begin
+        entry = np.repeat(np.arange(len(node)), deg)
+        pos = begin[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        eid, nbr = edge[pos], nxt[pos]
+        w = C.links[eid].astype(np.float64)
+        frac = mass[entry] * w / np.bincount(entry, w, minlength=len(node))[entry]
+        out_c.append(item[entry])
+        out_e.append(eid)
+        out_f.append(frac)
+        key, inverse = np.unique(item[entry] * n + nbr, return_inverse=True)
+        mass = np.bincount(inverse, frac, minlength=len(key))
+        item, node = key // n, key % n
+        done += 1
+    climb = tuple(np.concatenate(a) if a else np.empty(0) for a in (out_c, out_e, out_f))
+    return climb, tuple(np.concatenate(a) for a in top)
+
+
+def _split_parts(C, dist, class_start, class_row, m):
+    """Class paths as an up part per (source leaf, tiers climbed) and a down part per
+    (target, mass at the top): exact on the rows :func:`_split_rows` accepts.
+
+    Returns the parts and the classes left to spread per pair.
+    """
+    tier = C.switch_tier
+    target = np.argmin(dist, axis=1)
+    rise = dist[class_row, class_start].astype(np.int64) + tier[target[class_row]] - tier[class_start]
+    split = _split_rows(C, dist)[class_row] & (rise % 2 == 0)
+    classes = np.flatnonzero(split)
+    steps = rise[classes] // 2  # tiers climbed before the path turns down
+    climbs, up_col = np.unique(np.stack([class_start[classes], steps], axis=1), axis=0, return_inverse=True)
+    up_col = up_col.ravel()
+    (c, e, f), (top_item, top_node, top_mass) = _climb(C, climbs[:, 0], climbs[:, 1])
+    up = sp.csr_matrix((f, (e, c)), shape=(m, len(climbs) + 1))  # last column: classes not split
+    # Climbs ending with the same mass on the same switches share their down halves.
+    order = np.lexsort((top_node, top_item))
+    top_item, top_node, top_mass = top_item[order], top_node[order], top_mass[order]
+    bounds = np.searchsorted(top_item, np.arange(len(climbs) + 1))
+    signature = {}
+    top_of = np.empty(len(climbs), np.int64)
+    for i in range(len(climbs)):
+        lo, hi = bounds[i], bounds[i + 1]
+        key = (top_node[lo:hi].tobytes(), np.round(top_mass[lo:hi], 12).tobytes())
+        top_of[i] = signature.setdefault(key, len(signature))
+    first_of_top = np.zeros(len(signature), np.int64)
+    first_of_top[top_of[::-1]] = np.arange(len(climbs))[::-1]
+    halves, down_col = np.unique(
+        np.stack([class_row[classes], top_of[up_col]], axis=1), axis=0, return_inverse=True
+    )
+    down_col = down_col.ravel()
+    # Initial frontier of each down half: the top of a climb with its signature.
+    climb_of = first_of_top[halves[:, 1]]
+    lo, hi = bounds[climb_of], bounds[climb_of + 1]
+    half = np.repeat(np.arange(len(halves)), hi - lo)
+    pos = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo) + np.arange(int((hi - lo).sum()))
+    c, e, f = _spread(C, _LazyDownhill(C, dist), halves[:, 0], half, top_node[pos], top_mass[pos])
+    down = sp.csr_matrix((f, (e, c)), shape=(m, len(halves) + 1))
+    n_classes = len(class_row)
+    up_column = np.full(n_classes, len(climbs))
+    up_column[classes] = up_col
+    down_column = np.full(n_classes, len(halves))
+    down_column[classes] = down_col
+    return (ClassPart(up, up_column), ClassPart(down, down_column)), np.flatnonzero(~split)
 
 
 def _walk_ecmp(C, dist, start, row, keys, lane_base):
@@ -465,8 +617,16 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         pairs, inverse = np.unique(pair, return_inverse=True)
         class_of[net[crossing]] = inverse
         class_row = np.searchsorted(targets, pairs % len(C.switch))
-        c, e, f = _spread_adaptive(C, dist, pairs // len(C.switch), class_row)
-        cls = (ClassPart(sp.csr_matrix((f, (e, c)), shape=(m, len(pairs))), np.arange(len(pairs))),)
+        class_start = pairs // len(C.switch)
+        cls, per_pair = (), np.arange(len(pairs))
+        if len(pairs) > SPLIT_PAIRS_PER_TARGET * len(targets):  # leaf pairs share their ends: split paths
+            cls, per_pair = _split_parts(C, dist, class_start, class_row, m)
+        if len(per_pair):
+            c, e, f = _spread_adaptive(C, dist, class_start[per_pair], class_row[per_pair])
+            column = np.full(len(pairs), len(per_pair))
+            column[per_pair] = np.arange(len(per_pair))
+            matrix = sp.csr_matrix((f, (e, c)), shape=(m, len(per_pair) + 1))  # last column: split classes
+            cls = cls + (ClassPart(matrix, column),)
         per_class = sum(np.asarray(p.matrix.T @ C.latency).ravel()[p.column] for p in cls)
         latency[net[crossing]] += per_class[inverse]
     return Routes(

@@ -254,3 +254,82 @@ def test_pxn_funnels_a_cross_rail_permutation_the_fabric_itself_does_not_block()
 def test_pxn_must_be_a_bool():
     with pytest.raises(InvalidSpec, match="pxn='no' must be True or False"):
         fabric.flow_rates(fabric.dgx_superpod(1), [0], [1], pxn="no")
+
+
+# ---------------------------------------------------------------- split paths
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_split_paths_give_the_rates_of_per_pair_paths(data):
+    """Up and down halves shared between leaf pairs are exact, on failed fabrics too
+    (rows where a failure breaks the split fall back to per-pair paths)."""
+    G = data.draw(fst.fabrics(max_gpus=64), label="G")
+    G = data.draw(fst.topology_changes(G, max_count=2), label="change").apply(G)
+    n = sum(1 for _, k in G.nodes(data="kind") if k == "gpu")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    rng = np.random.default_rng(seed)
+    src = np.repeat(np.arange(n), 3)
+    dst = (src + rng.integers(1, n, len(src))) % n
+    try:
+        split = route(compile_fabric(G), src, dst, routing="adaptive")
+    except NoRoute:
+        return
+    import fabric.routing as routing
+
+    saved, routing.SPLIT_PAIRS_PER_TARGET = routing.SPLIT_PAIRS_PER_TARGET, 10**9
+    try:
+        per_pair = route(compile_fabric(G), src, dst, routing="adaptive")
+    finally:
+        routing.SPLIT_PAIRS_PER_TARGET = saved
+    a, b = materialized(split), materialized(per_pair)
+    assert np.allclose(a, b, atol=1e-12)
+    assert np.allclose(split.latency, per_pair.latency, rtol=1e-12)
+    assert np.allclose(max_min_rates(split)[0], max_min_rates(per_pair)[0], rtol=1e-9)
+
+
+def test_split_paths_are_used_and_smaller_on_a_permutation():
+    G = fabric.fat_tree(64, rail_optimized=False)
+    C = compile_fabric(G)
+    rng = np.random.default_rng(0)
+    dst = rng.permutation(C.n_gpus)
+    keep = dst != np.arange(C.n_gpus)
+    r = route(C, np.arange(C.n_gpus)[keep], dst[keep], routing="adaptive")
+    assert len(r.cls) == 2                      # an up part and a down part, nothing per pair
+    stored = sum(p.matrix.nnz for p in r.cls)
+    assert stored < class_matrix(r.cls, len(r.capacity)).nnz / 5
+
+
+def _cut_first_uplink(G):
+    leaf = "leaf0"
+    up = next(v for v in G.successors(leaf) if G.nodes[v]["kind"] == "switch")
+    G.remove_edge(leaf, up)
+    G.remove_edge(up, leaf)
+    return G
+
+
+@pytest.mark.parametrize("build", [
+    lambda: fabric.dgx_superpod(64),
+    lambda: fabric.fat_tree(64, rail_optimized=False),
+    lambda: fabric.fat_tree(96, rail_optimized=False, oversubscription=3),
+])
+@pytest.mark.parametrize("damage", [lambda G: G, _cut_first_uplink, lambda G: (G.remove_node("spine0"), G)[1]])
+def test_split_paths_match_per_pair_paths_on_healthy_and_damaged_fabrics(build, damage):
+    G = damage(build())
+    C = compile_fabric(G)
+    rng = np.random.default_rng(3)
+    src = np.repeat(np.arange(C.n_gpus), 2)
+    dst = (src + rng.integers(1, C.n_gpus, len(src))) % C.n_gpus
+    split = route(C, src, dst, routing="adaptive", pxn=False)  # no PXN: flows cross rails
+    import fabric.routing as routing
+
+    saved, routing.SPLIT_PAIRS_PER_TARGET = routing.SPLIT_PAIRS_PER_TARGET, 10**9
+    try:
+        per_pair = route(compile_fabric(G), src, dst, routing="adaptive", pxn=False)
+    finally:
+        routing.SPLIT_PAIRS_PER_TARGET = saved
+    assert len(split.cls) >= 2 and len(per_pair.cls) == 1
+    A = class_matrix(split.cls, len(split.capacity))
+    B = class_matrix(per_pair.cls, len(per_pair.capacity))
+    assert abs(A - B).max() < 1e-12
+    assert np.allclose(max_min_rates(split)[0], max_min_rates(per_pair)[0], rtol=1e-9)
