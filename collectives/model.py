@@ -871,9 +871,13 @@ class Parallelism:
         >>> [plan.in_flight(r) for r in range(4)]
         [11, 9, 7, 5]
         """
-        pp, v, m = self.pp, self.virtual_stages, self.micro_batches
         with _collectives_errors():
-            checks.require_int("rank", rank, minimum=0, maximum=pp - 1)
+            checks.require_int("rank", rank, minimum=0, maximum=self.pp - 1)
+        return self._in_flight(rank)
+
+    def _in_flight(self, rank):
+        """:meth:`in_flight` of a rank known to be valid."""
+        pp, v, m = self.pp, self.virtual_stages, self.micro_batches
         if pp == 1:
             return 1
         if v == 1:
@@ -1013,7 +1017,7 @@ def _memory_per_stage(model, plan, contents):
             weights = WEIGHT_BYTES * (sharded + 2 * c["largest_layer"])
         if plan.precision == "fp8":
             weights += FP8_WEIGHT_COPY_BYTES * c["gemm"]
-        units = plan.in_flight(rank)
+        units = plan._in_flight(rank)
         layer_act = c["dense_layers"] * act["dense"] + (c["moe_layers"] * act["moe"] if c["moe_layers"] else 0.0)
         activations = units * layer_act / v
         if rank == 0:

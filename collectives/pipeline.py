@@ -36,11 +36,16 @@ class Schedule:
         Per device, seconds of compute.
     bubble_fraction : float
         Idle share of the slowest device's makespan: 1 - max busy / makespan.
+    exposed_transfer : float
+        Seconds of stage-to-stage transfers on the critical path: walking back from the
+        last op, each op is charged to whatever it waited for (its input, including the
+        transfer, or its device's previous op).
     """
 
     makespan: float
     busy: np.ndarray
     bubble_fraction: float
+    exposed_transfer: float = 0.0
 
 
 @lru_cache(maxsize=4096)
@@ -97,6 +102,37 @@ def simulate(forward, backward, microbatches, *, virtual_stages=1, transfer=0.0)
     -------
     Schedule
     """
+    return simulate_many([(forward, backward, microbatches, virtual_stages, transfer)])[0]
+
+
+def simulate_many(jobs):
+    """:func:`simulate` of many ``(forward, backward, microbatches, virtual_stages,
+    transfer)`` jobs; those with the same shape (stages, chunks, microbatches) are
+    simulated together, as one walk through Megatron's op order over arrays of times.
+
+    Examples
+    --------
+    >>> a, b = simulate_many([([1.0] * 4, [2.0] * 4, 8, 1, 0.0), ([1.0] * 4, [3.0] * 4, 8, 1, 0.0)])
+    >>> a.makespan, b.makespan
+    (33.0, 44.0)
+    """
+    keys = [_key(*job) for job in jobs]
+    missing = {}
+    for key in keys:
+        if key not in _CACHE:
+            missing.setdefault(key[2:5], {})[key] = None  # group by (p, v, m), keep order
+    for (p, v, m), group in missing.items():
+        group = list(group)
+        forward = np.array([k[0] for k in group])
+        backward = np.array([k[1] for k in group])
+        hop = np.array([k[5] for k in group]).reshape(len(group), -1)
+        for key, schedule in zip(group, _simulate(forward, backward, p, v, m, hop)):
+            _remember(key, schedule)
+    return [_CACHE[key] for key in keys]
+
+
+def _key(forward, backward, microbatches, virtual_stages, transfer):
+    """A validated, hashable job: (forward, backward, p, v, m, hop) as tuples and ints."""
     forward, backward = np.asarray(forward, float), np.asarray(backward, float)
     n_stages = len(forward)
     v = virtual_stages
@@ -106,71 +142,112 @@ def simulate(forward, backward, microbatches, *, virtual_stages=1, transfer=0.0)
     if v > 1 and m % p:
         raise InvalidSpec(f"microbatches={m} must be a multiple of pipeline stages={p} for the interleaved schedule")
     hop = np.broadcast_to(np.asarray(transfer, float), (max(n_stages - 1, 0),))
-    # Plans that differ only in what the pipeline does not see (ZeRO stage, optimizer...)
-    # give identical stage times: a search simulates each distinct pipeline once.
-    return _simulate(tuple(forward.tolist()), tuple(backward.tolist()), p, v, m, tuple(hop.tolist()))
+    return tuple(forward.tolist()), tuple(backward.tolist()), p, v, m, tuple(hop.tolist())
 
 
-@lru_cache(maxsize=65536)
+# Plans that differ only in what the pipeline does not see (ZeRO stage, optimizer...) give
+# identical stage times: a search simulates each distinct pipeline once.
+_CACHE = {}
+_CACHE_SIZE = 65536
+
+
+def _remember(key, schedule):
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[key] = schedule
+
+
 def _simulate(forward, backward, p, v, m, hop):
-    forward, backward, hop = np.array(forward), np.array(backward), np.array(hop)
+    """Schedules of jobs (rows of ``forward``, ``backward``, ``hop``) sharing p, v, m."""
     rounds = m // p
     if rounds > _SIMULATED_ROUNDS + 1 and m % p == 0:
         short = _run(forward, backward, p, v, _SIMULATED_ROUNDS * p, hop)
         longer = _run(forward, backward, p, v, (_SIMULATED_ROUNDS + 1) * p, hop)
         extra = rounds - _SIMULATED_ROUNDS - 1
-        makespan = longer[0] + extra * (longer[0] - short[0])
-        busy = longer[1] + extra * (longer[1] - short[1])
+        makespan, exposed = (b + extra * (b - a) for a, b in zip(short, longer))
     else:
-        makespan, busy = _run(forward, backward, p, v, m, hop)
-    return Schedule(makespan=makespan, busy=busy, bubble_fraction=float(1 - busy.max() / makespan))
+        makespan, exposed = _run(forward, backward, p, v, m, hop)
+    # every device runs each of its chunks' forward and backward once per microbatch
+    busy = m * (forward + backward).reshape(len(forward), v, p).sum(axis=1)
+    return [
+        Schedule(makespan=float(t), busy=b, bubble_fraction=float(1 - b.max() / t), exposed_transfer=float(max(0.0, x)))
+        for t, b, x in zip(makespan, busy, exposed)
+    ]
 
 
 def _run(forward, backward, p, v, m, hop):
-    """Makespan and per-device busy time of the full op-by-op simulation.
+    """Makespan and critical-path transfer seconds of the op-by-op simulation of every row.
 
-    Plain Python lists, not numpy scalars: this loop is the hot path of a plan search.
+    Megatron's op order does not depend on the times, so all rows walk it together: each
+    op is a few array operations over the rows (per stage, the times of every job).
     """
     n_stages = p * v
-    forward, backward, hop = forward.tolist(), backward.tolist(), np.asarray(hop, float).tolist() + [0.0]
+    k = len(forward)
+    forward, backward = list(np.ascontiguousarray(forward.T)), list(np.ascontiguousarray(backward.T))
+    hop = list(np.ascontiguousarray(hop.T)) + [np.zeros(k)]
     f_done = [[None] * m for _ in range(n_stages)]
     b_done = [[None] * m for _ in range(n_stages)]
+    # transfer seconds on the critical path up to each op's end, and each device's last op
+    f_path = [[None] * m for _ in range(n_stages)]
+    b_path = [[None] * m for _ in range(n_stages)]
+    zero = np.zeros(k)
+    path = [zero] * p
     orders = [_order(r, p, v, m) for r in range(p)]
+    lengths = [len(o) for o in orders]
     position = [0] * p
-    free = [0.0] * p
-    busy = [0.0] * p
-    remaining = sum(len(o) for o in orders)
+    free = [zero] * p
     last = n_stages - 1
-    while remaining:
-        progressed = False
-        for r in range(p):
-            order, i = orders[r], position[r]
-            while i < len(order):
-                is_forward, chunk, mb = order[i]
-                s = chunk * p + r
-                if is_forward:
-                    if s == 0:
-                        ready = 0.0
-                    else:
-                        done = f_done[s - 1][mb]
-                        if done is None:
-                            break
-                        ready = done + hop[s - 1]
-                    cost = forward[s]
+    # A device runs until it waits for an input; its ops can only unblock the devices
+    # next to it in the (wrapped, for interleaving) stage order, so only they are revisited.
+    pending, queued = list(range(p)), [True] * p
+    while pending:
+        r = pending.pop()
+        queued[r] = False
+        order, i, n = orders[r], position[r], lengths[r]
+        t, on_path = free[r], path[r]
+        first = i
+        while i < n:
+            is_forward, chunk, mb = order[i]
+            s = chunk * p + r
+            if is_forward:
+                if s == 0:
+                    ready = None
                 else:
-                    done = f_done[s][mb] if s == last else b_done[s + 1][mb]
+                    done = f_done[s - 1][mb]
                     if done is None:
                         break
-                    ready = done if s == last else done + hop[s]
-                    cost = backward[s]
-                end = (free[r] if free[r] > ready else ready) + cost
-                free[r] = end
-                busy[r] += cost
-                (f_done if is_forward else b_done)[s][mb] = end
-                i += 1
-                remaining -= 1
-                progressed = True
-            position[r] = i
-        if not progressed:  # cannot happen with Megatron's orders; guards against a bad order
-            raise RuntimeError("pipeline schedule deadlocked")
-    return max(free), np.array(busy)
+                    ready, waited = done + hop[s - 1], f_path[s - 1][mb] + hop[s - 1]
+                cost = forward[s]
+            elif s == last:
+                ready = None  # its own forward ran on this device just before
+                if f_done[s][mb] is None:
+                    break
+                cost = backward[s]
+            else:
+                done = b_done[s + 1][mb]
+                if done is None:
+                    break
+                ready, waited = done + hop[s], b_path[s + 1][mb] + hop[s]
+                cost = backward[s]
+            if ready is not None:
+                late = ready > t  # waited for the input: its transfers are on the path
+                on_path = np.where(late, waited, on_path)
+                t = np.maximum(t, ready)
+            t = t + cost
+            if is_forward:
+                f_done[s][mb], f_path[s][mb] = t, on_path
+            else:
+                b_done[s][mb], b_path[s][mb] = t, on_path
+            i += 1
+        if i != first:
+            free[r], path[r], position[r] = t, on_path, i
+            for q in ((r - 1) % p, (r + 1) % p):
+                if not queued[q] and position[q] < lengths[q]:
+                    queued[q] = True
+                    pending.append(q)
+    if position != lengths:  # cannot happen with Megatron's orders; guards against a bad order
+        raise RuntimeError("pipeline schedule deadlocked")
+    ends = np.array(free)  # devices x rows
+    last_device = np.argmax(ends, axis=0)
+    rows = np.arange(k)
+    return ends[last_device, rows], np.array(path)[last_device, rows]

@@ -28,14 +28,14 @@ from fabric.schema import graph_attr
 from collectives.compute import DEFAULT_COMPUTE
 from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
-from collectives.model import RECOMPUTE, Parallelism, memory_per_gpu
+from collectives.model import RECOMPUTE, Parallelism, _memory_per_stage, _rank_contents, _worst_stage
 from collectives.params import DEFAULT_PARAMS
-from collectives.step import USABLE_MEMORY, Cluster, estimate_step
+from collectives.step import USABLE_MEMORY, Cluster, estimate_many
 
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL_STAGES = (1, 2, 4)
 ZERO = (0, 1, 2, 3)
-CHUNK = 64
+CHUNK = 256
 
 
 def _divisors(n):
@@ -74,8 +74,17 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
 
 
 def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
+    """Estimates of the plans that fit in memory (checked here, in the workers); their
+    pipelines are simulated together."""
     cluster = Cluster(fabric_summary, level, params)
-    return [estimate_step(model, plan, fabric_summary, compute=compute, cluster=cluster) for plan in plans]
+    limit = USABLE_MEMORY * cluster.gpu.hbm_bytes
+    fitting, memories = [], []
+    for plan in plans:  # candidate_plans yields valid plans: the unchecked memory model
+        memory = _worst_stage(_memory_per_stage(model, plan, _rank_contents(model, plan)))
+        if memory["total"] <= limit:
+            fitting.append(plan)
+            memories.append(memory)
+    return estimate_many(model, fitting, cluster, compute, memories=memories)
 
 
 def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
@@ -110,14 +119,10 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     gpu = graph_attr(G, "gpu")
     watts = bill_of_materials(G).network_watts
     summary = uniform_fabric(G, params, watts)
-    plans = [
-        p for p in candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
-                                   precision=precision)
-        if memory_per_gpu(model, p)["total"] <= USABLE_MEMORY * gpu.hbm_bytes
-    ]
-    if not plans:
-        raise Infeasible(f"no plan of {model.name or 'the model'} fits in {gpu.name} memory on {summary.n_gpus} GPUs "
-                         f"with global_batch={global_batch}")
+    plans = list(candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
+                                 precision=precision))
+    # Plans with the same pipeline shape in one chunk have their schedules simulated together.
+    plans.sort(key=lambda p: (p.pp, p.virtual_stages, p.micro_batches))
     shipped = summary if level == "analytic" else G
     chunks = [plans[i:i + CHUNK] for i in range(0, len(plans), CHUNK)]
     own = executor is None
@@ -131,6 +136,9 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     finally:
         if own:
             executor.shutdown()
+    if not results:
+        raise Infeasible(f"no plan of {model.name or 'the model'} fits in {gpu.name} memory on {summary.n_gpus} GPUs "
+                         f"with global_batch={global_batch}")
     results.sort(key=lambda e: e.time)
     return results[:top] if top else results
 
@@ -142,7 +150,7 @@ def _progress(futures, total, show):
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, unit="plan", desc="estimating plans") as bar:
+    with tqdm(total=total, unit="plan", desc="checking and estimating plans") as bar:
         for future in as_completed(futures):
             bar.update(futures[future])
             yield future

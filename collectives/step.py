@@ -49,7 +49,7 @@ from collectives.engine import Step, UniformFabric, solve_steps
 from collectives.errors import InvalidSpec
 from collectives.model import gradient_bytes, _memory_per_stage, _padded, _parameters_per_gpu, _rank_contents, _worst_stage
 from collectives.params import DEFAULT_PARAMS
-from collectives.pipeline import simulate
+from collectives.pipeline import simulate, simulate_many
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
@@ -377,12 +377,40 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     cluster = cluster or Cluster(G, level, params)
     compute = compute or DEFAULT_COMPUTE
     plan.check_against(model, gpus=cluster.n_gpus)
-    peak = peak_flops(cluster.gpu, plan.precision)
-    return _estimate(model, plan, cluster, peak, compute)
+    stages = pipeline_stages(model, plan, cluster, compute)
+    forward, backward, micro, v, transfer = stages.schedule_args
+    return finish_estimate(model, plan, cluster, stages,
+                           simulate(forward, backward, micro, virtual_stages=v, transfer=transfer))
 
 
-def _estimate(model, plan, cluster, peak, compute):
-    gpu, n_gpus, comm = cluster.gpu, cluster.n_gpus, cluster.comm
+@dataclass(frozen=True)
+class PipelineStages:
+    """What the pipeline schedule needs (``schedule_args``: forward and backward seconds
+    per virtual stage, micro-batches, virtual stages, transfer seconds) and the exposed
+    communication per virtual stage."""
+
+    schedule_args: tuple
+    tp_exposed: list
+    cp_exposed: list
+    ep_exposed: list
+
+
+def estimate_many(model, plans, cluster, compute=None, memories=None):
+    """:func:`estimate_step` of checked ``plans`` on one prepared ``cluster``, with their
+    pipeline schedules simulated together (:func:`collectives.pipeline.simulate_many`);
+    ``memories``: their :func:`collectives.memory_per_gpu`, if already known."""
+    compute = compute or DEFAULT_COMPUTE
+    stages = [pipeline_stages(model, plan, cluster, compute) for plan in plans]
+    schedules = simulate_many([st.schedule_args for st in stages])
+    memories = memories or [None] * len(plans)
+    return [finish_estimate(model, plan, cluster, st, sched, memory)
+            for plan, st, sched, memory in zip(plans, stages, schedules, memories)]
+
+
+def pipeline_stages(model, plan, cluster, compute):
+    """Per virtual stage, forward and backward seconds of one micro-batch, and the transfer
+    between stages, of a checked plan."""
+    gpu, comm = cluster.gpu, cluster.comm
     dense = _layer_times(model, plan, gpu, comm, compute, moe=False)
     moe = _layer_times(model, plan, gpu, comm, compute, moe=True) if model.experts > 1 else dense
     stages = plan.layers_per_stage(model)  # per virtual stage, pipeline order
@@ -415,10 +443,23 @@ def _estimate(model, plan, cluster, peak, compute):
         # The closed forms price one representative pair; only the flow level needs them all.
         pairs = pp_pairs(plan) if cluster.level == "flow" else np.array([[0, plan.dp * plan.cp * plan.tp]])
         transfer = comm.send(pairs, act)
-    with_transfer = simulate(forward, backward, micro, virtual_stages=v, transfer=transfer)
-    without = simulate(forward, backward, micro, virtual_stages=v) if transfer else with_transfer
-    device = int(np.argmax(without.busy))
-    busy = float(without.busy[device])
+    return PipelineStages((tuple(forward), tuple(backward), micro, v, transfer), tp_exposed, cp_exposed, ep_exposed)
+
+
+def finish_estimate(model, plan, cluster, stages, schedule, memory=None):
+    """The estimate of a checked plan once its pipeline ``schedule`` is simulated
+    (``memory``: its :func:`collectives.memory_per_gpu`, computed when None)."""
+    gpu, n_gpus, comm = cluster.gpu, cluster.n_gpus, cluster.comm
+    peak = peak_flops(gpu, plan.precision)
+    s = model.seq_len
+    forward, backward = stages.schedule_args[:2]
+    tp_exposed, cp_exposed, ep_exposed = stages.tp_exposed, stages.cp_exposed, stages.ep_exposed
+    v, micro = plan.virtual_stages, plan.micro_batches
+    device = int(np.argmax(schedule.busy))
+    busy = float(schedule.busy[device])
+    # transfers the critical path waits for; the rest of the idle time is the bubble
+    idle = max(0.0, schedule.makespan - busy)
+    pp_exposed = min(schedule.exposed_transfer, idle)
 
     def on_device(values):
         return float(sum(values[c * plan.pp + device] for c in range(v)) * micro)
@@ -456,15 +497,16 @@ def _estimate(model, plan, cluster, peak, compute):
         "tp_communication": tp_time,
         "cp_communication": cp_time,
         "ep_communication": ep_time,
-        "pipeline_bubble": without.makespan - busy,
-        "pp_communication": with_transfer.makespan - without.makespan,
+        "pipeline_bubble": idle - pp_exposed,
+        "pp_communication": pp_exposed,
         "dp_communication": dp_time,
         "optimizer": optimizer,
     }
     time = sum(breakdown.values())
     tokens = plan.global_batch * s
     model_flops = model.flops_per_token() * tokens
-    memory = _worst_stage(_memory_per_stage(model, plan, contents))
+    if memory is None:
+        memory = _worst_stage(_memory_per_stage(model, plan, contents))
     return StepEstimate(
         time=time,
         mfu=model_flops / (time * n_gpus * peak),

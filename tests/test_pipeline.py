@@ -56,6 +56,28 @@ def test_long_runs_extrapolate_within_one_percent(p, rounds, v, seed, transfer):
     b = 2 * f * rng.uniform(0.8, 1.2, p * v)
     m = p * rounds
     extrapolated = simulate(f, b, m, virtual_stages=v, transfer=transfer)
-    full, busy = pipeline._run(f, b, p, v, m, np.full(p * v - 1, transfer))
+    (full,), _ = pipeline._run(f[None], b[None], p, v, m, np.full((1, p * v - 1), transfer))
     assert extrapolated.makespan == pytest.approx(full, rel=0.01)
-    assert extrapolated.busy == pytest.approx(busy, rel=1e-9)  # compute is exactly linear
+    assert extrapolated.busy == pytest.approx(m * (f + b).reshape(v, p).sum(axis=0), rel=1e-12)
+
+
+@pytest.mark.parametrize("p, v, rounds", [(2, 1, 1), (4, 1, 3), (8, 1, 8), (4, 2, 2), (8, 2, 8)])
+@pytest.mark.parametrize("transfer", [0.05, 0.3])
+def test_exposed_transfer_is_what_transfers_add_with_equal_stages(p, v, rounds, transfer):
+    f, b, m = [1.0] * (p * v), [2.0] * (p * v), p * rounds
+    with_transfers = simulate(f, b, m, virtual_stages=v, transfer=transfer)
+    without = simulate(f, b, m, virtual_stages=v)
+    assert without.exposed_transfer == 0.0
+    assert with_transfers.exposed_transfer == pytest.approx(with_transfers.makespan - without.makespan, abs=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=st.integers(2, 6), v=st.integers(1, 2), rounds=st.integers(1, 8), seed=st.integers(0, 1000),
+       transfer=st.floats(0.0, 0.5))
+def test_exposed_transfer_never_exceeds_the_transfers_or_the_idle_time(p, v, rounds, seed, transfer):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0.5, 1.5, p * v)
+    r = simulate(f, 2 * f, p * rounds, virtual_stages=v, transfer=transfer)
+    assert 0.0 <= r.exposed_transfer <= r.makespan - r.busy.min() + 1e-9
