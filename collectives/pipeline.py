@@ -77,10 +77,10 @@ def _order(rank, p, v, m):
 
 # Past a few rounds of p microbatches the schedule settles into a steady state that adds
 # nearly the same time per round of p microbatches, so longer runs are extrapolated from
-# two simulated lengths (3 and 4 rounds): exact for equal stages, within 1% for uneven
-# stages and transfers (a property test checks the bound; 0.6% at worst over 60 random
-# pipelines of 2-16 stages, against 0.15% with 4 and 5 rounds at 30% more work).
-_SIMULATED_ROUNDS = 3
+# two simulated lengths (4 and 5 rounds): exact for equal stages, within 1% for uneven
+# stages and transfers (a property test checks the bound; 3 and 4 rounds would do 30% less
+# work but miss it, by 1.15% with transfers half a stage long).
+_SIMULATED_ROUNDS = 4
 
 
 def simulate(forward, backward, microbatches, *, virtual_stages=1, transfer=0.0):
