@@ -229,10 +229,17 @@ def _json(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def build_parser():
     """The argparse parser of ``python -m collectives``."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m collectives",
         description="Collective and training-step cost models on GPU fabrics. With no subcommand, "
                     "prints the example: Llama-3-8B, tp8 x dp4, on a 4-server H100 DGX SuperPOD.",
