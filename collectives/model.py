@@ -912,7 +912,23 @@ def _output_activation_bytes(model, plan, vocab):
 
 
 def _rank_contents(model, plan):
-    """Per pipeline rank: layers by kind and local parameters (after TP/PP/EP, before ZeRO).
+    """Per pipeline rank: layers by kind and local parameters (after TP/PP/EP, before ZeRO);
+    read-only, shared by plans with the same model, tp, pp, virtual stages and ep (a
+    search meets each a few hundred times)."""
+    key = (model, plan.tp, plan.pp, plan.virtual_stages, plan.ep)
+    contents = _CONTENTS.get(key)
+    if contents is None:
+        if len(_CONTENTS) >= 4096:
+            _CONTENTS.clear()
+        contents = _CONTENTS[key] = _count_rank_contents(model, plan)
+    return contents
+
+
+_CONTENTS = {}
+
+
+def _count_rank_contents(model, plan):
+    """:func:`_rank_contents`, counted.
 
     ``dense`` parameters are sharded by ZeRO over ``dp * cp``, ``expert`` ones over
     ``dp * cp / ep``; ``gemm`` are the layer matrix weights (FP8 copies); ``largest_layer``
