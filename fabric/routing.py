@@ -316,6 +316,10 @@ def _split_rows(C, dist):
     if key in C.cache:
         return C.cache[key]
     g = C.switch_graph
+    pattern = (g != 0).astype(np.int8)
+    if (pattern != pattern.T).nnz:  # a one-way cable: the down halves climb cables backwards
+        C.cache[key] = np.zeros(len(dist), dtype=bool)
+        return C.cache[key]
     n = len(C.switch)
     u = np.repeat(np.arange(n), np.diff(g.indptr))
     v = g.indices.astype(np.int64)
@@ -444,6 +448,8 @@ def _split_parts(C, dist, class_start, class_row, m):
     rise = dist[class_row, class_start].astype(np.int64) + tier[target[class_row]] - tier[class_start]
     split = _split_rows(C, dist)[class_row] & (rise % 2 == 0)
     classes = np.flatnonzero(split)
+    if not len(classes):
+        return (), np.arange(len(class_row))
     steps = rise[classes] // 2  # tiers climbed before the path turns down
     climbs, up_col = np.unique(np.stack([class_start[classes], steps], axis=1), axis=0, return_inverse=True)
     up_col = up_col.ravel()

@@ -333,3 +333,15 @@ def test_split_paths_match_per_pair_paths_on_healthy_and_damaged_fabrics(build, 
     B = class_matrix(per_pair.cls, len(per_pair.capacity))
     assert abs(A - B).max() < 1e-12
     assert np.allclose(max_min_rates(split)[0], max_min_rates(per_pair)[0], rtol=1e-9)
+
+
+def test_a_one_way_switch_cable_keeps_paths_per_pair_and_exact():
+    G = fabric.fat_tree(64, rail_optimized=False)
+    G.remove_edge("spine0", "leaf0")             # leaf0 -> spine0 stays: a one-way cable
+    C = compile_fabric(G)
+    rng = np.random.default_rng(3)
+    src = np.repeat(np.arange(C.n_gpus), 2)
+    dst = (src + rng.integers(1, C.n_gpus, len(src))) % C.n_gpus
+    r = route(C, src, dst, routing="adaptive")
+    assert len(r.cls) == 1                        # nothing split: every leaf pair's own path
+    assert np.allclose(max_min_rates(r)[0] > 0, True)
