@@ -32,6 +32,8 @@ def _candidates(collective, algorithm, contexts):
     if algorithm == AUTO:
         eligible = []
         for module in algorithms.for_collective(collective):
+            if module.FAMILY == "collnet" and not contexts[0].params.collnet:
+                continue  # NCCL runs CollNet (SHARP) only when enabled
             try:
                 for ctx in contexts:
                     module.check(ctx)

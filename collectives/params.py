@@ -68,14 +68,23 @@ class CommParams:
     pcie_efficiency : float
         Fraction of PCIe line rate usable for GPU-NIC transfers (PCIe TLP overhead with
         256-byte payloads, ~0.9; PCI-SIG Gen5 encoding and header sizes).
+    collnet : bool
+        Whether ``algorithm="auto"`` may pick in-network SHARP reductions (NCCL's CollNet).
+        NCCL needs ``NCCL_COLLNET_ENABLE=1`` and the SHARP plugin for them (off by default,
+        NCCL environment-variable docs), so False, as in NCCL; ``algorithm="sharp"`` asked
+        for by name is priced either way. NVLink SHARP (NVLS) is on by default in NCCL
+        (``NCCL_NVLS_ENABLE``) and stays in ``auto``.
     """
 
     nvlink_efficiency: float = 0.804
     nvls_efficiency: float = 0.686
     network_efficiency: float = 0.94
     pcie_efficiency: float = 0.90
+    collnet: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.collnet, bool):
+            raise InvalidSpec(f"collnet={self.collnet!r} must be True or False")
         for name in ("nvlink_efficiency", "nvls_efficiency", "network_efficiency", "pcie_efficiency"):
             value = require_positive(name, getattr(self, name))
             if value > 1:

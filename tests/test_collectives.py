@@ -218,3 +218,21 @@ def test_result_renders():
     r = collectives.all_reduce(fabric.dgx_superpod(1), GiB)
     assert "busbw" in str(r) and "<table>" in r._repr_html_()
     assert r.to_dict()["algorithm"] == r.algorithm
+
+
+def test_auto_uses_in_network_sharp_only_when_collnet_is_enabled():
+    # NCCL runs CollNet (SHARP) only with NCCL_COLLNET_ENABLE=1; NVLS stays on by default
+    G = fabric.dgx_superpod(16, gpu="H100")
+    ranks = range(0, 128, 8)
+    default = collectives.all_reduce(G, 2**30, ranks=ranks, level="analytic")
+    enabled = collectives.all_reduce(G, 2**30, ranks=ranks, level="analytic",
+                                     params=collectives.CommParams(collnet=True))
+    named = collectives.all_reduce(G, 2**30, ranks=ranks, level="analytic", algorithm="sharp")
+    assert default.algorithm != "sharp"
+    assert enabled.algorithm == "sharp" and enabled.time < default.time
+    assert named.time == pytest.approx(enabled.time)
+
+
+def test_collnet_must_be_a_bool():
+    with pytest.raises(collectives.errors.InvalidSpec, match="collnet=1 must be True or False"):
+        collectives.CommParams(collnet=1)
