@@ -34,6 +34,7 @@ from collectives import algorithms
 from collectives.api import sweep
 from collectives.errors import CollectivesError
 from collectives.model import MLPS, MODELS, PRECISIONS, RECOMPUTE, ZERO_STAGES, Parallelism, Transformer
+from collectives.params import CommParams
 from collectives.search import search
 from collectives.step import estimate_step
 
@@ -186,6 +187,8 @@ def _cluster_args():
     g.add_argument("--gpus", type=int, metavar="N", help="GPU count, instead of --cluster")
     g.add_argument("--fabric", choices=list(FABRICS), help="fabric kind for --gpus (default superpod)")
     g.add_argument("--gpu", help="GPU model for --gpus (default H100; GB200 for nvl72)")
+    g.add_argument("--collnet", action="store_true",
+                   help="let algorithm auto use in-network SHARP, as NCCL_COLLNET_ENABLE=1 does (default off)")
     return p
 
 
@@ -359,7 +362,7 @@ def run_estimate(args):
     model = build_model(args)
     G = build_cluster(args)
     plan = build_plan(args, _n_gpus(G))
-    est = estimate_step(model, plan, G, level=args.level)
+    est = estimate_step(model, plan, G, level=args.level, params=CommParams(collnet=args.collnet))
     if args.json:
         _print_json(est.to_dict())
     else:
@@ -385,7 +388,8 @@ def run_collective(args):
     sizes = message_sizes(args.min_bytes, args.max_bytes, args.factor)
     G = build_cluster(args)
     ranks = parse_ranks(args.ranks) if args.ranks else None
-    results = sweep(G, args.op, sizes, ranks=ranks, algorithm=args.algorithm, level=args.level)
+    results = sweep(G, args.op, sizes, ranks=ranks, algorithm=args.algorithm, level=args.level,
+                    params=CommParams(collnet=args.collnet))
     if args.json:
         _print_json([r.to_dict() for r in results])
         return 0
@@ -407,7 +411,7 @@ def run_search(args):
         raise CLIError(f"jobs={args.jobs} must be >= 1")
     global_batch = args.global_batch if args.global_batch is not None else 2 * _n_gpus(G)
     kwargs = dict(global_batch=global_batch, level=args.level, precision=args.precision,
-                  progress=not args.no_progress, top=args.top)
+                  progress=not args.no_progress, top=args.top, params=CommParams(collnet=args.collnet))
     if args.jobs == 1:
         from concurrent.futures import ThreadPoolExecutor
 

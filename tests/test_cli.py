@@ -230,3 +230,11 @@ def test_parsers():
     assert parse_ranks("0-3,8,16-24:4") == [0, 1, 2, 3, 8, 16, 20, 24]
     assert message_sizes(8, 64, 2) == [8, 16, 32, 64]
     assert message_sizes(1, 3, 1.5) == [1, 2, 3]
+
+
+def test_collnet_flag_lets_auto_pick_sharp(capsys):
+    argv = ["collective", "--cluster", "superpod:2", "-b", "8M", "-e", "8M", "--level", "analytic", "--json"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out)[0]["algorithm"] != "sharp"
+    code, out, _ = run(capsys, *argv, "--collnet")
+    assert code == 0 and json.loads(out)[0]["algorithm"] == "sharp"
