@@ -123,15 +123,24 @@ def simulate_many(jobs):
     missing = {}
     for key in keys:
         if key not in _CACHE:
-            missing.setdefault(key[2:5], {})[key] = None  # group by (p, v, m), keep order
-    for (p, v, m), group in missing.items():
+            p, v, m = key[2:5]
+            # Long runs all simulate the same 4 and 5 rounds, whatever their length.
+            shape = (p, v, None) if _extrapolated(p, v, m) else (p, v, m)
+            missing.setdefault(shape, {})[key] = None  # a dict keeps the order
+    for (p, v, _), group in missing.items():
         group = list(group)
         forward = np.array([k[0] for k in group])
         backward = np.array([k[1] for k in group])
+        m = np.array([k[4] for k in group])
         hop = np.array([k[5] for k in group]).reshape(len(group), -1)
         for key, schedule in zip(group, _simulate(forward, backward, p, v, m, hop)):
             _remember(key, schedule)
     return [_CACHE[key] for key in keys]
+
+
+def _extrapolated(p, v, m):
+    """Whether a run is extrapolated from 4 and 5 simulated rounds rather than run in full."""
+    return m // p > _SIMULATED_ROUNDS + 1 and m % p == 0 and 2 * p * v * m > _FULL_SIMULATION_OPS
 
 
 def _key(forward, backward, microbatches, virtual_stages, transfer):
@@ -161,17 +170,17 @@ def _remember(key, schedule):
 
 
 def _simulate(forward, backward, p, v, m, hop):
-    """Schedules of jobs (rows of ``forward``, ``backward``, ``hop``) sharing p, v, m."""
-    rounds = m // p
-    if rounds > _SIMULATED_ROUNDS + 1 and m % p == 0 and 2 * p * v * m > _FULL_SIMULATION_OPS:
+    """Schedules of jobs (rows of ``forward``, ``backward``, ``hop``, micro-batches ``m``)
+    sharing p and v, either all extrapolated or all of one length."""
+    if _extrapolated(p, v, int(m[0])):
         short = _run(forward, backward, p, v, _SIMULATED_ROUNDS * p, hop)
         longer = _run(forward, backward, p, v, (_SIMULATED_ROUNDS + 1) * p, hop)
-        extra = rounds - _SIMULATED_ROUNDS - 1
+        extra = m // p - _SIMULATED_ROUNDS - 1
         makespan, exposed = (b + extra * (b - a) for a, b in zip(short, longer))
     else:
-        makespan, exposed = _run(forward, backward, p, v, m, hop)
+        makespan, exposed = _run(forward, backward, p, v, int(m[0]), hop)
     # every device runs each of its chunks' forward and backward once per microbatch
-    busy = m * (forward + backward).reshape(len(forward), v, p).sum(axis=1)
+    busy = m[:, None] * (forward + backward).reshape(len(forward), v, p).sum(axis=1)
     return [
         Schedule(makespan=float(t), busy=b, bubble_fraction=float(1 - b.max() / t), exposed_transfer=float(max(0.0, x)))
         for t, b, x in zip(makespan, busy, exposed)

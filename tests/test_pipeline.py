@@ -62,7 +62,7 @@ def test_long_runs_extrapolate_within_one_percent(p, rounds, v, seed, transfer):
     hop = np.full((1, p * v - 1), transfer)
     saved, pipeline._FULL_SIMULATION_OPS = pipeline._FULL_SIMULATION_OPS, 0  # force the extrapolation
     try:
-        (extrapolated,) = pipeline._simulate(f[None], b[None], p, v, m, hop)
+        (extrapolated,) = pipeline._simulate(f[None], b[None], p, v, np.array([m]), hop)
     finally:
         pipeline._FULL_SIMULATION_OPS = saved
     (full,), _ = pipeline._run(f[None], b[None], p, v, m, hop)
@@ -102,3 +102,23 @@ def test_exposed_transfer_never_exceeds_the_transfers_or_the_idle_time(p, v, rou
     f = rng.uniform(0.5, 1.5, p * v)
     r = simulate(f, 2 * f, p * rounds, virtual_stages=v, transfer=transfer)
     assert 0.0 <= r.exposed_transfer <= r.makespan - r.busy.min() + 1e-9
+
+
+def test_batched_schedules_equal_one_at_a_time():
+    import numpy as np
+
+    from collectives import pipeline
+
+    rng = np.random.default_rng(7)
+    jobs = []
+    for m in (8, 16, 64, 640, 1280):            # full runs and extrapolated ones, one shape
+        f = rng.uniform(0.9, 1.1, 8)
+        jobs.append((f, 2 * f, m, 2, rng.uniform(0, 0.2)))
+    pipeline._CACHE.clear()
+    together = pipeline.simulate_many(jobs)
+    pipeline._CACHE.clear()
+    alone = [simulate(f, b, m, virtual_stages=v, transfer=t) for f, b, m, v, t in jobs]
+    for a, b in zip(together, alone):
+        assert a.makespan == pytest.approx(b.makespan, rel=1e-12)
+        assert a.exposed_transfer == pytest.approx(b.exposed_transfer, rel=1e-12, abs=1e-12)
+        assert np.allclose(a.busy, b.busy, rtol=1e-12)
