@@ -199,10 +199,7 @@ class _DownhillGraph:
     def expand(self, row, node):
         """For entries (row, node): (entry index, next switch, edge id) of every next hop."""
         key = row * self.n + node
-        start = self.indptr[key]
-        deg = self.indptr[key + 1] - start
-        entry = np.repeat(np.arange(len(node)), deg)
-        pos = start[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        entry, pos = _ranges(self.indptr[key], self.indptr[key + 1] - self.indptr[key])
         return entry, self.next[pos], self.edge[pos]
 
 
@@ -224,10 +221,7 @@ class _LazyDownhill:
 
     def expand(self, row, node):
         """For entries (row, node): (entry index, next switch, edge id) of every next hop."""
-        start = self.indptr[node]
-        deg = self.indptr[node + 1] - start
-        entry = np.repeat(np.arange(len(node)), deg)
-        pos = start[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        entry, pos = _ranges(self.indptr[node], self.indptr[node + 1] - self.indptr[node])
         nbr, r = self.next[pos], row[entry]
         down = self.dist[r, nbr] == self.dist[r, node[entry]] - 1
         return entry[down], nbr[down], self.edge[pos[down]]
@@ -276,31 +270,48 @@ def _spread_adaptive(C, dist, class_start, class_row):
     for dag, items, rows in _by_target_chunks(C, dist, class_row):
         c, e, f = _spread(C, dag, rows, np.arange(len(items)), class_start[items], np.ones(len(items)))
         out.append((items[c], e, f))
-    return tuple(np.concatenate(parts) for parts in zip(*out))
+    return _concatenated(out)
 
 
 def _spread(C, dag, row_of, item, node, mass):
     """Move each item's ``mass`` (at switches ``node``) downhill toward its target row
     ``row_of[item]``, split evenly over equal-cost cables; (item, edge id, fraction)."""
-    out_c, out_e, out_f = [], [], []
+    out = []
     n = len(C.switch)
     row = row_of[item]
     while len(item):
         entry, nbr, eid = dag.expand(row, node)
-        w = C.links[eid].astype(np.float64)
-        frac = mass[entry] * w / np.bincount(entry, w, minlength=len(item))[entry]
-        out_c.append(item[entry])
-        out_e.append(eid)
-        out_f.append(frac)
+        frac = _even_split(C, mass, entry, eid)
+        out.append((item[entry], eid, frac))
         moving = dag.has_next(row[entry], nbr)
-        key = item[entry[moving]] * n + nbr[moving]
-        key, inverse = np.unique(key, return_inverse=True)
-        mass = np.bincount(inverse, frac[moving], minlength=len(key))
-        item, node = key // n, key % n
+        item, node, mass = _gather(item[entry[moving]], nbr[moving], frac[moving], n)
         row = row_of[item]
-    if not out_c:
+    return _concatenated(out)
+
+
+def _ranges(begin, count):
+    """(range index, position) of every element of the ranges ``begin[i] : begin[i] + count[i]``."""
+    entry = np.repeat(np.arange(len(begin)), count)
+    return entry, begin[entry] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+
+
+def _even_split(C, mass, entry, eid):
+    """Each frontier entry's ``mass`` split over its cables ``eid`` in proportion to their links."""
+    w = C.links[eid].astype(np.float64)
+    return mass[entry] * w / np.bincount(entry, w, minlength=len(mass))[entry]
+
+
+def _gather(item, node, mass, n):
+    """The next frontier: mass arriving at each (item, switch), summed."""
+    key, inverse = np.unique(item * n + node, return_inverse=True)
+    return key // n, key % n, np.bincount(inverse, mass, minlength=len(key))
+
+
+def _concatenated(out):
+    """(item, edge id, fraction) arrays from a walk's per-step triplets."""
+    if not out:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    return np.concatenate(out_c), np.concatenate(out_e), np.concatenate(out_f)
+    return tuple(np.concatenate(column) for column in zip(*out))
 
 
 def _split_rows(C, dist):
@@ -369,33 +380,23 @@ def _climb(C, start, steps):
     tiers: (item, edge id, fraction) of the climb and (item, switch, mass) at its top."""
     indptr, nxt, edge = _up_cables(C)
     n = len(C.switch)
-    out_c, out_e, out_f = [], [], []
+    out = []
     item, node, mass = np.arange(len(start)), start, np.ones(len(start))
     done = 0
-    top = ([], [], [])
+    top = []
     while len(item):
         at_top = steps[item] == done
-        for acc, values in zip(top, (item[at_top], node[at_top], mass[at_top])):
-            acc.append(values)
+        top.append((item[at_top], node[at_top], mass[at_top]))
         item, node, mass = item[~at_top], node[~at_top], mass[~at_top]
         if not len(item):
             break
-        begin = indptr[node]
-        deg = indptr[node + 1] - begin
-        entry = np.repeat(np.arange(len(node)), deg)
-        pos = begin[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        entry, pos = _ranges(indptr[node], indptr[node + 1] - indptr[node])
         eid, nbr = edge[pos], nxt[pos]
-        w = C.links[eid].astype(np.float64)
-        frac = mass[entry] * w / np.bincount(entry, w, minlength=len(node))[entry]
-        out_c.append(item[entry])
-        out_e.append(eid)
-        out_f.append(frac)
-        key, inverse = np.unique(item[entry] * n + nbr, return_inverse=True)
-        mass = np.bincount(inverse, frac, minlength=len(key))
-        item, node = key // n, key % n
+        frac = _even_split(C, mass, entry, eid)
+        out.append((item[entry], eid, frac))
+        item, node, mass = _gather(item[entry], nbr, frac, n)
         done += 1
-    climb = tuple(np.concatenate(a) if a else np.empty(0) for a in (out_c, out_e, out_f))
-    return climb, tuple(np.concatenate(a) for a in top)
+    return _concatenated(out), _concatenated(top)
 
 
 def _descend(C, target, steps, item, node, mass):
@@ -415,26 +416,17 @@ def _descend(C, target, steps, item, node, mass):
     key = cone_item * n + parent
     order = np.argsort(key, kind="stable")
     key, down_edge, child = key[order], down_edge[order], child[order]
-    out_c, out_e, out_f = [], [], []
+    out = []
     while len(item):
         want = item * n + node
         begin = np.searchsorted(key, want)
-        deg = np.searchsorted(key, want, side="right") - begin
-        entry = np.repeat(np.arange(len(item)), deg)
-        pos = begin[entry] + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+        entry, pos = _ranges(begin, np.searchsorted(key, want, side="right") - begin)
         eid, nbr = down_edge[pos], child[pos]
-        w = C.links[eid].astype(np.float64)
-        frac = mass[entry] * w / np.bincount(entry, w, minlength=len(item))[entry]
-        out_c.append(item[entry])
-        out_e.append(eid)
-        out_f.append(frac)
+        frac = _even_split(C, mass, entry, eid)
+        out.append((item[entry], eid, frac))
         moving = nbr != target[item[entry]]
-        merged, inverse = np.unique(item[entry[moving]] * n + nbr[moving], return_inverse=True)
-        mass = np.bincount(inverse, frac[moving], minlength=len(merged))
-        item, node = merged // n, merged % n
-    if not out_c:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    return np.concatenate(out_c), np.concatenate(out_e), np.concatenate(out_f)
+        item, node, mass = _gather(item[entry[moving]], nbr[moving], frac[moving], n)
+    return _concatenated(out)
 
 
 def _split_parts(C, dist, class_start, class_row, m):
@@ -473,9 +465,8 @@ def _split_parts(C, dist, class_start, class_row, m):
     down_col = down_col.ravel()
     # Initial frontier of each down half: the top of a climb with its signature.
     climb_of = first_of_top[halves[:, 1]]
-    lo, hi = bounds[climb_of], bounds[climb_of + 1]
-    half = np.repeat(np.arange(len(halves)), hi - lo)
-    pos = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo) + np.arange(int((hi - lo).sum()))
+    lo = bounds[climb_of]
+    half, pos = _ranges(lo, bounds[climb_of + 1] - lo)
     half_target = target[halves[:, 0]]
     c, e, f = _descend(C, half_target, tier[top_node[lo]] - tier[half_target], half, top_node[pos], top_mass[pos])
     down = sp.csr_matrix((f, (e, c)), shape=(m, len(halves) + 1))
