@@ -187,7 +187,12 @@ def _cluster_args():
     g.add_argument("--gpus", type=int, metavar="N", help="GPU count, instead of --cluster")
     g.add_argument("--fabric", choices=list(FABRICS), help="fabric kind for --gpus (default superpod)")
     g.add_argument("--gpu", help="GPU model for --gpus (default H100; GB200 for nvl72)")
-    g.add_argument("--collnet", action="store_true",
+    return p
+
+
+def _comm_args():
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--collnet", action="store_true",
                    help="let algorithm auto use in-network SHARP, as NCCL_COLLNET_ENABLE=1 does (default off)")
     return p
 
@@ -250,9 +255,9 @@ def build_parser():
         formatter_class=formatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="{estimate,collective,search,fabric}")
-    cluster, model = _cluster_args(), _model_args()
+    cluster, model, comm = _cluster_args(), _model_args(), _comm_args()
 
-    p = sub.add_parser("estimate", parents=[model, cluster], formatter_class=formatter, epilog=CLUSTER_HELP,
+    p = sub.add_parser("estimate", parents=[model, cluster, comm], formatter_class=formatter, epilog=CLUSTER_HELP,
                        help="estimate one training step of a model with a parallel plan",
                        description="Estimate one optimizer step (collectives.estimate_step).")
     g = p.add_argument_group("plan (tp*pp*dp*cp must equal the cluster's GPUs; ep lies inside dp)")
@@ -272,7 +277,7 @@ def build_parser():
     _json(p)
     p.set_defaults(run=run_estimate)
 
-    p = sub.add_parser("collective", parents=[cluster], formatter_class=formatter, epilog=CLUSTER_HELP,
+    p = sub.add_parser("collective", parents=[cluster, comm], formatter_class=formatter, epilog=CLUSTER_HELP,
                        help="an nccl-tests style table of one collective over message sizes",
                        description="Cost of a collective over message sizes (collectives.sweep), "
                                    "nccl-tests style: sizes from --min-bytes to --max-bytes times --factor.")
@@ -293,7 +298,7 @@ def build_parser():
     _json(p)
     p.set_defaults(run=run_collective)
 
-    p = sub.add_parser("search", parents=[model, cluster], formatter_class=formatter, epilog=CLUSTER_HELP,
+    p = sub.add_parser("search", parents=[model, cluster, comm], formatter_class=formatter, epilog=CLUSTER_HELP,
                        help="search parallel plans and print the fastest",
                        description="Estimate every plan that fits (collectives.search) and print the best; "
                                    "a progress bar goes to stderr.")
