@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import mdtable  # tests/benchmarks/mdtable.py, beside this script
+
 GiB = 2**30
 MEMORY_CAP = 22 * GiB
 TARGETS = {  # GPUs: (seconds, GiB or None)
@@ -118,8 +120,7 @@ def main():
     header = ("GPUs", "tiers", "nodes", "edges", "build s", "compile s", "graph GiB", "bytes/GPU", "peak GiB",
               "target", "result")
     widths = (9, 5, 9, 10, 7, 9, 9, 9, 8, 15, 6)
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print(mdtable.head(header, widths))
     largest, per_gpu = None, None
     notes = []
     for gpus, r, failure in rows:
@@ -144,7 +145,7 @@ def main():
             )
             if failure:
                 notes.append(f"{gpus:,} GPUs: built, then {failure}")
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |")
+        print(mdtable.row(cells, widths))
     print()
     print("(the memory target is checked on the peak RSS after the build, interpreter included)")
     if largest:

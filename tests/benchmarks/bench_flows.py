@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import mdtable  # tests/benchmarks/mdtable.py, beside this script
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # a checkout works without installing
@@ -145,9 +147,10 @@ def bandwidth_table():
         # NCCL's PXN funnels a server's GPUs onto shared destination-rail NICs, so with it the
         # any-rail permutation measures NIC sharing, not the fabric; without it (or on the
         # same rail) every flow has its own NIC and only the fabric is measured.
-        patterns = [("random permutation, any rail", permutation_any_rail(C), True, not superpod)]
+        any_rail = permutation_any_rail(C)
+        patterns = [("random permutation, any rail", any_rail, True, not superpod)]
         if superpod:
-            patterns.append(("random permutation, any rail, PXN off", permutation_any_rail(C), False, True))
+            patterns.append(("random permutation, any rail, PXN off", any_rail, False, True))
             patterns.append(("random permutation, same rail", permutation_same_rail(C, G.graph["gpus_per_node"]), True, True))
         for pattern, (src, dst), pxn, judged in patterns:
             for label, routing, qps in (("adaptive", "adaptive", 1), ("ecmp/1", "ecmp", 1), ("ecmp/16", "ecmp", 16)):
@@ -165,11 +168,10 @@ def bandwidth_table():
     print()
     header = ("fabric", "pattern", "routing", "mean", "min", "time s", "published", "target")
     widths = (58, 38, 8, 6, 6, 7, 27, 6)
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print(mdtable.head(header, widths))
     for name, pattern, label, mean, low, elapsed, ref, verdict in rows:
         cells = (name, pattern, label, f"{mean:.1%}", f"{low:.1%}", f"{elapsed:.1f}", ref, verdict or "-")
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |")
+        print(mdtable.row(cells, widths))
     print()
 
 
@@ -286,8 +288,7 @@ def timing_table(quick):
     header = ("case", "GPUs", "flows", "build s", "compile s", "route s", "solve s", "total s", "peak GiB",
               "target", "result")
     widths = (33, 7, 7, 7, 9, 7, 7, 7, 8, 16, 6)
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print(mdtable.head(header, widths))
     notes = []
     for name, gpus, routing, qps, target_s, target_gib, r, failure, wall in rows:
         target = "-" if target_s is None else f"< {target_s:g} s" + (f", {target_gib:g} GiB" if target_gib else "")
@@ -317,7 +318,7 @@ def timing_table(quick):
                     f"{name}: {r['network_flows']:,} flows cross the network, mean {r['net_mean']:.1%} "
                     f"/ min {r['net_min']:.1%} of NIC bandwidth"
                 )
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |")
+        print(mdtable.row(cells, widths))
     print()
     for note in notes:
         print("- " + note)
