@@ -332,16 +332,15 @@ def _split_rows(C, dist):
         C.cache[key] = np.zeros(len(dist), dtype=bool)
         return C.cache[key]
     n = len(C.switch)
-    u = np.repeat(np.arange(n), np.diff(g.indptr))
-    v = g.indices.astype(np.int64)
+    u, v, up = _switch_edges(C)
     tier = C.switch_tier
-    up = tier[v] > tier[u]
-    ones = np.ones(int(up.sum()), np.float32)
-    by_up = sp.csr_matrix((ones, (u[up], np.arange(len(ones)))), shape=(n, len(ones)))
-    by_down = sp.csr_matrix(
-        (np.ones(int((~up).sum()), np.float32), (u[~up], np.arange(int((~up).sum())))), shape=(n, int((~up).sum()))
-    )
-    n_up = np.bincount(u[up], minlength=n)[:, None]
+
+    def by_source(edges):  # switches x chosen edges, 1 where the switch is the edge's source
+        return sp.csr_matrix((np.ones(int(edges.sum()), np.float32), (u[edges], np.arange(int(edges.sum())))),
+                             shape=(n, int(edges.sum())))
+
+    by_up, by_down = by_source(up), by_source(~up)
+    n_up = np.diff(_up_cables(C)[0])[:, None]
     ok = np.ones(len(dist), dtype=bool)
     step = max(1, 48_000_000 // max(1, len(u)))  # (edges x rows) temporaries of ~50-250 MB
     target_tier = tier[np.argmin(dist, axis=1)]  # each row's target is its distance-0 switch
@@ -362,16 +361,25 @@ def _split_rows(C, dist):
     return ok
 
 
+def _switch_edges(C):
+    """Switch-to-switch edges in ``switch_graph`` order: source and target positions, and
+    whether each climbs to a higher tier."""
+    key = "switch edges"
+    if key not in C.cache:
+        g = C.switch_graph
+        u = np.repeat(np.arange(len(C.switch)), np.diff(g.indptr))
+        v = g.indices.astype(np.int64)
+        C.cache[key] = (u, v, C.switch_tier[v] > C.switch_tier[u])
+    return C.cache[key]
+
+
 def _up_cables(C):
     """CSR of each switch's cables to higher tiers: (indptr, next switch, edge id)."""
     key = "up cables"
     if key not in C.cache:
-        g = C.switch_graph
-        n = len(C.switch)
-        u = np.repeat(np.arange(n), np.diff(g.indptr))
-        up = C.switch_tier[g.indices] > C.switch_tier[u]
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(u[up], minlength=n))))
-        C.cache[key] = (indptr, g.indices[up].astype(np.int64), g.data[up].astype(np.int64) - 1)
+        u, v, up = _switch_edges(C)
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(u[up], minlength=len(C.switch)))))
+        C.cache[key] = (indptr, v[up], C.switch_graph.data[up].astype(np.int64) - 1)
     return C.cache[key]
 
 
