@@ -49,7 +49,7 @@ from collectives.engine import Step, UniformFabric, solve_steps
 from collectives.errors import InvalidSpec
 from collectives.model import gradient_bytes, _memory_per_stage, _padded, _parameters_per_gpu, _rank_contents, _worst_stage
 from collectives.params import DEFAULT_PARAMS
-from collectives.pipeline import simulate, simulate_many
+from collectives.pipeline import simulate_many
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
@@ -375,12 +375,8 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     1.0
     """
     cluster = cluster or Cluster(G, level, params)
-    compute = compute or DEFAULT_COMPUTE
     plan.check_against(model, gpus=cluster.n_gpus)
-    stages = pipeline_stages(model, plan, cluster, compute)
-    forward, backward, micro, v, transfer = stages.schedule_args
-    return finish_estimate(model, plan, cluster, stages,
-                           simulate(forward, backward, micro, virtual_stages=v, transfer=transfer))
+    return estimate_many(model, [plan], cluster, compute)[0]
 
 
 @dataclass(frozen=True)
