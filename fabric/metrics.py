@@ -370,16 +370,12 @@ def _cables(G, tiers):
             reverse = adjacency[v].get(u)
             if reverse is not None and order[v] < first:
                 continue  # counted from v
-            links, bandwidth = data.get("links"), data.get("bandwidth")
-            if reverse is None or reverse.get("links") != links or reverse.get("bandwidth") != bandwidth:
-                links, speed = _cable_links_and_speed(G, u, v, data)
-                if reverse is not None:
-                    back_links, back_speed = _cable_links_and_speed(G, v, u, reverse)
-                    links, speed = max(links, back_links), max(speed, back_speed)
-            elif type(links) is int and links >= 1 and bandwidth is not None:  # the common case
-                speed = bandwidth / links
-            else:
-                links, speed = _cable_links_and_speed(G, u, v, data)
+            links, speed = _cable_links_and_speed(G, u, v, data)
+            if reverse is not None and (reverse.get("links"), reverse.get("bandwidth")) != (
+                data.get("links"), data.get("bandwidth")
+            ):
+                back_links, back_speed = _cable_links_and_speed(G, v, u, reverse)
+                links, speed = max(links, back_links), max(speed, back_speed)
             key = (max(tier_u, tiers.get(v, 0)), speed)
             cables[key] = cables.get(key, 0) + links
     return cables
