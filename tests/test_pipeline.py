@@ -44,30 +44,26 @@ def test_bad_shapes_are_rejected():
 
 
 @settings(max_examples=25, deadline=None)
-@given(p=st.integers(2, 8), rounds=st.integers(6, 12), v=st.integers(1, 2),
-       seed=st.integers(0, 1000), transfer=st.floats(0.0, 0.5))
-def test_long_runs_extrapolate_within_one_percent(p, rounds, v, seed, transfer):
-    """Stages within +-10% of each other (layers split as evenly as the model allows), the
-    first and last heavier (embedding, output layer and loss)."""
+@given(p=st.integers(2, 8), extra=st.integers(0, 30), v=st.integers(1, 3), spread=st.sampled_from([0.0, 0.1, 0.5]),
+       seed=st.integers(0, 1000), transfer=st.floats(0.0, 0.6))
+def test_long_runs_extended_by_periods_equal_the_full_simulation(p, extra, v, spread, seed, transfer):
+    """Stages up to +-50% apart, the first and last heavier (embedding, output layer and
+    loss): extending a probe run by whole periods is exact, not an approximation."""
     import numpy as np
 
     from collectives import pipeline
 
     rng = np.random.default_rng(seed)
-    f = rng.uniform(0.9, 1.1, p * v)
-    f[0] += rng.uniform(0, 0.3)
-    f[-1] += rng.uniform(0, 0.5)
-    b = 2 * f * rng.uniform(0.9, 1.1, p * v)
-    m = p * rounds
-    hop = np.full((1, p * v - 1), transfer)
-    saved, pipeline._FULL_SIMULATION_OPS = pipeline._FULL_SIMULATION_OPS, 0  # force the extrapolation
-    try:
-        (extrapolated,) = pipeline._simulate(f[None], b[None], p, v, np.array([m]), hop)
-    finally:
-        pipeline._FULL_SIMULATION_OPS = saved
-    (full,), _ = pipeline._run(f[None], b[None], p, v, m, hop)
-    assert extrapolated.makespan == pytest.approx(full, rel=0.01)
-    assert extrapolated.busy == pytest.approx(m * (f + b).reshape(v, p).sum(axis=0), rel=1e-12)
+    f = rng.uniform(1 - spread, 1 + spread, (2, p * v))
+    f[:, 0] += rng.uniform(0, 0.3, 2)
+    f[:, -1] += rng.uniform(0, 0.5, 2)
+    b = 2 * f * rng.uniform(1 - spread, 1 + spread, (2, p * v))
+    m = 2 * pipeline._probe(p, v) + p * extra
+    hop = rng.uniform(0, transfer, (2, p * v - 1))
+    extended = pipeline._extended(f, b, p, v, np.array([m, m]), hop)
+    full = pipeline._run(f, b, p, v, m, hop)
+    assert extended[0] == pytest.approx(full[0], rel=1e-9)
+    assert extended[1] == pytest.approx(full[1], rel=1e-9, abs=1e-9)
 
 
 def test_short_runs_are_simulated_in_full():
@@ -122,3 +118,81 @@ def test_batched_schedules_equal_one_at_a_time():
         assert a.makespan == pytest.approx(b.makespan, rel=1e-12)
         assert a.exposed_transfer == pytest.approx(b.exposed_transfer, rel=1e-12, abs=1e-12)
         assert np.allclose(a.busy, b.busy, rtol=1e-12)
+
+
+def _reference(f, b, p, v, m, hop):
+    """One job, plain floats: sweep the devices in turn, each running its ops in Megatron's
+    order while their inputs are there (the straightforward simulation the waves replace)."""
+    from collectives.pipeline import _order
+
+    n, orders = p * v, [list(zip(*_order(r, p, v, m))) for r in range(p)]
+    done, on_path = {}, {}
+    free, path, position = [0.0] * p, [0.0] * p, [0] * p
+    while position != [len(o) for o in orders]:
+        for r in range(p):
+            while position[r] < len(orders[r]):
+                is_forward, chunk, mb = orders[r][position[r]]
+                s = chunk * p + r
+                source = ("F", s - 1, mb) if is_forward and s else ("B", s + 1, mb) if not is_forward and s < n - 1 else None
+                if source is not None and source not in done:
+                    break
+                start = free[r]
+                if source is not None:
+                    arrival = done[source] + hop[min(s, source[1])]
+                    if arrival > start:
+                        start, path[r] = arrival, on_path[source] + hop[min(s, source[1])]
+                op = ("F" if is_forward else "B", s, mb)
+                free[r] = done[op] = start + (f[s] if is_forward else b[s])
+                on_path[op] = path[r]
+                position[r] += 1
+    last = max(range(p), key=lambda r: (free[r], -r))
+    return free[last], path[last]
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=st.integers(1, 6), v=st.integers(1, 3), rounds=st.integers(1, 4), seed=st.integers(0, 1000),
+       transfer=st.floats(0.0, 1.0))
+def test_waves_equal_the_straightforward_simulation(p, v, rounds, seed, transfer):
+    import numpy as np
+
+    from collectives import pipeline
+
+    v = 1 if p == 1 else v
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0.2, 2.0, (3, p * v))
+    b = f * rng.uniform(1.0, 3.0, (3, p * v))
+    hop = rng.uniform(0.0, transfer, (3, p * v - 1))
+    m = p * rounds
+    makespans, paths = pipeline._run(f, b, p, v, m, hop)
+    for row in range(3):
+        makespan, path = _reference(f[row], b[row], p, v, m, hop[row])
+        assert makespans[row] == pytest.approx(makespan, rel=1e-12)
+        assert paths[row] == pytest.approx(path, rel=1e-12, abs=1e-12)
+
+
+def _megatron_order(rank, p, v, m):
+    """Megatron-LM's op order on one device, written as its schedule loop issues it."""
+    total = m * v
+
+    def forward(k):
+        group, within = divmod(k, p * v)
+        return within // p, group * p + within % p
+
+    def backward(k):
+        chunk, mb = forward(k)
+        return v - 1 - chunk, mb
+
+    warmup = min(p - rank - 1, m) if v == 1 else min((p - rank - 1) * 2 + (v - 1) * p, total)
+    ops = [(True,) + forward(k) for k in range(warmup)]
+    for f, b in zip(range(warmup, total), range(total)):
+        ops += [(True,) + forward(f), (False,) + backward(b)]
+    return ops + [(False,) + backward(k) for k in range(total - warmup, total)]
+
+
+@pytest.mark.parametrize("p, v, rounds", [(1, 1, 3), (2, 1, 1), (4, 1, 3), (3, 2, 2), (8, 2, 4), (4, 4, 3)])
+def test_order_is_megatrons_loop(p, v, rounds):
+    from collectives.pipeline import _order
+
+    for rank in range(p):
+        got = [(bool(f), int(c), int(mb)) for f, c, mb in zip(*_order(rank, p, v, p * rounds))]
+        assert got == _megatron_order(rank, p, v, p * rounds)
