@@ -31,8 +31,11 @@ Examples
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Optional
+
+import numpy as np
 
 from fabric import checks
 from fabric import errors as fabric_errors
@@ -873,18 +876,18 @@ class Parallelism:
         """
         with _collectives_errors():
             checks.require_int("rank", rank, minimum=0, maximum=self.pp - 1)
-        return self._in_flight(rank)
+        return int(self._in_flight(rank))
 
     def _in_flight(self, rank):
-        """:meth:`in_flight` of a rank known to be valid."""
+        """:meth:`in_flight` of ranks known to be valid (an int or an array of them)."""
         pp, v, m = self.pp, self.virtual_stages, self.micro_batches
         if pp == 1:
-            return 1
+            return np.ones_like(rank)
         if v == 1:
-            return min(pp - rank, m)
+            return np.minimum(pp - rank, m)
         if m == pp:
-            return m * v
-        return min(2 * (pp - rank - 1) + (v - 1) * pp + 1, m * v)
+            return np.full_like(rank, m * v)
+        return np.minimum(2 * (pp - rank - 1) + (v - 1) * pp + 1, m * v)
 
 
 # ---------------------------------------------------------------------------
@@ -927,13 +930,25 @@ def _rank_contents(model, plan):
 _CONTENTS = {}
 
 
-def _count_rank_contents(model, plan):
-    """:func:`_rank_contents`, counted.
+@dataclass(frozen=True)
+class _RankContents:
+    """Per pipeline rank (arrays indexed by rank): layers by kind and local parameters.
 
     ``dense`` parameters are sharded by ZeRO over ``dp * cp``, ``expert`` ones over
     ``dp * cp / ep``; ``gemm`` are the layer matrix weights (FP8 copies); ``largest_layer``
     the biggest layer's local parameters (ZeRO-3 gathers).
     """
+
+    dense_layers: np.ndarray
+    moe_layers: np.ndarray
+    dense: np.ndarray
+    expert: np.ndarray
+    gemm: np.ndarray
+    largest_layer: np.ndarray
+
+
+def _count_rank_contents(model, plan):
+    """:func:`_rank_contents`, counted."""
     tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
     h = model.hidden
     vocab = _padded(model.vocab, tp)
@@ -945,10 +960,9 @@ def _count_rank_contents(model, plan):
     norms = 2 * h  # replicated over TP ranks
     router = model._router_parameters()  # replicated over TP ranks
     last_chunk = pp * v - 1
-    out = []
+    fields = {name: np.zeros(pp) for name in ("dense_layers", "moe_layers", "dense", "expert", "gemm", "largest_layer")}
     for rank in range(pp):
-        c = {"stage": rank, "dense_layers": 0, "moe_layers": 0, "dense": 0.0, "expert": 0.0, "gemm": 0.0,
-             "largest_layer": 0.0}
+        c = dict.fromkeys(fields, 0.0)
         for k in range(v):
             chunk = k * pp + rank
             moe = model.moe_layers_in(starts[chunk], starts[chunk] + counts[chunk])
@@ -969,8 +983,11 @@ def _count_rank_contents(model, plan):
                 if not model.tied_embeddings or pp * v > 1:
                     # untied head, or Megatron's copy of a tied embedding on the last stage
                     c["dense"] += vocab * h / tp
-        out.append(c)
-    return out
+        for name, value in c.items():
+            fields[name][rank] = value
+    for values in fields.values():
+        values.flags.writeable = False  # shared by every plan with these contents
+    return _RankContents(**fields)
 
 
 def gradient_bytes(precision):
@@ -986,7 +1003,7 @@ def gradient_bytes(precision):
 
 def _parameters_per_gpu(contents):
     """The most loaded rank's parameters, from :func:`_rank_contents`."""
-    return max(c["dense"] + c["expert"] for c in contents)
+    return float((contents.dense + contents.expert).max())
 
 
 def memory_per_stage(model, plan):
@@ -1006,55 +1023,68 @@ def memory_per_stage(model, plan):
     return _memory_per_stage(model, plan, _rank_contents(model, plan))
 
 
+@lru_cache(maxsize=4096)
+def _layer_activations(model, micro_batch, tp, sequence_parallel, recompute, cp, kind):
+    """:meth:`Transformer.activation_bytes_per_layer`, remembered (a search asks for a few
+    dozen distinct values tens of thousands of times)."""
+    return model.activation_bytes_per_layer(micro_batch, tp, sequence_parallel, recompute, cp, kind=kind)
+
+
 def _memory_per_stage(model, plan, contents):
     """:func:`memory_per_stage` of a checked plan, from its :func:`_rank_contents`."""
+    memory = _stage_memory(model, plan, contents)
+    layers = contents.dense_layers + contents.moe_layers
+    return [{"stage": rank, "layers": int(layers[rank]), **{key: float(values[rank]) for key, values in memory.items()}}
+            for rank in range(plan.pp)]
+
+
+def _worst_memory(model, plan, contents):
+    """:func:`memory_per_gpu` of a checked plan, from its :func:`_rank_contents`."""
+    memory = _stage_memory(model, plan, contents)
+    worst = int(np.argmax(memory["total"]))  # the first of equals
+    return {key: float(values[worst]) for key, values in memory.items()}
+
+
+def _stage_memory(model, plan, contents):
+    """Weights, gradients, optimizer, activations and total bytes per GPU: arrays by rank."""
     tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
     vocab = _padded(model.vocab, tp)
     shard_dense = plan.dp * plan.cp  # Megatron-LM shards over the data-parallel group with CP
     shard_expert = plan.dp * plan.cp // plan.ep  # expert data-parallel group
-    kinds = ("dense", "moe") if model.is_moe else ("dense",)
-    act = {k: model.activation_bytes_per_layer(plan.micro_batch, tp, plan.sequence_parallel, plan.recompute,
-                                               plan.cp, kind=k) for k in kinds}
-    # during backward with full recompute, one layer is rematerialised (flash attention: no scores)
-    work = {k: model.activation_bytes_per_layer(plan.micro_batch, tp, plan.sequence_parallel, "selective",
-                                                plan.cp, kind=k) for k in kinds}
-    out = []
-    for c in contents:
-        rank, dense, expert = c["stage"], c["dense"], c["expert"]
-        params = dense + expert
-        sharded = dense / shard_dense + expert / shard_expert
-        weights = WEIGHT_BYTES * params
-        gradients = gradient_bytes(plan.precision) * params
-        optimizer = OPTIMIZER_BYTES * (sharded if plan.zero >= 1 else params)
-        if plan.zero >= 2:
-            gradients = gradient_bytes(plan.precision) * sharded
-        if plan.zero >= 3:
-            # sharded weights plus the gathered layer being computed and the prefetched next one
-            weights = WEIGHT_BYTES * (sharded + 2 * c["largest_layer"])
-        if plan.precision == "fp8":
-            weights += FP8_WEIGHT_COPY_BYTES * c["gemm"]
-        units = plan._in_flight(rank)
-        layer_act = c["dense_layers"] * act["dense"] + (c["moe_layers"] * act["moe"] if c["moe_layers"] else 0.0)
-        activations = units * layer_act / v
-        if rank == 0:
-            activations += units / v * _embedding_activation_bytes(model, plan)
-        if rank == pp - 1:
-            activations += _output_activation_bytes(model, plan, vocab)
-        if plan.recompute == "full":
-            present = [k for k in kinds if c[f"{k}_layers"]]
-            activations += max(work[k] for k in present)
-        out.append(
-            {
-                "stage": rank,
-                "layers": c["dense_layers"] + c["moe_layers"],
-                "weights": weights,
-                "gradients": gradients,
-                "optimizer": optimizer,
-                "activations": activations,
-                "total": weights + gradients + optimizer + activations,
-            }
-        )
-    return out
+    params = contents.dense + contents.expert
+    sharded = contents.dense / shard_dense + contents.expert / shard_expert
+    weights = WEIGHT_BYTES * params
+    gradients = gradient_bytes(plan.precision) * (sharded if plan.zero >= 2 else params)
+    optimizer = OPTIMIZER_BYTES * (sharded if plan.zero >= 1 else params)
+    if plan.zero >= 3:
+        # sharded weights plus the gathered layer being computed and the prefetched next one
+        weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
+    if plan.precision == "fp8":
+        weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
+
+    def per_layer(recompute, kind):
+        return _layer_activations(model, plan.micro_batch, tp, plan.sequence_parallel, recompute, plan.cp, kind)
+
+    units = plan._in_flight(np.arange(pp))
+    layer_act = contents.dense_layers * per_layer(plan.recompute, "dense")
+    if model.is_moe:
+        layer_act = layer_act + contents.moe_layers * per_layer(plan.recompute, "moe")
+    activations = units * layer_act / v
+    activations[0] += units[0] / v * _embedding_activation_bytes(model, plan)
+    activations[-1] += _output_activation_bytes(model, plan, vocab)
+    if plan.recompute == "full":
+        # during backward one layer is rematerialised (flash attention: no scores)
+        rematerialised = np.where(contents.dense_layers > 0, per_layer("selective", "dense"), 0.0)
+        if model.is_moe:
+            rematerialised = np.maximum(rematerialised, np.where(contents.moe_layers > 0, per_layer("selective", "moe"), 0.0))
+        activations += rematerialised
+    return {
+        "weights": weights,
+        "gradients": gradients,
+        "optimizer": optimizer,
+        "activations": activations,
+        "total": weights + gradients + optimizer + activations,
+    }
 
 
 def memory_per_gpu(model, plan):
@@ -1109,10 +1139,5 @@ def memory_per_gpu(model, plan):
     >>> sorted(mem)
     ['activations', 'gradients', 'optimizer', 'total', 'weights']
     """
-    return _worst_stage(memory_per_stage(model, plan))
-
-
-def _worst_stage(stages):
-    """The fields of :func:`memory_per_gpu` for the stage with the largest total."""
-    worst = max(stages, key=lambda s: s["total"])
-    return {key: worst[key] for key in ("weights", "gradients", "optimizer", "activations", "total")}
+    plan.check_against(model)
+    return _worst_memory(model, plan, _rank_contents(model, plan))

@@ -19,6 +19,7 @@ Examples
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import lru_cache
 from itertools import product
 
 from fabric.checks import require_int
@@ -28,7 +29,7 @@ from fabric.schema import graph_attr
 from collectives.compute import DEFAULT_COMPUTE
 from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
-from collectives.model import RECOMPUTE, Parallelism, _memory_per_stage, _rank_contents, _worst_stage
+from collectives.model import RECOMPUTE, Parallelism, _rank_contents, _worst_memory
 from collectives.params import DEFAULT_PARAMS
 from collectives.step import USABLE_MEMORY, Cluster, estimate_many
 
@@ -73,14 +74,24 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
                         yield plan
 
 
+@lru_cache(maxsize=4)
+def _analytic_cluster(fabric_summary, params):
+    """One prepared cluster per worker process and fabric summary, so the collective
+    times priced for one chunk serve the next."""
+    return Cluster(fabric_summary, "analytic", params)
+
+
 def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
     """Estimates of the plans that fit in memory (checked here, in the workers); their
     pipelines are simulated together."""
-    cluster = Cluster(fabric_summary, level, params)
+    if level == "analytic":
+        cluster = _analytic_cluster(fabric_summary, params)
+    else:
+        cluster = Cluster(fabric_summary, level, params)
     limit = USABLE_MEMORY * cluster.gpu.hbm_bytes
     fitting, memories = [], []
     for plan in plans:  # candidate_plans yields valid plans: the unchecked memory model
-        memory = _worst_stage(_memory_per_stage(model, plan, _rank_contents(model, plan)))
+        memory = _worst_memory(model, plan, _rank_contents(model, plan))
         if memory["total"] <= limit:
             fitting.append(plan)
             memories.append(memory)

@@ -47,7 +47,7 @@ from collectives.compute import (
 )
 from collectives.engine import Step, UniformFabric, solve_steps
 from collectives.errors import InvalidSpec
-from collectives.model import gradient_bytes, _memory_per_stage, _padded, _parameters_per_gpu, _rank_contents, _worst_stage
+from collectives.model import gradient_bytes, _padded, _parameters_per_gpu, _rank_contents, _worst_memory
 from collectives.params import DEFAULT_PARAMS
 from collectives.pipeline import simulate_many
 
@@ -396,8 +396,16 @@ def estimate_many(model, plans, cluster, compute=None, memories=None):
     pipeline schedules simulated together (:func:`collectives.pipeline.simulate_many`);
     ``memories``: their :func:`collectives.memory_per_gpu`, if already known."""
     compute = compute or DEFAULT_COMPUTE
-    stages = [pipeline_stages(model, plan, cluster, compute) for plan in plans]
-    schedules = simulate_many([st.schedule_args for st in stages])
+    # Plans that differ only in ZeRO stage run the same pipeline (ZeRO changes memory and
+    # data-parallel traffic only): a search meets each pipeline four times.
+    keys = [tuple(value for name, value in vars(plan).items() if name != "zero") for plan in plans]
+    unique = {}
+    for key, plan in zip(keys, plans):
+        if key not in unique:
+            unique[key] = pipeline_stages(model, plan, cluster, compute)
+    simulated = dict(zip(unique, simulate_many([st.schedule_args for st in unique.values()])))
+    stages = [unique[key] for key in keys]
+    schedules = [simulated[key] for key in keys]
     memories = memories or [None] * len(plans)
     return [finish_estimate(model, plan, cluster, st, sched, memory)
             for plan, st, sched, memory in zip(plans, stages, schedules, memories)]
@@ -502,7 +510,7 @@ def finish_estimate(model, plan, cluster, stages, schedule, memory=None):
     tokens = plan.global_batch * s
     model_flops = model.flops_per_token() * tokens
     if memory is None:
-        memory = _worst_stage(_memory_per_stage(model, plan, contents))
+        memory = _worst_memory(model, plan, contents)
     return StepEstimate(
         time=time,
         mfu=model_flops / (time * n_gpus * peak),
