@@ -930,7 +930,7 @@ def _rank_contents(model, plan):
 _CONTENTS = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _RankContents:
     """Per pipeline rank (arrays indexed by rank): layers by kind and local parameters.
 
@@ -1046,21 +1046,53 @@ def _worst_memory(model, plan, contents):
 
 
 def _stage_memory(model, plan, contents):
-    """Weights, gradients, optimizer, activations and total bytes per GPU: arrays by rank."""
-    tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
-    vocab = _padded(model.vocab, tp)
-    shard_dense = plan.dp * plan.cp  # Megatron-LM shards over the data-parallel group with CP
-    shard_expert = plan.dp * plan.cp // plan.ep  # expert data-parallel group
+    """Weights, gradients, optimizer, activations and total bytes per GPU: arrays by rank.
+
+    The state and the activations each depend on a few of the plan's fields; a search
+    meets each combination many times, so both are remembered.
+    """
+    weights, gradients, optimizer = _state_bytes(contents, plan.dp * plan.cp, plan.ep, plan.zero, plan.precision)
+    key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches)
+    activations = _ACTIVATIONS.get(key)
+    if activations is None:
+        if len(_ACTIVATIONS) >= 8192:
+            _ACTIVATIONS.clear()
+        activations = _ACTIVATIONS[key] = _activation_bytes(model, plan, contents)
+    return {
+        "weights": weights,
+        "gradients": gradients,
+        "optimizer": optimizer,
+        "activations": activations,
+        "total": weights + gradients + optimizer + activations,
+    }
+
+
+_ACTIVATIONS = {}
+
+
+@lru_cache(maxsize=8192)
+def _state_bytes(contents, shard, ep, zero, precision):
+    """Weights, gradients and optimizer state per rank, read-only arrays; ``shard`` is
+    ``dp * cp``, over which Megatron-LM shards dense parameters (expert ones over
+    ``shard / ep``, the expert data-parallel group)."""
     params = contents.dense + contents.expert
-    sharded = contents.dense / shard_dense + contents.expert / shard_expert
+    sharded = contents.dense / shard + contents.expert / (shard // ep)
     weights = WEIGHT_BYTES * params
-    gradients = gradient_bytes(plan.precision) * (sharded if plan.zero >= 2 else params)
-    optimizer = OPTIMIZER_BYTES * (sharded if plan.zero >= 1 else params)
-    if plan.zero >= 3:
+    gradients = gradient_bytes(precision) * (sharded if zero >= 2 else params)
+    optimizer = OPTIMIZER_BYTES * (sharded if zero >= 1 else params)
+    if zero >= 3:
         # sharded weights plus the gathered layer being computed and the prefetched next one
         weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
-    if plan.precision == "fp8":
+    if precision == "fp8":
         weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
+    for values in (weights, gradients, optimizer):
+        values.flags.writeable = False
+    return weights, gradients, optimizer
+
+
+def _activation_bytes(model, plan, contents):
+    """Activation bytes per rank at its peak of micro-batches in flight, a read-only array."""
+    tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
 
     def per_layer(recompute, kind):
         return _layer_activations(model, plan.micro_batch, tp, plan.sequence_parallel, recompute, plan.cp, kind)
@@ -1071,20 +1103,15 @@ def _stage_memory(model, plan, contents):
         layer_act = layer_act + contents.moe_layers * per_layer(plan.recompute, "moe")
     activations = units * layer_act / v
     activations[0] += units[0] / v * _embedding_activation_bytes(model, plan)
-    activations[-1] += _output_activation_bytes(model, plan, vocab)
+    activations[-1] += _output_activation_bytes(model, plan, _padded(model.vocab, tp))
     if plan.recompute == "full":
         # during backward one layer is rematerialised (flash attention: no scores)
         rematerialised = np.where(contents.dense_layers > 0, per_layer("selective", "dense"), 0.0)
         if model.is_moe:
             rematerialised = np.maximum(rematerialised, np.where(contents.moe_layers > 0, per_layer("selective", "moe"), 0.0))
         activations += rematerialised
-    return {
-        "weights": weights,
-        "gradients": gradients,
-        "optimizer": optimizer,
-        "activations": activations,
-        "total": weights + gradients + optimizer + activations,
-    }
+    activations.flags.writeable = False
+    return activations
 
 
 def memory_per_gpu(model, plan):
