@@ -36,7 +36,7 @@ from collectives.step import USABLE_MEMORY, Cluster, estimate_many
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL_STAGES = (1, 2, 4)
 ZERO = (0, 1, 2, 3)
-CHUNK = 256
+CHUNK = 128
 
 
 def _divisors(n):
@@ -59,18 +59,23 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
             for cp in _divisors(n_gpus // (tp * pp)):
                 dp = n_gpus // (tp * pp * cp)
                 eps = [e for e in _divisors(dp) if model.experts % e == 0] if model.experts > 1 else [1]
-                for ep, mb, v, recompute, zero in product(eps, MICRO_BATCHES, VIRTUAL_STAGES, RECOMPUTE, ZERO):
-                    if global_batch % (dp * mb) or (v > 1 and pp == 1):
+                for ep, v in product(eps, VIRTUAL_STAGES):
+                    if v > 1 and pp == 1:
                         continue
-                    micro = global_batch // (dp * mb)
-                    if v > 1 and micro % pp:
-                        continue
-                    try:
-                        plan = Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb, global_batch=global_batch,
-                                           virtual_stages=v, recompute=recompute, zero=zero, precision=precision)
-                    except InvalidSpec:
-                        continue
-                    if not plan.problems(model, n_gpus):
+                    fits = None  # the plan's problems depend on tp, pp, cp, ep and v, not on what follows
+                    for mb, recompute, zero in product(MICRO_BATCHES, RECOMPUTE, ZERO):
+                        if global_batch % (dp * mb) or (v > 1 and global_batch // (dp * mb) % pp):
+                            continue
+                        try:
+                            plan = Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb,
+                                               global_batch=global_batch, virtual_stages=v, recompute=recompute,
+                                               zero=zero, precision=precision)
+                        except InvalidSpec:
+                            continue
+                        if fits is None:
+                            fits = not plan.problems(model)  # tp*pp*dp*cp is n_gpus by construction
+                        if not fits:
+                            break
                         yield plan
 
 
@@ -96,6 +101,23 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
             fitting.append(plan)
             memories.append(memory)
     return estimate_many(model, fitting, cluster, compute, memories=memories)
+
+
+def _chunks(plans, size):
+    """``plans`` sorted by pipeline shape (stages, chunks, micro-batches) in chunks of at
+    least ``size`` that never split a shape: a shape's schedules are simulated together,
+    by one worker. Deep pipelines, the slowest to simulate, come first so that workers
+    finish together."""
+    chunk, shape = [], None
+    for plan in sorted(plans, key=lambda p: (-p.pp, p.virtual_stages, p.micro_batches)):
+        key = (plan.pp, plan.virtual_stages, plan.micro_batches)
+        if len(chunk) >= size and key != shape:
+            yield chunk
+            chunk = []
+        chunk.append(plan)
+        shape = key
+    if chunk:
+        yield chunk
 
 
 def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
@@ -132,10 +154,8 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     summary = uniform_fabric(G, params, watts)
     plans = list(candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
                                  precision=precision))
-    # Plans with the same pipeline shape in one chunk have their schedules simulated together.
-    plans.sort(key=lambda p: (p.pp, p.virtual_stages, p.micro_batches))
     shipped = summary if level == "analytic" else G
-    chunks = [plans[i:i + CHUNK] for i in range(0, len(plans), CHUNK)]
+    chunks = list(_chunks(plans, CHUNK))
     own = executor is None
     executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
     try:

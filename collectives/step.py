@@ -148,6 +148,11 @@ def cp_ranks(plan):
     return _layout(plan)[0, 0, :, 0]
 
 
+def dp_ranks(plan):
+    """The first data-parallel group."""
+    return _layout(plan)[0, :, 0, 0]
+
+
 def dp_groups(plan):
     """Every data-parallel group, one row per (pipeline stage, CP rank, TP rank)."""
     return _layout(plan).transpose(0, 2, 3, 1).reshape(-1, plan.dp)
@@ -162,6 +167,12 @@ def pp_pairs(plan):
     """(sender, receiver) rows: every rank of every stage to the same slot of the next."""
     ranks = _layout(plan)
     return np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1)
+
+
+@lru_cache(maxsize=64)
+def _flops_per_token(model):
+    """:meth:`Transformer.flops_per_token`, remembered (the same for every plan of a search)."""
+    return model.flops_per_token()
 
 
 # ---------------------------------------------------------------------------- communication
@@ -476,7 +487,8 @@ def finish_estimate(model, plan, cluster, stages, schedule, memory=None):
     params_here = _parameters_per_gpu(contents)
     dp_time = 0.0
     if plan.dp > 1:
-        groups = dp_groups(plan)
+        # the closed forms price one representative group; only the flow level needs them all
+        groups = dp_groups(plan) if cluster.level == "flow" else dp_ranks(plan)
         grad_bytes = gradient_bytes(plan.precision)
         if plan.zero == 0:
             grads = comm.time("all_reduce", groups, params_here * grad_bytes, concurrent=True)
@@ -508,7 +520,7 @@ def finish_estimate(model, plan, cluster, stages, schedule, memory=None):
     }
     time = sum(breakdown.values())
     tokens = plan.global_batch * s
-    model_flops = model.flops_per_token() * tokens
+    model_flops = _flops_per_token(model) * tokens
     if memory is None:
         memory = _worst_memory(model, plan, contents)
     return StepEstimate(
