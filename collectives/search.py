@@ -20,7 +20,7 @@ Examples
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
-from itertools import product
+from itertools import groupby, product
 
 from fabric.checks import require_int
 from fabric.metrics import bill_of_materials
@@ -45,7 +45,8 @@ def _divisors(n):
 
 def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="bf16"):
     """Every plan Megatron-LM could run: TP inside an NVLink domain, the rest factored
-    over PP, CP and DP, with micro-batch sizes, interleaving, recompute and ZeRO stage.
+    over PP, CP and DP, with micro-batch sizes, interleaving, recompute and ZeRO stage;
+    deepest pipelines first.
 
     Examples
     --------
@@ -54,8 +55,10 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
     >>> all(p.world_size == 16 for p in plans), len(plans) > 100
     (True, True)
     """
-    for tp in _divisors(min(n_gpus, gpus_per_domain)):
-        for pp in _divisors(n_gpus // tp):
+    for pp in reversed(_divisors(n_gpus)):
+        for tp in _divisors(min(n_gpus // pp, gpus_per_domain)):
+            if (n_gpus // pp) % tp:
+                continue
             for cp in _divisors(n_gpus // (tp * pp)):
                 dp = n_gpus // (tp * pp * cp)
                 eps = [e for e in _divisors(dp) if model.experts % e == 0] if model.experts > 1 else [1]
@@ -104,20 +107,22 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
 
 
 def _chunks(plans, size):
-    """``plans`` sorted by pipeline shape (stages, chunks, micro-batches) in chunks of at
-    least ``size`` that never split a shape: a shape's schedules are simulated together,
-    by one worker. Deep pipelines, the slowest to simulate, come first so that workers
-    finish together."""
-    chunk, shape = [], None
-    for plan in sorted(plans, key=lambda p: (-p.pp, p.virtual_stages, p.micro_batches)):
-        key = (plan.pp, plan.virtual_stages, plan.micro_batches)
-        if len(chunk) >= size and key != shape:
+    """Plans from :func:`candidate_plans` (deepest pipelines first, the slowest to
+    simulate, so that workers finish together) in chunks of at least ``size`` that never
+    split a pipeline shape (stages, chunks, micro-batches): a shape's schedules are
+    simulated together, by one worker. Each pipeline depth is sorted and handed out as soon
+    as it is enumerated."""
+    for _, same_depth in groupby(plans, key=lambda p: p.pp):
+        chunk, shape = [], None
+        for plan in sorted(same_depth, key=lambda p: (p.virtual_stages, p.micro_batches)):
+            key = (plan.virtual_stages, plan.micro_batches)
+            if len(chunk) >= size and key != shape:
+                yield chunk
+                chunk = []
+            chunk.append(plan)
+            shape = key
+        if chunk:
             yield chunk
-            chunk = []
-        chunk.append(plan)
-        shape = key
-    if chunk:
-        yield chunk
 
 
 def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
@@ -152,15 +157,16 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     gpu = graph_attr(G, "gpu")
     watts = bill_of_materials(G).network_watts
     summary = uniform_fabric(G, params, watts)
-    plans = list(candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
-                                 precision=precision))
+    plans = candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
+                            precision=precision)
     shipped = summary if level == "analytic" else G
-    chunks = list(_chunks(plans, CHUNK))
     own = executor is None
     executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
     try:
-        futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute): len(c) for c in chunks}
-        for _ in _progress(futures, len(plans), progress):
+        # workers start on the first chunks while the rest are enumerated
+        futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute): len(c)
+                   for c in _chunks(plans, CHUNK)}
+        for _ in _progress(futures, sum(futures.values()), progress):
             pass
         # Collected in submission order so that ties rank the same on every executor.
         results = [e for future in futures for e in future.result()]
