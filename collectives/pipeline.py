@@ -75,11 +75,12 @@ def _order(rank, p, v, m):
 # every round of p micro-batches (interleaved), so after a transient every op ends a fixed
 # time later than the same op c micro-batches earlier (c: the period). Long runs are
 # simulated for a few rounds of p micro-batches (doubled until the periodic regime
-# shows, or the run is simulated in full) and extended by whole periods: exact, because the
-# regime is observed on every op over more than the schedule's dependency span, not assumed.
-# Probe lengths: the shortest that leave room for the warm-up, a window of a period or two
-# plus the dependency span, and the cool-down (see _periods); they catch the regime in 80-90%
-# of random uneven pipelines (stages up to +-50% apart).
+# shows, or the run is simulated in full) and extended by whole periods: exact (to a 1e-9
+# relative tolerance on the observed shifts), because the regime is observed on every op over
+# more than the schedule's dependency span, not assumed. Probe lengths: the shortest that leave
+# room for the warm-up, a window of a period or two plus the dependency span, and the
+# cool-down (see _periods); they catch the regime in 75-90% of random uneven pipelines (stages
+# up to +-50% apart) and the rest are probed again, longer.
 _PROBE_ROUNDS_1F1B = 5
 _PROBE_ROUNDS_INTERLEAVED = 10
 
@@ -177,7 +178,7 @@ def _remember(key, schedule):
 
 def _simulate(forward, backward, p, v, m, hop):
     """Schedules of jobs (rows of ``forward``, ``backward``, ``hop``, micro-batches ``m``)
-    sharing p and v, either all extrapolated or all of one length."""
+    sharing p and v, either all long (:func:`_extended`) or all of one length."""
     if _long(int(m[0]), _probe(p, v)):
         makespan, exposed = _extended(forward, backward, p, v, m, hop)
     else:
