@@ -247,10 +247,12 @@ def _periods(end, path, p, v, m):
         window = slice(clean - 2 * c - span, clean - c)
         later = slice(window.start + c, window.stop + c)
         end_step = (end_units[:, later] - end_units[:, window]).reshape(-1, k)
-        path_step = (path_units[:, later] - path_units[:, window]).reshape(-1, k)
-        found = (period == 0) & (np.ptp(end_step, axis=0) <= tolerance) & (np.ptp(path_step, axis=0) <= tolerance)
-        period[found] = c * unit
-        end_shift[found], path_shift[found] = end_step[0, found], path_step[0, found]
+        found = (period == 0) & (np.ptp(end_step, axis=0) <= tolerance)
+        if found.any():  # the transfers on the path must repeat too
+            path_step = (path_units[:, later] - path_units[:, window]).reshape(-1, k)
+            found &= np.ptp(path_step, axis=0) <= tolerance
+            period[found] = c * unit
+            end_shift[found], path_shift[found] = end_step[0, found], path_step[0, found]
         c += 1
     return period, end_shift, path_shift
 
