@@ -19,7 +19,6 @@ Examples
 """
 
 from dataclasses import asdict, dataclass, field
-
 from functools import lru_cache
 
 import numpy as np
@@ -39,8 +38,8 @@ from collectives.compute import (
     ELEMENTWISE_KERNELS,
     NORM_RESIDUAL_ELEMENTS,
     attention_time,
-    gemm_time,
     cross_entropy_time,
+    gemm_time,
     memory_time,
     peak_flops,
     unfused_attention_time,
