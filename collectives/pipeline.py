@@ -128,10 +128,7 @@ def simulate_many(jobs):
     missing = {}
     for key in keys:
         if key not in _CACHE:
-            p, v, m = key[2:5]
-            # Long runs all simulate the same first rounds, whatever their length.
-            shape = (p, v, None) if _long(m, _probe(p, v)) else (p, v, m)
-            missing.setdefault(shape, {})[key] = None  # a dict keeps the order
+            missing.setdefault(simulation_shape(*key[2:5]), {})[key] = None  # a dict keeps the order
     for (p, v, _), group in missing.items():
         group = list(group)
         forward = np.array([k[0] for k in group])
@@ -141,6 +138,19 @@ def simulate_many(jobs):
         for key, schedule in zip(group, _simulate(forward, backward, p, v, m, hop)):
             _remember(key, schedule)
     return [_CACHE[key] for key in keys]
+
+
+def simulation_shape(p, v, m):
+    """The jobs :func:`simulate_many` simulates together, one array step per wave for all:
+    ``(p, v, m)``, or ``(p, v, None)`` for all long runs, which share one probe run.
+
+    Examples
+    --------
+    >>> simulation_shape(4, 1, 8), simulation_shape(4, 1, 64) == simulation_shape(4, 1, 128)
+    ((4, 1, 8), True)
+    """
+    # Long runs all simulate the same first rounds, whatever their length.
+    return (p, v, None) if _long(m, _probe(p, v)) else (p, v, m)
 
 
 def _long(m, probe):

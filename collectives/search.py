@@ -31,6 +31,7 @@ from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
 from collectives.model import RECOMPUTE, Parallelism, _rank_contents, _worst_memory
 from collectives.params import DEFAULT_PARAMS
+from collectives.pipeline import simulation_shape
 from collectives.step import USABLE_MEMORY, Cluster, estimate_many
 
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -109,18 +110,19 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
 def _chunks(plans, size):
     """Plans from :func:`candidate_plans` (deepest pipelines first, the slowest to
     simulate, so that workers finish together) in chunks of at least ``size`` that never
-    split a pipeline shape (stages, chunks, micro-batches): a shape's schedules are
-    simulated together, by one worker. Each pipeline depth is sorted and handed out as soon
-    as it is enumerated."""
-    for _, same_depth in groupby(plans, key=lambda p: p.pp):
-        chunk, shape = [], None
-        for plan in sorted(same_depth, key=lambda p: (p.virtual_stages, p.micro_batches)):
-            key = (plan.virtual_stages, plan.micro_batches)
-            if len(chunk) >= size and key != shape:
+    split a :func:`collectives.pipeline.simulation_shape`: the pipelines simulated together
+    cost about as much as one of them, so each shape is simulated once, by one worker. Each
+    pipeline depth is sorted and handed out as soon as it is enumerated."""
+    for pp, same_depth in groupby(plans, key=lambda p: p.pp):
+        shapes = [(simulation_shape(pp, plan.virtual_stages, plan.micro_batches), plan) for plan in same_depth]
+        shapes.sort(key=lambda item: (item[0][1], item[0][2] is None, item[0][2] or 0))
+        chunk, previous = [], None
+        for shape, plan in shapes:
+            if len(chunk) >= size and shape != previous:
                 yield chunk
                 chunk = []
             chunk.append(plan)
-            shape = key
+            previous = shape
         if chunk:
             yield chunk
 

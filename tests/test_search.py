@@ -7,7 +7,8 @@ import pytest
 import collectives
 import fabric
 from collectives.errors import Infeasible
-from collectives.search import candidate_plans
+from collectives.pipeline import simulation_shape
+from collectives.search import _chunks, candidate_plans
 from collectives.step import USABLE_MEMORY
 
 MODEL = collectives.MODELS["llama3-8b"]
@@ -43,6 +44,17 @@ def test_candidates_cover_every_world_size_factoring():
     shapes = {(p.tp, p.pp, p.cp, p.dp) for p in plans}
     assert all(p.tp * p.pp * p.cp * p.dp == 32 and p.tp <= 8 for p in plans)
     assert {(8, 1, 1, 4), (1, 1, 1, 32), (4, 2, 1, 4), (2, 4, 2, 2)} <= shapes
+
+
+def test_chunks_hold_every_plan_once_and_never_split_a_simulation_shape():
+    plans = list(candidate_plans(collectives.MODELS["llama3-70b"], 1024, 512, gpus_per_domain=8))
+    chunks = list(_chunks(iter(plans), 16))
+    assert sorted(map(repr, plans)) == sorted(repr(p) for c in chunks for p in c)
+    owner = {}
+    for i, chunk in enumerate(chunks):
+        for p in chunk:
+            assert owner.setdefault(simulation_shape(p.pp, p.virtual_stages, p.micro_batches), i) == i
+    assert len(chunks) > 10 and any(len(c) > 16 for c in chunks)
 
 
 def test_top_keeps_the_fastest(superpod, ranked):
