@@ -217,8 +217,12 @@ def _extended(forward, backward, p, v, m, hop):
             break
         end, path, last_ops = _timeline(forward[rows], backward[rows], p, v, probe, hop[rows])
         period, end_shift, path_shift = _periods(end, path, p, v, probe)
-        # a run whose length differs from m by whole periods, at least as long as the probe
-        length = probe + (m[rows] - probe) % np.maximum(period, 1)
+        # A run of M >= probe - 2c micro-batches ends a period later when run to M + c: its
+        # cool-down depends only on ops at most a span before it, where the probe saw the
+        # regime. So m is reached from the probe itself or from the shortest such run.
+        c = np.maximum(period, 1)
+        short = (m[rows] - probe) % c
+        length = np.where(short == 0, probe, probe - 2 * c + short)
         for value in np.unique(length[period > 0]):
             chosen = np.flatnonzero((period > 0) & (length == value))
             if value == probe:
