@@ -1001,6 +1001,7 @@ def gradient_bytes(precision):
     return FP16_GRADIENT_BYTES if precision == "fp16" else GRADIENT_BYTES
 
 
+@lru_cache(maxsize=4096)
 def _parameters_per_gpu(contents):
     """The most loaded rank's parameters, from :func:`_rank_contents`."""
     return float((contents.dense + contents.expert).max())

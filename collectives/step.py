@@ -412,13 +412,13 @@ def estimate_many(model, plans, cluster, compute=None, memories=None):
     unique = {}
     for key, plan in zip(keys, plans):
         if key not in unique:
-            unique[key] = pipeline_stages(model, plan, cluster, compute)
-    simulated = dict(zip(unique, simulate_many([st.schedule_args for st in unique.values()])))
-    stages = [unique[key] for key in keys]
-    schedules = [simulated[key] for key in keys]
+            unique[key] = (plan, pipeline_stages(model, plan, cluster, compute))
+    schedules = simulate_many([stages.schedule_args for _, stages in unique.values()])
+    timed = {key: _PipelineTimes.of(plan, stages, schedule)
+             for (key, (plan, stages)), schedule in zip(unique.items(), schedules)}
     memories = memories or [None] * len(plans)
-    return [finish_estimate(model, plan, cluster, st, sched, memory)
-            for plan, st, sched, memory in zip(plans, stages, schedules, memories)]
+    return [finish_estimate(model, plan, cluster, timed[key], memory)
+            for key, plan, memory in zip(keys, plans, memories)]
 
 
 def pipeline_stages(model, plan, cluster, compute):
@@ -460,25 +460,50 @@ def pipeline_stages(model, plan, cluster, compute):
     return PipelineStages((tuple(forward), tuple(backward), micro, v, transfer), tp_exposed, cp_exposed, ep_exposed)
 
 
-def finish_estimate(model, plan, cluster, stages, schedule, memory=None):
-    """The estimate of a checked plan once its pipeline ``schedule`` is simulated
-    (``memory``: its :func:`collectives.memory_per_gpu`, computed when None)."""
+@dataclass(frozen=True)
+class _PipelineTimes:
+    """Seconds of a simulated pipeline, on its busiest device: compute and exposed TP, CP
+    and EP communication (``busy``), waiting for transfers on the critical path
+    (``pp_exposed``) and the rest of the idle time (``bubble``); and the longest virtual
+    stage's backward and forward, which gradient reduction and parameter gathering can
+    hide behind."""
+
+    busy: float
+    bubble: float
+    pp_exposed: float
+    tp: float
+    cp: float
+    ep: float
+    last_backward: float
+    first_forward: float
+
+    @classmethod
+    def of(cls, plan, stages, schedule):
+        forward, backward = stages.schedule_args[:2]
+        v, micro = plan.virtual_stages, plan.micro_batches
+        device = int(np.argmax(schedule.busy))
+        busy = float(schedule.busy[device])
+        # transfers the critical path waits for; the rest of the idle time is the bubble
+        idle = max(0.0, schedule.makespan - busy)
+        pp_exposed = min(schedule.exposed_transfer, idle)
+
+        def on_device(values):
+            return float(sum(values[c * plan.pp + device] for c in range(v)) * micro)
+
+        return cls(
+            busy=busy, bubble=idle - pp_exposed, pp_exposed=pp_exposed, tp=on_device(stages.tp_exposed),
+            cp=on_device(stages.cp_exposed), ep=on_device(stages.ep_exposed), last_backward=max(backward) / v,
+            first_forward=max(forward) / v,
+        )
+
+
+def finish_estimate(model, plan, cluster, pipeline, memory=None):
+    """The estimate of a checked plan once its pipeline is simulated (``pipeline``: its
+    :class:`_PipelineTimes`; ``memory``: its :func:`collectives.memory_per_gpu`, computed
+    when None)."""
     gpu, n_gpus, comm = cluster.gpu, cluster.n_gpus, cluster.comm
     peak = peak_flops(gpu, plan.precision)
     s = model.seq_len
-    forward, backward = stages.schedule_args[:2]
-    tp_exposed, cp_exposed, ep_exposed = stages.tp_exposed, stages.cp_exposed, stages.ep_exposed
-    v, micro = plan.virtual_stages, plan.micro_batches
-    device = int(np.argmax(schedule.busy))
-    busy = float(schedule.busy[device])
-    # transfers the critical path waits for; the rest of the idle time is the bubble
-    idle = max(0.0, schedule.makespan - busy)
-    pp_exposed = min(schedule.exposed_transfer, idle)
-
-    def on_device(values):
-        return float(sum(values[c * plan.pp + device] for c in range(v)) * micro)
-
-    tp_time, cp_time, ep_time = on_device(tp_exposed), on_device(cp_exposed), on_device(ep_exposed)
 
     # Data parallel: reduce-scatter gradients and all-gather parameters (distributed
     # optimizer, zero >= 1) or all-reduce gradients (zero 0), all groups at once.
@@ -497,23 +522,21 @@ def finish_estimate(model, plan, cluster, stages, schedule, memory=None):
             gather = comm.time("all_gather", groups, params_here * PARAMETER_BYTES, concurrent=True)
             if plan.zero == 3:
                 gather *= 2  # parameters gathered again for the backward pass
-        last_backward = max(backward) / v
-        first_forward = max(forward) / v
         if plan.overlap_grad_reduce:
-            grads = max(0.0, grads - last_backward)
+            grads = max(0.0, grads - pipeline.last_backward)
         if plan.overlap_param_gather:
-            gather = max(0.0, gather - first_forward)
+            gather = max(0.0, gather - pipeline.first_forward)
         dp_time = grads + gather
     shard = params_here / (plan.dp * plan.cp if plan.zero >= 1 else 1)  # Megatron shards over dp x cp
     optimizer = OPTIMIZER_BYTES_PER_PARAMETER * shard / gpu.hbm_bandwidth
 
     breakdown = {
-        "compute": busy - tp_time - cp_time - ep_time,
-        "tp_communication": tp_time,
-        "cp_communication": cp_time,
-        "ep_communication": ep_time,
-        "pipeline_bubble": idle - pp_exposed,
-        "pp_communication": pp_exposed,
+        "compute": pipeline.busy - pipeline.tp - pipeline.cp - pipeline.ep,
+        "tp_communication": pipeline.tp,
+        "cp_communication": pipeline.cp,
+        "ep_communication": pipeline.ep,
+        "pipeline_bubble": pipeline.bubble,
+        "pp_communication": pipeline.pp_exposed,
         "dp_communication": dp_time,
         "optimizer": optimizer,
     }
