@@ -322,12 +322,26 @@ def _layer_times(model, plan, gpu, comm, compute, moe):
     )
 
 
+def _remembered_layer_times(model, plan, cluster, compute, moe):
+    """:func:`_layer_times`, remembered in ``cluster`` under what it reads of the plan: the
+    plans of a search that differ only in pp, dp, interleaving or ZeRO stage run the same
+    dense layers."""
+    layout = (plan.tp, plan.cp, plan.ep, plan.dp, plan.pp) if moe else (plan.tp, plan.cp)  # its rank groups
+    key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
+           plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
+    times = cluster.layer_times.get(key)
+    if times is None:
+        times = cluster.layer_times[key] = _layer_times(model, plan, cluster.gpu, cluster.comm, compute, moe)
+    return times
+
+
 # ---------------------------------------------------------------------------- the estimate
 
 
 class Cluster:
     """A fabric prepared for many estimates: GPU spec, GPU count, network power, and the
-    collective times already priced (keyed by collective, groups and size).
+    collective and layer times already priced (keyed by collective, groups and size; by
+    what a layer's time depends on).
 
     ``G`` may be the graph or, at the analytic level, its
     :class:`collectives.engine.UniformFabric` summary (what a search ships to workers).
@@ -345,6 +359,7 @@ class Cluster:
             self.n_gpus = sum(1 for _, data in node_items(G) if data.get("kind") == "gpu")
             self._network_watts = None
         self.comm = _Comm(G, level, params)
+        self.layer_times = {}
 
     @property
     def network_watts(self):
@@ -425,8 +440,8 @@ def pipeline_stages(model, plan, cluster, compute):
     """Per virtual stage, forward and backward seconds of one micro-batch, and the transfer
     between stages, of a checked plan."""
     gpu, comm = cluster.gpu, cluster.comm
-    dense = _layer_times(model, plan, gpu, comm, compute, moe=False)
-    moe = _layer_times(model, plan, gpu, comm, compute, moe=True) if model.experts > 1 else dense
+    dense = _remembered_layer_times(model, plan, cluster, compute, moe=False)
+    moe = _remembered_layer_times(model, plan, cluster, compute, moe=True) if model.experts > 1 else dense
     stages = plan.layers_per_stage(model)  # per virtual stage, pipeline order
     b, s, h = plan.micro_batch, model.seq_len, model.hidden
     T = b * s // plan.cp
