@@ -52,34 +52,36 @@ def _candidates(collective, algorithm, contexts):
 
 
 def _best(collective, module, contexts, level):
-    """Results of every group with ``module``, each at its fastest protocol."""
+    """Results of every group with ``module``, at the protocol that makes the slowest
+    group fastest."""
     if level == "flow":
         phases = solve_steps(contexts[0], [module.steps(ctx) for ctx in contexts])
     else:
         phases = [module.analytic(ctx) for ctx in contexts]
-    pipelined = getattr(module, "PIPELINED", False)
-    best = None
+    combine = max if getattr(module, "PIPELINED", False) else sum
+    best = best_time = None
     for protocol in contexts[0].params.protocols(module.FAMILY):
-        results = []
-        for ctx, group_phases in zip(contexts, phases):
-            scaled = [_scaled(p, PROTOCOL_BANDWIDTH[protocol]) for p in group_phases]
-            bandwidth_time = max(p.time for p in scaled) if pipelined else sum(p.time for p in scaled)
-            results.append(
-                make_result(
-                    collective=collective,
-                    algorithm=module.NAME,
-                    protocol=protocol,
-                    level=level,
-                    ranks=ctx.group.size,
-                    nbytes=ctx.nbytes,
-                    latency=module.latency(ctx, protocol),
-                    phases=scaled,
-                    bandwidth_time=bandwidth_time,
-                )
-            )
-        if best is None or max(r.time for r in results) < max(r.time for r in best):
-            best = results
-    return best
+        factor = PROTOCOL_BANDWIDTH[protocol]
+        latencies = [module.latency(ctx, protocol) for ctx in contexts]
+        bandwidth = [combine(p.time / factor for p in group_phases) for group_phases in phases]
+        slowest = max(lat + bw for lat, bw in zip(latencies, bandwidth))
+        if best is None or slowest < best_time:
+            best, best_time = (protocol, latencies, bandwidth), slowest
+    protocol, latencies, bandwidth = best
+    return [
+        make_result(
+            collective=collective,
+            algorithm=module.NAME,
+            protocol=protocol,
+            level=level,
+            ranks=ctx.group.size,
+            nbytes=ctx.nbytes,
+            latency=latency,
+            phases=[_scaled(p, PROTOCOL_BANDWIDTH[protocol]) for p in group_phases],
+            bandwidth_time=bandwidth_time,
+        )
+        for ctx, group_phases, latency, bandwidth_time in zip(contexts, phases, latencies, bandwidth)
+    ]
 
 
 def _scaled(phase, factor):
