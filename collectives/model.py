@@ -1042,7 +1042,7 @@ def _memory_per_stage(model, plan, contents):
 def _worst_memory(model, plan, contents):
     """:func:`memory_per_gpu` of a checked plan, from its :func:`_rank_contents`."""
     memory = _stage_memory(model, plan, contents)
-    worst = int(np.argmax(memory["total"]))  # the first of equals
+    worst = int(memory["total"].argmax())  # the first of equals
     return {key: float(values[worst]) for key, values in memory.items()}
 
 
@@ -1052,7 +1052,8 @@ def _stage_memory(model, plan, contents):
     The state and the activations each depend on a few of the plan's fields; a search
     meets each combination many times, so both are remembered.
     """
-    weights, gradients, optimizer = _state_bytes(contents, plan.dp * plan.cp, plan.ep, plan.zero, plan.precision)
+    weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.ep, plan.zero,
+                                                        plan.precision)
     key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches)
     activations = _ACTIVATIONS.get(key)
     if activations is None:
@@ -1064,7 +1065,7 @@ def _stage_memory(model, plan, contents):
         "gradients": gradients,
         "optimizer": optimizer,
         "activations": activations,
-        "total": weights + gradients + optimizer + activations,
+        "total": state + activations,
     }
 
 
@@ -1073,9 +1074,9 @@ _ACTIVATIONS = {}
 
 @lru_cache(maxsize=8192)
 def _state_bytes(contents, shard, ep, zero, precision):
-    """Weights, gradients and optimizer state per rank, read-only arrays; ``shard`` is
-    ``dp * cp``, over which Megatron-LM shards dense parameters (expert ones over
-    ``shard / ep``, the expert data-parallel group)."""
+    """Weights, gradients, optimizer state and their sum per rank, read-only arrays;
+    ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters (expert ones
+    over ``shard / ep``, the expert data-parallel group)."""
     params = contents.dense + contents.expert
     sharded = contents.dense / shard + contents.expert / (shard // ep)
     weights = WEIGHT_BYTES * params
@@ -1086,9 +1087,10 @@ def _state_bytes(contents, shard, ep, zero, precision):
         weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
     if precision == "fp8":
         weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
-    for values in (weights, gradients, optimizer):
+    state = weights + gradients + optimizer
+    for values in (weights, gradients, optimizer, state):
         values.flags.writeable = False
-    return weights, gradients, optimizer
+    return weights, gradients, optimizer, state
 
 
 def _activation_bytes(model, plan, contents):
