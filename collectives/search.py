@@ -110,11 +110,12 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
 def _chunks(plans, size):
     """Plans from :func:`candidate_plans` (deepest pipelines first, the slowest to
     simulate, so that workers finish together) in chunks of at least ``size`` that never
-    split a :func:`collectives.pipeline.simulation_shape`: the pipelines simulated together
-    cost about as much as one of them, so each shape is simulated once, by one worker. Each
-    pipeline depth is sorted and handed out as soon as it is enumerated."""
+    split a :func:`collectives.pipeline.simulation_shape`: a shape's pipelines share one
+    array step per wave, so each shape is simulated once, by one worker. Each pipeline depth
+    is sorted and handed out as soon as it is enumerated."""
     for pp, same_depth in groupby(plans, key=lambda p: p.pp):
         shapes = [(simulation_shape(pp, plan.virtual_stages, plan.micro_batches), plan) for plan in same_depth]
+        # by chunks per device, then the short runs by length, then the long runs together
         shapes.sort(key=lambda item: (item[0][1], item[0][2] is None, item[0][2] or 0))
         chunk, previous = [], None
         for shape, plan in shapes:
