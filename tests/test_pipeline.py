@@ -45,10 +45,11 @@ def test_bad_shapes_are_rejected():
 
 @settings(max_examples=25, deadline=None)
 @given(p=st.integers(2, 8), extra=st.integers(0, 30), v=st.integers(1, 3), spread=st.sampled_from([0.0, 0.1, 0.5]),
-       seed=st.integers(0, 1000), transfer=st.floats(0.0, 0.6))
-def test_long_runs_extended_by_periods_equal_the_full_simulation(p, extra, v, spread, seed, transfer):
+       seed=st.integers(0, 1000), transfer=st.floats(0.0, 0.6), offset=st.integers(0, 7))
+def test_long_runs_extended_by_periods_equal_the_full_simulation(p, extra, v, spread, seed, transfer, offset):
     """Stages up to +-50% apart, the first and last heavier (embedding, output layer and
-    loss): extending a probe run by whole periods is exact, not an approximation."""
+    loss): extending a probe run by whole periods is exact, not an approximation. 1F1B
+    runs of any length (interleaving needs a multiple of p)."""
     import numpy as np
 
     from collectives import pipeline
@@ -58,7 +59,7 @@ def test_long_runs_extended_by_periods_equal_the_full_simulation(p, extra, v, sp
     f[:, 0] += rng.uniform(0, 0.3, 2)
     f[:, -1] += rng.uniform(0, 0.5, 2)
     b = 2 * f * rng.uniform(1 - spread, 1 + spread, (2, p * v))
-    m = 2 * pipeline._probe(p, v) + p * extra
+    m = 2 * pipeline._probe(p, v) + p * extra + (offset if v == 1 else 0)
     hop = rng.uniform(0, transfer, (2, p * v - 1))
     extended = pipeline._extended(f, b, p, v, np.array([m, m]), hop)
     full = pipeline._run(f, b, p, v, m, hop)
