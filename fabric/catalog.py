@@ -28,9 +28,8 @@ from typing import Optional
 
 from fabric.checks import require_choice, require_int, require_positive
 from fabric.errors import InvalidSpec
+from fabric.schema import TRANSPORTS
 from fabric.units import GB, GBps, Gbps, GiB, TFLOPS, ns
-
-TRANSPORTS = ("infiniband", "ethernet")
 
 
 def _check_positive_fields(spec, names):
