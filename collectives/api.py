@@ -7,7 +7,7 @@ import numpy as np
 
 from fabric.checks import require_choice, require_int
 from fabric.compiled import compile_fabric
-from fabric.schema import ROUTINGS, gpu_name, node_attr
+from fabric.schema import ROUTINGS, gpu_count, gpu_name, node_attr
 
 from collectives import algorithms
 from collectives.engine import LEVELS, Context, UniformFabric, profile, solve_steps
@@ -103,10 +103,6 @@ def _graph_domain_of(G):
     return domain_of
 
 
-def _count_gpus(G):
-    return sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
-
-
 def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, root=None, extras=None, compiled=None):
     """One Context per group; the fabric is compiled only at the flow level (once, when
     ``compiled`` is passed by a caller that evaluates many collectives)."""
@@ -127,7 +123,7 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         domain_of = lambda r: np.where(compiled.domain[r] >= 0, compiled.domain[r], -1 - r)  # noqa: E731
         exists = None
     else:
-        compiled, n_gpus, domain_of = None, lambda: _count_gpus(G), _graph_domain_of(G)
+        compiled, n_gpus, domain_of = None, lambda: gpu_count(G), _graph_domain_of(G)
         exists = lambda r: gpu_name(r) in G  # noqa: E731
     extras = extras or [{}] * len(groups)
     contexts = []

@@ -28,6 +28,7 @@ import sys
 from dataclasses import replace
 
 import fabric
+from fabric.schema import gpu_count
 from fabric.tables import format_time
 
 from collectives import algorithms
@@ -323,10 +324,6 @@ def build_parser():
 # ---------------------------------------------------------------------------- subcommands
 
 
-def _n_gpus(G):
-    return sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
-
-
 def _print_json(obj):
     print(json.dumps(obj, indent=2, default=float))
 
@@ -366,7 +363,7 @@ def build_plan(args, gpus):
 def run_estimate(args):
     model = build_model(args)
     G = build_cluster(args)
-    plan = build_plan(args, _n_gpus(G))
+    plan = build_plan(args, gpu_count(G))
     est = estimate_step(model, plan, G, level=args.level, params=CommParams(collnet=args.collnet))
     if args.json:
         _print_json(est.to_dict())
@@ -398,7 +395,7 @@ def run_collective(args):
     if args.json:
         _print_json([r.to_dict() for r in results])
         return 0
-    n = results[0].ranks if results else _n_gpus(G)
+    n = results[0].ranks if results else gpu_count(G)
     print(f"# {args.op} over {n} ranks on {G.graph.get('name', 'fabric')}, {args.level} level")
     print(f"# {'size':>14} {'time(us)':>12} {'algbw(GB/s)':>12} {'busbw(GB/s)':>12}  {'algorithm':<16} protocol")
     for r in results:
@@ -414,7 +411,7 @@ def run_search(args):
         raise CLIError(f"top={args.top} must be >= 1")
     if args.jobs is not None and args.jobs < 1:
         raise CLIError(f"jobs={args.jobs} must be >= 1")
-    global_batch = args.global_batch if args.global_batch is not None else 2 * _n_gpus(G)
+    global_batch = args.global_batch if args.global_batch is not None else 2 * gpu_count(G)
     kwargs = dict(global_batch=global_batch, level=args.level, precision=args.precision,
                   progress=not args.no_progress, top=args.top, params=CommParams(collnet=args.collnet))
     if args.jobs == 1:

@@ -39,6 +39,7 @@ import numpy as np
 
 from fabric import checks
 from fabric import errors as fabric_errors
+from fabric.schema import gpu_count
 
 from collectives.errors import InvalidSpec
 
@@ -622,7 +623,7 @@ def _padded(vocab, tp):
 
 def _gpu_count(gpus):
     if hasattr(gpus, "nodes") and hasattr(gpus, "graph"):
-        return sum(1 for _, kind in gpus.nodes(data="kind") if kind == "gpu")
+        return gpu_count(gpus)
     with _collectives_errors():
         return checks.require_int("gpus", gpus, minimum=1)
 

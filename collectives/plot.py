@@ -18,7 +18,7 @@ import math
 import numbers
 from collections.abc import Mapping
 
-from fabric.schema import SWITCH_TIER_NAMES
+from fabric.schema import SWITCH_TIER_NAMES, gpu_count
 from fabric.tables import format_time
 from fabric.units import GBps, GiB
 
@@ -614,7 +614,7 @@ def link_heatmap(G, utilization, *, stat="max", group_by=None):
         zmax=max(100.0, max((v for row in z for v in row if v is not None), default=0.0)),
         colorbar=dict(title=f"{stat} util.", ticksuffix="%"), xgap=2, ygap=2,
     )
-    gpus = sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
+    gpus = gpu_count(G)
     layout = dict(
         LAYOUT,
         title=dict(text=f"Link utilisation ({stat} per group pair) · {G.graph.get('name', 'fabric')}<br>"

@@ -25,7 +25,7 @@ import numpy as np
 
 from fabric.compiled import compile_fabric
 from fabric.metrics import bill_of_materials
-from fabric.schema import graph_attr, node_items
+from fabric.schema import gpu_count, graph_attr
 from fabric.tables import format_time, html_table, text_table
 
 from collectives import api
@@ -356,7 +356,7 @@ class Cluster:
             self.gpu, self.n_gpus, self._network_watts = G.gpu, G.n_gpus, G.network_watts
         else:
             self.gpu = graph_attr(G, "gpu")
-            self.n_gpus = sum(1 for _, data in node_items(G) if data.get("kind") == "gpu")
+            self.n_gpus = gpu_count(G)
             self._network_watts = None
         self.comm = _Comm(G, level, params)
         self.layer_times = {}

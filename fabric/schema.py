@@ -144,6 +144,18 @@ def successor_items(G):
     return G._succ.items()
 
 
+def gpu_count(G):
+    """How many nodes of ``G`` are GPUs (``kind == "gpu"``).
+
+    Examples
+    --------
+    >>> import fabric
+    >>> gpu_count(fabric.dgx_superpod(2, gpu="H100"))
+    16
+    """
+    return sum(1 for _, data in node_items(G) if data.get("kind") == "gpu")
+
+
 def gpu_nodes(G):
     """GPU node names ordered by rank; ranks must be exactly 0..n-1.
 
