@@ -1,4 +1,7 @@
-"""Communication and training on top of a fabric: collective cost models.
+"""Communication and training on top of a fabric: collective cost models and the step estimator.
+
+The collective layer is this package (:mod:`collectives.api` and below); the training step on
+top of it is :mod:`collectives.training`, whose public names are re-exported here.
 
 Examples
 --------
@@ -20,12 +23,21 @@ from collectives.api import (
     send_recv,
     sweep,
 )
-from collectives.model import MODELS, Parallelism, Transformer, memory_per_gpu, memory_per_stage, padded_vocab
-from collectives.search import search
-from collectives.step import StepEstimate, estimate_step
 from collectives.errors import CollectivesError, Infeasible, InvalidSpec, Unsupported
 from collectives.params import DEFAULT_PARAMS, CommParams
 from collectives.result import CollectiveResult, Phase
+# The training-step estimator (collectives.training), re-exported as the public contract names it.
+from collectives.training import (
+    MODELS,
+    Parallelism,
+    StepEstimate,
+    Transformer,
+    estimate_step,
+    memory_per_gpu,
+    memory_per_stage,
+    padded_vocab,
+    search,
+)
 
 __all__ = [
     "MODELS",

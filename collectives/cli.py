@@ -34,10 +34,12 @@ from fabric.tables import format_time
 from collectives import algorithms
 from collectives.api import sweep
 from collectives.errors import CollectivesError
-from collectives.model import MLPS, MODELS, PRECISIONS, RECOMPUTE, ZERO_STAGES, Parallelism, Transformer
 from collectives.params import CommParams
-from collectives.search import search
-from collectives.step import estimate_step
+from collectives.training.memory import RECOMPUTE
+from collectives.training.model import MLPS, MODELS, Transformer
+from collectives.training.plan import PRECISIONS, ZERO_STAGES, Parallelism
+from collectives.training.search import search
+from collectives.training.step import estimate_step
 
 # Cluster kinds: (builder, GPUs per COUNT unit, default GPU, what COUNT counts).
 # HGX/DGX servers hold 8 GPUs; an NVL72 rack holds 72 (18 trays of 4 GB200).

@@ -4,6 +4,8 @@
 ``except fabric.InvalidSpec`` catches bad input from either package.
 """
 
+from contextlib import contextmanager
+
 from fabric import errors as fabric_errors
 
 
@@ -21,3 +23,24 @@ class Unsupported(CollectivesError, ValueError):
 
 class Infeasible(CollectivesError, fabric_errors.Infeasible):
     """A valid plan that the hardware cannot hold (out of memory, too many flows)."""
+
+
+@contextmanager
+def collectives_errors():
+    """Re-raise ``fabric`` ``InvalidSpec`` (from :mod:`fabric.checks`) as the ``collectives`` one.
+
+    Examples
+    --------
+    >>> from fabric.checks import require_int
+    >>> with collectives_errors():
+    ...     require_int("tp", 0, minimum=1)
+    Traceback (most recent call last):
+    ...
+    collectives.errors.InvalidSpec: tp=0 must be >= 1
+    """
+    try:
+        yield
+    except fabric_errors.InvalidSpec as exc:
+        if isinstance(exc, InvalidSpec):
+            raise
+        raise InvalidSpec(str(exc)) from None

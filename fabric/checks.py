@@ -60,6 +60,13 @@ def require_int(field, value, *, minimum=None, maximum=None):
     return int(value)
 
 
+def require_bool(field, value):
+    """Return ``value`` if it is ``True`` or ``False`` (not a string, not 0 or 1)."""
+    if not isinstance(value, bool):
+        raise InvalidSpec(f"{field}={value!r} must be True or False")
+    return value
+
+
 def require_choice(field, value, choices):
     """Return ``value`` if it is one of ``choices``."""
     if value not in choices:

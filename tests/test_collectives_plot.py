@@ -9,7 +9,8 @@ import pytest
 import collectives
 import fabric
 from collectives.calibration import read_nccl_csv
-from collectives.plot import busbw_curve, link_heatmap, scaling, search_results, step_breakdown, what_if
+from collectives.plot import busbw_curve, link_heatmap
+from collectives.training.plot import scaling, search_results, step_breakdown, what_if
 
 MODEL = collectives.MODELS["llama3-8b"]
 
@@ -28,7 +29,7 @@ def estimates(node):
 
 
 def test_import_collectives_does_not_import_plotly():
-    code = "import sys, collectives, collectives.plot; assert 'plotly' not in sys.modules, 'plotly imported'"
+    code = "import sys, collectives, collectives.plot, collectives.training.plot; assert 'plotly' not in sys.modules, 'plotly imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

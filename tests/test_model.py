@@ -1,4 +1,4 @@
-"""Transformer shapes, parallel plans and memory per GPU (collectives.model).
+"""Transformer shapes, parallel plans and memory per GPU (collectives.training: model, plan, memory).
 
 Published numbers are restated here from their sources, and the paper formulas are
 written out literally in the tests (not taken from the code under test), so that a
@@ -17,14 +17,9 @@ from hypothesis import given, settings, strategies as st
 
 import fabric
 from collectives.errors import InvalidSpec
-from collectives.model import (
-    MODELS,
-    Parallelism,
-    Transformer,
-    memory_per_gpu,
-    memory_per_stage,
-    padded_vocab,
-)
+from collectives.training.memory import memory_per_gpu, memory_per_stage
+from collectives.training.model import MODELS, Transformer, padded_vocab
+from collectives.training.plan import Parallelism
 
 VALIDATION_DIR = Path(__file__).resolve().parents[2] / "shared" / "validation"
 H100 = fabric.GPUS["H100"]

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from collectives.errors import InvalidSpec
-from collectives.pipeline import simulate
+from collectives.training.pipeline import simulate
 
 
 @settings(max_examples=40, deadline=None)
@@ -52,7 +52,7 @@ def test_long_runs_extended_by_periods_equal_the_full_simulation(p, extra, v, sp
     runs of any length (interleaving needs a multiple of p)."""
     import numpy as np
 
-    from collectives import pipeline
+    from collectives.training import pipeline
 
     rng = np.random.default_rng(seed)
     f = rng.uniform(1 - spread, 1 + spread, (2, p * v))
@@ -70,7 +70,7 @@ def test_long_runs_extended_by_periods_equal_the_full_simulation(p, extra, v, sp
 def test_short_runs_are_simulated_in_full():
     import numpy as np
 
-    from collectives import pipeline
+    from collectives.training import pipeline
 
     rng = np.random.default_rng(128)
     f = rng.uniform(0.5, 1.5, 4)
@@ -104,7 +104,7 @@ def test_exposed_transfer_never_exceeds_the_transfers_or_the_idle_time(p, v, rou
 def test_batched_schedules_equal_one_at_a_time():
     import numpy as np
 
-    from collectives import pipeline
+    from collectives.training import pipeline
 
     rng = np.random.default_rng(7)
     jobs = []
@@ -124,7 +124,7 @@ def test_batched_schedules_equal_one_at_a_time():
 def _reference(f, b, p, v, m, hop):
     """One job, plain floats: sweep the devices in turn, each running its ops in Megatron's
     order while their inputs are there (the straightforward simulation the waves replace)."""
-    from collectives.pipeline import _order
+    from collectives.training.pipeline import _order
 
     n, orders = p * v, [list(zip(*_order(r, p, v, m))) for r in range(p)]
     done, on_path = {}, {}
@@ -156,7 +156,7 @@ def _reference(f, b, p, v, m, hop):
 def test_waves_equal_the_straightforward_simulation(p, v, rounds, seed, transfer):
     import numpy as np
 
-    from collectives import pipeline
+    from collectives.training import pipeline
 
     v = 1 if p == 1 else v
     rng = np.random.default_rng(seed)
@@ -192,7 +192,7 @@ def _megatron_order(rank, p, v, m):
 
 @pytest.mark.parametrize("p, v, rounds", [(1, 1, 3), (2, 1, 1), (4, 1, 3), (3, 2, 2), (8, 2, 4), (4, 4, 3)])
 def test_order_is_megatrons_loop(p, v, rounds):
-    from collectives.pipeline import _order
+    from collectives.training.pipeline import _order
 
     for rank in range(p):
         got = [(bool(f), int(c), int(mb)) for f, c, mb in zip(*_order(rank, p, v, p * rounds))]

@@ -7,9 +7,9 @@ import pytest
 import collectives
 import fabric
 from collectives.errors import Infeasible
-from collectives.pipeline import simulation_shape
-from collectives.search import _chunks, candidate_plans
-from collectives.step import USABLE_MEMORY
+from collectives.training.pipeline import simulation_shape
+from collectives.training.search import _chunks, candidate_plans
+from collectives.training.step import USABLE_MEMORY
 
 MODEL = collectives.MODELS["llama3-8b"]
 

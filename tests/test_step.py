@@ -7,15 +7,15 @@ import pytest
 
 import collectives
 import fabric
-from collectives import step_calibration
-from collectives.compute import peak_flops
+from collectives.training import calibration
+from collectives.training.compute import peak_flops
 
 MEDIAN_TOLERANCE = 0.10  # issue: median error over training.csv within 10%
 
 
 @pytest.fixture(scope="module")
 def published():
-    return step_calibration.report()
+    return calibration.report()
 
 
 def test_training_csv_median_error_within_tolerance(published):
@@ -148,6 +148,6 @@ def test_a_larger_vocabulary_costs_its_cross_entropy_bytes():
     gpu = G.graph["gpu"]
     tokens, shard = 8 * base.seq_len, base.vocab // 8
     gemms = 3 * 2 * tokens * shard * base.hidden / (gpu.bf16_flops * gpu.matmul_efficiency
-                                                     * collectives.compute.DEFAULT_COMPUTE.gemm_efficiency)
+                                                     * collectives.training.compute.DEFAULT_COMPUTE.gemm_efficiency)
     memory = 52 * tokens * shard / gpu.hbm_bandwidth
     assert extra == pytest.approx(gemms + memory, rel=0.05)

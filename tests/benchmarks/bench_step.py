@@ -12,16 +12,16 @@ import time
 
 import collectives
 import fabric
-from collectives import step_calibration
+from collectives.training import calibration
 from collectives.engine import uniform_fabric
 from collectives.params import DEFAULT_PARAMS
-from collectives.search import candidate_plans
+from collectives.training.search import candidate_plans
 from fabric.metrics import bill_of_materials
-from collectives.step import Cluster, estimate_step
+from collectives.training.step import Cluster, estimate_step
 
 
 def main():
-    lines, _ = step_calibration.report()
+    lines, _ = calibration.report()
     print("training.csv (analytic level)")
     print("\n".join("  " + line for line in lines))
 

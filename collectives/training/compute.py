@@ -12,7 +12,7 @@ plus the overhead of their kernels.
 ``attention_efficiency`` is a published figure (FlashAttention-2 on H100 reaches ~35% of
 peak; Shah et al. 2024, FlashAttention-3, section 1); ``gemm_efficiency`` and
 ``kernel_overhead`` are fitted once to
-../shared/validation/training.csv as a whole (:mod:`collectives.step_calibration`); the
+../shared/validation/training.csv as a whole (:mod:`collectives.training.calibration`); the
 byte counts below are derived, not fitted.
 
 Examples
@@ -76,7 +76,7 @@ class ComputeParams:
         Hopper figure is the default since current training runs on Hopper.
     """
 
-    gemm_efficiency: float = 0.78  # fitted: python -m collectives.step_calibration
+    gemm_efficiency: float = 0.78  # fitted: python -m collectives.training.calibration
     # fitted, same run: 0 within the data's resolution once the cross-entropy bytes and the
     # per-GPU achievable matmul rate are modelled (the fit's loss is flat from 0 to ~4 us)
     kernel_overhead: float = 0.0

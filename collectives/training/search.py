@@ -26,13 +26,14 @@ from fabric.checks import require_int
 from fabric.metrics import bill_of_materials
 from fabric.schema import graph_attr
 
-from collectives.compute import DEFAULT_COMPUTE
 from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
-from collectives.model import RECOMPUTE, Parallelism, _rank_contents, _worst_memory
 from collectives.params import DEFAULT_PARAMS
-from collectives.pipeline import simulation_shape
-from collectives.step import USABLE_MEMORY, Cluster, estimate_many
+from collectives.training.compute import DEFAULT_COMPUTE
+from collectives.training.memory import RECOMPUTE, rank_contents, worst_memory
+from collectives.training.pipeline import simulation_shape
+from collectives.training.plan import Parallelism
+from collectives.training.step import USABLE_MEMORY, Cluster, estimate_many
 
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL_STAGES = (1, 2, 4)
@@ -51,7 +52,7 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
 
     Examples
     --------
-    >>> from collectives.model import MODELS
+    >>> from collectives import MODELS
     >>> plans = list(candidate_plans(MODELS["llama3-8b"], 16, 32, gpus_per_domain=8))
     >>> all(p.world_size == 16 for p in plans), len(plans) > 100
     (True, True)
@@ -100,7 +101,7 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
     limit = USABLE_MEMORY * cluster.gpu.hbm_bytes
     fitting, memories = [], []
     for plan in plans:  # candidate_plans yields valid plans: the unchecked memory model
-        memory = _worst_memory(model, plan, _rank_contents(model, plan))
+        memory = worst_memory(model, plan, rank_contents(model, plan))
         if memory["total"] <= limit:
             fitting.append(plan)
             memories.append(memory)
@@ -110,7 +111,7 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
 def _chunks(plans, size):
     """Plans from :func:`candidate_plans` (deepest pipelines first, the slowest to
     simulate, so that workers finish together) in chunks of at least ``size`` that never
-    split a :func:`collectives.pipeline.simulation_shape`: a shape's pipelines share one
+    split a :func:`collectives.training.pipeline.simulation_shape`: a shape's pipelines share one
     array step per wave, so each shape is simulated once, by one worker. Each pipeline depth
     is sorted and handed out as soon as it is enumerated."""
     for pp, same_depth in groupby(plans, key=lambda p: p.pp):

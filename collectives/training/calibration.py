@@ -3,8 +3,8 @@
 Each row of ../shared/validation/training.csv is rebuilt as a model, a plan and a fabric
 (Selene-like DGX A100 SuperPOD with HDR for the SC'21 rows, DGX H100 SuperPOD for the
 Megatron-Core rows) and predicted with :func:`collectives.estimate_step`. :func:`fit`
-chooses the two fitted :class:`collectives.compute.ComputeParams` (GEMM efficiency and
-kernel overhead) that minimise the squared log error over every row at once; the defaults in :mod:`collectives.compute` are its
+chooses the two fitted :class:`collectives.training.compute.ComputeParams` (GEMM efficiency and
+kernel overhead) that minimise the squared log error over every row at once; the defaults in :mod:`collectives.training.compute` are its
 result. Choices the sources leave open are made as Megatron-LM defaults and said here:
 
 * micro-batch size 1 (Megatron-LM's default ``--micro-batch-size``);
@@ -30,9 +30,10 @@ from scipy.optimize import minimize
 import fabric
 
 from collectives.calibration import VALIDATION_DIR
-from collectives.compute import DEFAULT_COMPUTE
-from collectives.model import Parallelism, Transformer
-from collectives.step import Cluster, estimate_step
+from collectives.training.compute import DEFAULT_COMPUTE
+from collectives.training.model import Transformer
+from collectives.training.plan import Parallelism
+from collectives.training.step import Cluster, estimate_step
 
 FITTED = ("gemm_efficiency", "kernel_overhead")
 

@@ -1,0 +1,49 @@
+"""The training step on top of the collectives: model, plan, memory, compute, pipeline, step.
+
+One concept per module:
+
+=================  =====================================================================
+``model``          :class:`Transformer`, :data:`MODELS`: shapes, parameter and FLOP counts
+``plan``           :class:`Parallelism` and its rank groups in Megatron-LM order
+``memory``         what a plan keeps on each GPU (:func:`memory_per_gpu`)
+``compute``        GEMM, attention and memory-bound kernel times on one GPU
+``communication``  the collectives and sends of a plan's groups on a fabric
+``layer``          one transformer layer's time: compute plus exposed communication
+``pipeline``       the 1F1B / interleaved pipeline schedule, simulated
+``step``           :func:`estimate_step`, :class:`Cluster`, :class:`StepEstimate`
+``search``         :func:`search` over every plan that fits
+``calibration``    fitting the compute efficiencies to published runs; the report
+``plot``           figures of estimates (plotly, imported on use)
+=================  =====================================================================
+
+The collective layer (:mod:`collectives.api` and below) never imports this package.
+
+Examples
+--------
+>>> import fabric
+>>> from collectives.training import MODELS, Cluster, Parallelism, estimate_step
+>>> G = fabric.dgx_superpod(2)
+>>> cluster = Cluster(G, "analytic")          # prepared once, for many estimates
+>>> est = estimate_step(MODELS["llama3-8b"], Parallelism(tp=8, dp=2, global_batch=32), G, cluster=cluster)
+>>> est.fits, est.level
+(True, 'analytic')
+"""
+
+from collectives.training.memory import memory_per_gpu, memory_per_stage
+from collectives.training.model import MODELS, Transformer, padded_vocab
+from collectives.training.plan import Parallelism
+from collectives.training.search import search
+from collectives.training.step import Cluster, StepEstimate, estimate_step
+
+__all__ = [
+    "MODELS",
+    "Transformer",
+    "padded_vocab",
+    "Parallelism",
+    "memory_per_gpu",
+    "memory_per_stage",
+    "Cluster",
+    "StepEstimate",
+    "estimate_step",
+    "search",
+]

@@ -1,0 +1,160 @@
+"""One transformer layer's time on one GPU for one micro-batch: compute and exposed communication.
+
+Compute from :mod:`collectives.training.compute` (GEMMs, attention, memory-bound kernels);
+tensor-, context- and expert-parallel communication from
+:class:`collectives.training.communication.Communication` on the plan's rank groups, with
+what overlaps the GEMMs and attention next to it taken off.
+"""
+
+from dataclasses import dataclass
+
+from collectives.training.communication import ACTIVATION_BYTES
+from collectives.training.compute import (
+    ACTIVATION_ELEMENTS,
+    BACKWARD_ATTENTION,
+    BACKWARD_GEMM,
+    BACKWARD_MEMORY,
+    ELEMENTWISE_KERNELS,
+    NORM_RESIDUAL_ELEMENTS,
+    attention_time,
+    gemm_time,
+    memory_time,
+    unfused_attention_time,
+)
+from collectives.training.plan import cp_ranks, ep_groups, tp_ranks
+
+
+@dataclass(frozen=True)
+class LayerTimes:
+    """Seconds of one transformer layer on one GPU for one micro-batch."""
+
+    forward: float  # compute + exposed TP/CP/EP communication, one microbatch
+    backward: float
+    tp: float  # exposed TP communication inside forward + backward
+    cp: float
+    ep: float
+
+
+def layer_times(model, plan, gpu, comm, compute, moe):
+    """Seconds of one transformer layer on one GPU for one micro-batch of a checked plan.
+
+    Parameters
+    ----------
+    model : collectives.Transformer
+    plan : collectives.Parallelism
+    gpu : fabric.catalog GPU spec
+    comm : collectives.training.communication.Communication
+        Prices the plan's TP, CP and EP collectives on the fabric.
+    compute : collectives.training.compute.ComputeParams
+    moe : bool
+        An MoE layer (experts, router, dispatch and combine) or a dense one.
+
+    Returns
+    -------
+    LayerTimes
+
+    Examples
+    --------
+    >>> import fabric, collectives
+    >>> from collectives.training.communication import Communication
+    >>> from collectives.training.compute import DEFAULT_COMPUTE
+    >>> G = fabric.dgx_superpod(1)
+    >>> plan = collectives.Parallelism(tp=8, global_batch=8)
+    >>> t = layer_times(collectives.MODELS["llama3-8b"], plan, G.graph["gpu"],
+    ...                 Communication(G, "analytic", collectives.DEFAULT_PARAMS), DEFAULT_COMPUTE, moe=False)
+    >>> t.backward > t.forward > t.tp / 2 > 0
+    True
+    """
+    tp, cp, b = plan.tp, plan.cp, plan.micro_batch
+    s = model.seq_len
+    h = model.hidden
+    heads, kv = model.heads, model.kv_heads
+    d = model.head_dim
+    T = b * s // cp  # tokens on this GPU's CP slice
+    prec = plan.precision
+    ffn = model.expert_ffn_hidden if moe else model.ffn_hidden
+    glu = model.mlp == "swiglu"
+
+    qkv = gemm_time(T, (h + 2 * kv * d) // tp, h, gpu, prec, compute)
+    proj = gemm_time(T, h, h // tp, gpu, prec, compute)
+    if moe:
+        # Each local expert sees the tokens routed to it from the whole EP group.
+        tokens = max(1, T * model.top_k // model.experts * plan.ep)
+        experts_here = model.experts // plan.ep
+        up = experts_here * gemm_time(tokens, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
+        down = experts_here * gemm_time(tokens, h, ffn // tp, gpu, prec, compute)
+        router = gemm_time(T, model.experts, h, gpu, prec, compute)
+    else:
+        up = gemm_time(T, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
+        down = gemm_time(T, h, ffn // tp, gpu, prec, compute)
+        router = 0.0
+    if plan.flash_attention:
+        attn = attention_time(b, s // cp, s, heads // tp, d, gpu, compute)
+    else:
+        attn = unfused_attention_time(b, s // cp, s, heads // tp, d, gpu, prec, compute)
+    hidden_split = tp if plan.sequence_parallel else 1
+    elementwise = memory_time(T * (NORM_RESIDUAL_ELEMENTS * h / hidden_split + ACTIVATION_ELEMENTS[model.mlp] * ffn / tp), gpu)
+    if moe:
+        elementwise *= model.top_k
+    elementwise += ELEMENTWISE_KERNELS * compute.kernel_overhead
+
+    # Tensor parallel: with sequence parallelism an all-gather before and a reduce-scatter
+    # after attention and MLP; without it, two all-reduces. Backward mirrors forward.
+    act = T * h * ACTIVATION_BYTES
+    tp_group = tp_ranks(plan)
+    if plan.sequence_parallel:
+        ag = comm.time("all_gather", tp_group, act)
+        rs = comm.time("reduce_scatter", tp_group, act)
+        pairs = [(ag, qkv), (rs, proj), (ag, up), (rs, down)]
+    else:
+        ar = comm.time("all_reduce", tp_group, act)
+        pairs = [(0.0, qkv), (ar, proj), (0.0, up), (ar, down)]
+    if plan.tp_comm_overlap:  # Megatron's userbuffers overlap each collective with its GEMM
+        tp_fwd = sum(max(0.0, c - g) for c, g in pairs)
+        tp_bwd = sum(max(0.0, c - BACKWARD_GEMM * g) for c, g in pairs)
+    else:
+        tp_fwd = tp_bwd = sum(c for c, _ in pairs)
+
+    # Context parallel (ring attention): K and V pass around the CP ring, overlapped with
+    # the attention blocks; backward sends K, V and their gradients.
+    cp_fwd = cp_bwd = 0.0
+    if cp > 1:
+        kv_bytes = 2 * T * kv * d // tp * ACTIVATION_BYTES
+        ring = cp_ranks(plan)
+        hop = comm.send(ring[:2], kv_bytes)
+        cp_fwd = max(0.0, (cp - 1) * hop - attn)
+        cp_bwd = max(0.0, 2 * (cp - 1) * hop - BACKWARD_ATTENTION * attn)
+
+    # Expert parallel: dispatch and combine all-to-alls, twice more in backward.
+    ep_fwd = ep_bwd = 0.0
+    if moe and plan.ep > 1:
+        a2a = comm.time("all_to_all", ep_groups(plan), T * model.top_k * h * ACTIVATION_BYTES, concurrent=True)
+        ep_fwd = ep_bwd = 2 * a2a
+
+    gemms = qkv + proj + up + down + router
+    forward = gemms + attn + elementwise
+    backward = BACKWARD_GEMM * gemms + BACKWARD_ATTENTION * attn + BACKWARD_MEMORY * elementwise
+    if plan.recompute == "full":
+        backward += forward
+    elif plan.recompute == "selective":
+        backward += attn  # Megatron recomputes the core attention
+    return LayerTimes(
+        forward=forward + tp_fwd + cp_fwd + ep_fwd,
+        backward=backward + tp_bwd + cp_bwd + ep_bwd + (tp_fwd + cp_fwd + ep_fwd if plan.recompute == "full" else 0.0),
+        tp=tp_fwd + tp_bwd,
+        cp=cp_fwd + cp_bwd,
+        ep=ep_fwd + ep_bwd,
+    )
+
+
+def remembered_layer_times(model, plan, cluster, compute, moe):
+    """:func:`layer_times`, remembered in ``cluster`` under what it reads of the plan: the
+    plans of a search that differ only in pp, dp, interleaving or ZeRO stage run the same
+    dense layers."""
+    layout = (plan.tp, plan.cp, plan.ep, plan.dp, plan.pp) if moe else (plan.tp, plan.cp)  # its rank groups
+    key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
+           plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
+    times = cluster.layer_times.get(key)
+    if times is None:
+        times = cluster.layer_times[key] = layer_times(model, plan, cluster.gpu, cluster.comm, compute, moe)
+    return times

@@ -1,0 +1,456 @@
+"""What a parallel plan keeps on each GPU: weights, gradients, optimizer state, activations.
+
+- :func:`layer_activation_bytes`: the activations one transformer layer keeps for
+  backward, after Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
+  Transformer Models" (arXiv 2205.05198);
+- :func:`rank_contents`: the layers and local parameters of each pipeline rank;
+- :func:`memory_per_gpu` / :func:`memory_per_stage`: bytes per GPU, stage by stage.
+
+Conventions as in :mod:`collectives.training.model`; ``p`` pipeline-parallel size, ``v``
+virtual stages per pipeline rank, ``m`` micro-batches per step.
+
+Examples
+--------
+>>> import collectives
+>>> model = collectives.MODELS["llama3-405b"]
+>>> plan = collectives.Parallelism(tp=8, pp=16, dp=128, global_batch=2048, zero=2)
+>>> mem = memory_per_gpu(model, plan)
+>>> round(mem["total"] / 1e9, 1)
+70.7
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from fabric import checks
+
+from collectives.errors import collectives_errors
+from collectives.training.model import padded
+
+RECOMPUTE = ("none", "selective", "full")
+
+# Activations are stored in 16-bit (bf16/fp16), dropout masks in 1 byte per element, as in
+# Korthikanti et al. 2022, section 4.1; the activation coefficients below fold these sizes in.
+# FP8 training is counted the same (Transformer Engine keeps some GEMM inputs in FP8: less).
+# Bytes per parameter of the Megatron-LM distributed-optimizer path with bf16 parameters and
+# fp32 gradients (Megatron-LM docs, "Distributed optimizer": 18 bytes/param unsharded,
+# 6 + 12/d sharded): bf16 parameter 2, fp32 main gradient 4, Adam fp32 master parameter 4 +
+# first moment 4 + second moment 4 = 12. The 12 is ZeRO's K = 12 (Rajbhandari et al. 2020,
+# "ZeRO: Memory Optimizations Toward Training Trillion Parameter Models", section 3.1, whose
+# 16 bytes/param = 2 + 2 + 12 assume fp16 gradients; Megatron keeps gradients in fp32).
+WEIGHT_BYTES = 2
+GRADIENT_BYTES = 4
+OPTIMIZER_BYTES = 12
+# fp16 training keeps main gradients (and reduces them) in fp16 unless
+# --accumulate-allreduce-grads-in-fp32 is given; bf16 forces fp32 (Megatron-LM
+# arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be done in fp32").
+# Llama 3 likewise reduce-scatters gradients in FP32 (Llama 3 report, section 3.3.2).
+FP16_GRADIENT_BYTES = 2
+# FP8 training (Transformer Engine) keeps the bf16 weights above and caches, per GEMM weight,
+# an FP8 copy and its transpose (Hopper FP8 GEMMs take only TN operands) across micro-batches:
+# 1 + 1 byte per transformer-layer GEMM parameter. Embedding and output layer stay in bf16.
+# [mem: Transformer Engine Float8Tensor transpose cache; not found in a public document]
+FP8_WEIGHT_COPY_BYTES = 2
+
+
+# ---------------------------------------------------------------------------
+# Activations of one layer
+# ---------------------------------------------------------------------------
+
+
+def _activation_coefficients(model, kind, local_seq):
+    """(replicated, tp_sharded, scores) multipliers of ``s b h`` bytes for one layer."""
+    h, a, g = model.hidden, model.heads, model.kv_heads
+    d = 1 if model.dropout else 0
+    # Not split by TP without sequence parallelism: two norm inputs 4, QKV input 2, MLP
+    # input 2, a 1-byte dropout mask after attention and one after the MLP.
+    replicated = 8 + 2 * d
+    # Split by TP: Q 2, K and V 2 g/a each, attention output (projection input) 2.
+    attention = 4 + 4 * g / a
+    if kind == "moe":
+        # Each of top_k expert copies of a token: its dispatched input 2, fc1 output and
+        # activation input/output 4 glu f_e / h.
+        mlp = model.top_k * (2 + 4 * model.glu * model.expert_ffn_hidden / h)
+    else:
+        # fc1 output (activation input) 2f/h per output and activation output 2f/h:
+        # GELU 2f/h + 2f/h; SwiGLU 2 x 2f/h (gate and up) + 2f/h, i.e. 4 glu f/h.
+        mlp = 4 * model.glu * model.ffn_hidden / h
+    # Attention scores a s^2 b: softmax output 2, dropout mask 1, dropout output 2 (5);
+    # without dropout only the softmax output (2). Per s b h: (5 or 2) a s / h.
+    scores = (5 if model.dropout else 2) * a * local_seq / h
+    return replicated, attention + mlp, scores
+
+def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None):
+    """Activation bytes one layer keeps for backward, per micro-batch, on one GPU.
+
+    Korthikanti et al. 2022 (Table 2), with ``s`` replaced by ``s / cp`` under context
+    parallelism:
+
+    ==========================  ===============================================
+    no parallelism              ``s b h (34 + 5 a s / h)``
+    tensor parallel (no SP)     ``s b h (10 + 24/t + 5 a s / (h t))``
+    tensor + sequence parallel  ``s b h / t (34 + 5 a s / h)``
+    selective recompute         the ``5 a s / h`` term dropped
+    full recompute              ``2 s b h`` (``/ t`` with sequence parallelism)
+    ==========================  ===============================================
+
+    The paper's 34 is, in bytes per ``s b h`` (16-bit activations, 1-byte masks):
+    attention 11 = QKV input 2 + Q and K 4 + V 2 + projection input 2 + dropout mask 1;
+    MLP 19 = input 2 + GELU input 8 + GELU output 8 + dropout mask 1; two norm inputs 4;
+    the 10 of the TP row are the parts outside the TP region (norm inputs 4, QKV and MLP
+    inputs 2 + 2, the two dropout masks 2). The same derivation for other shapes gives
+    ``34 -> 8 + 2 d + (4 + 4 g/a) + 4 glu f / h`` (``d`` = 1 with dropout): K and V
+    shrink to ``g/a`` of Q with grouped-query attention; the MLP stores its ``f``-wide
+    activation input and output, and SwiGLU's input is two ``f``-wide tensors (gate
+    and up), so ``2f/h + 2f/h`` becomes ``4f/h + 2f/h = 4 glu f/h``. An MoE layer
+    stores, for each of ``top_k`` expert copies of a token, its dispatched input (2) and
+    that expert's MLP activations (``4 glu f_e / h``), split ``t`` ways like the dense
+    MLP (router probabilities, ``s b experts``, are negligible). Without dropout the
+    masks go (``d = 0``) and the scores term is ``2 a s / h`` (softmax output only).
+    These generalisations are derived here, not taken from the paper; for GPT shapes
+    with dropout they reproduce its 34 exactly. "none" assumes attention scores are
+    materialised (no flash attention); with flash attention use "selective".
+
+    Parameters
+    ----------
+    micro_batch, tp, cp : int
+        ``b``, ``t`` and the context-parallel size.
+    sequence_parallel : bool
+        Megatron-LM sequence parallelism (no effect at ``tp=1``).
+    recompute : {"none", "selective", "full"}
+    kind : {"dense", "moe"}, optional
+        Layer type; default ``"moe"`` for an MoE model, else ``"dense"``.
+
+    Returns
+    -------
+    float
+        Bytes.
+
+    Examples
+    --------
+    >>> from collectives.training.model import MODELS
+    >>> m = MODELS["gpt3-175b"]
+    >>> sbh = m.seq_len * 1 * m.hidden
+    >>> layer_activation_bytes(m, 1, 8, True, "selective") == 34 * sbh / 8
+    True
+    >>> layer_activation_bytes(m, 1, 1, False, "none") == sbh * (34 + 5 * 96 * 2048 / 12288)
+    True
+    """
+    kind = model.layer_kind(kind)
+    with collectives_errors():
+        b = checks.require_int("micro_batch", micro_batch, minimum=1)
+        t = checks.require_int("tp", tp, minimum=1)
+        cp = checks.require_int("cp", cp, minimum=1)
+        checks.require_bool("sequence_parallel", sequence_parallel)
+        checks.require_choice("recompute", recompute, RECOMPUTE)
+    local_seq = model.seq_len / cp
+    sbh = local_seq * b * model.hidden
+    sp = sequence_parallel and t > 1
+    if recompute == "full":
+        return 2 * sbh / (t if sp else 1)
+    replicated, sharded, scores = _activation_coefficients(model, kind, local_seq)
+    if recompute == "selective":
+        scores = 0.0
+    if sp:
+        return sbh * (replicated + sharded + scores) / t
+    return sbh * (replicated + (sharded + scores) / t)
+
+
+def chunks_in_flight(plan, rank):
+    """Micro-batch chunks pipeline rank ``rank`` (an int or an array of ranks, known to be valid)
+    holds at its peak; :meth:`collectives.Parallelism.in_flight` explains the counts."""
+    pp, v, m = plan.pp, plan.virtual_stages, plan.micro_batches
+    if pp == 1:
+        return np.ones_like(rank)
+    if v == 1:
+        return np.minimum(pp - rank, m)
+    if m == pp:
+        return np.full_like(rank, m * v)
+    return np.minimum(2 * (pp - rank - 1) + (v - 1) * pp + 1, m * v)
+
+
+# ---------------------------------------------------------------------------
+# Memory per GPU
+# ---------------------------------------------------------------------------
+
+
+def _embedding_activation_bytes(model, plan):
+    """Embedding dropout mask (1 byte per element), Korthikanti et al. section 4.3: ``s b h``."""
+    if not model.dropout:
+        return 0.0
+    sbh = model.seq_len / plan.cp * plan.micro_batch * model.hidden
+    return sbh / (plan.tp if plan.sequence_parallel else 1)
+
+
+def _output_activation_bytes(model, plan, vocab):
+    """Final norm input 2sbh, output-GEMM input 2sbh, fp32 logits for the loss 4sbV/t.
+
+    Korthikanti et al. 2022 section 4.3: ``4 s b h / t (1 + V / h)`` with sequence
+    parallelism; without it the two ``h``-wide tensors are not split.
+    """
+    sb = model.seq_len / plan.cp * plan.micro_batch
+    split = plan.tp if plan.sequence_parallel else 1
+    return 4 * sb * model.hidden / split + 4 * sb * vocab / plan.tp
+
+
+def rank_contents(model, plan):
+    """Per pipeline rank: layers by kind and local parameters (after TP/PP/EP, before ZeRO);
+    read-only, shared by plans with the same model, tp, pp, virtual stages and ep (a
+    search meets each a few hundred times)."""
+    key = (model, plan.tp, plan.pp, plan.virtual_stages, plan.ep)
+    contents = _CONTENTS.get(key)
+    if contents is None:
+        if len(_CONTENTS) >= 4096:
+            _CONTENTS.clear()
+        contents = _CONTENTS[key] = _count_rank_contents(model, plan)
+    return contents
+
+
+_CONTENTS = {}
+
+
+@dataclass(frozen=True, eq=False)
+class _RankContents:
+    """Per pipeline rank (arrays indexed by rank): layers by kind and local parameters.
+
+    ``dense`` parameters are sharded by ZeRO over ``dp * cp``, ``expert`` ones over
+    ``dp * cp / ep``; ``gemm`` are the layer matrix weights (FP8 copies); ``largest_layer``
+    the biggest layer's local parameters (ZeRO-3 gathers).
+    """
+
+    dense_layers: np.ndarray
+    moe_layers: np.ndarray
+    dense: np.ndarray
+    expert: np.ndarray
+    gemm: np.ndarray
+    largest_layer: np.ndarray
+
+
+def _count_rank_contents(model, plan):
+    """:func:`rank_contents`, counted."""
+    tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
+    h = model.hidden
+    vocab = padded(model.vocab, tp)
+    counts = plan.layers_per_stage(model)
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    attention = model.attention_parameters() / tp
+    dense_mlp = model.mlp_parameters(model.ffn_hidden) / tp
+    expert_mlp = model.experts // plan.ep * model.mlp_parameters(model.expert_ffn_hidden) / tp
+    norms = 2 * h  # replicated over TP ranks
+    router = model.router_parameters()  # replicated over TP ranks
+    last_chunk = pp * v - 1
+    fields = {name: np.zeros(pp) for name in ("dense_layers", "moe_layers", "dense", "expert", "gemm", "largest_layer")}
+    for rank in range(pp):
+        c = dict.fromkeys(fields, 0.0)
+        for k in range(v):
+            chunk = k * pp + rank
+            moe = model.moe_layers_in(starts[chunk], starts[chunk] + counts[chunk])
+            dense = counts[chunk] - moe
+            c["moe_layers"] += moe
+            c["dense_layers"] += dense
+            c["dense"] += moe * (attention + norms + router) + dense * (attention + norms + dense_mlp)
+            c["expert"] += moe * expert_mlp
+            c["gemm"] += moe * (attention + expert_mlp) + dense * (attention + dense_mlp)
+            if moe:
+                c["largest_layer"] = max(c["largest_layer"], attention + norms + router + expert_mlp)
+            if dense:
+                c["largest_layer"] = max(c["largest_layer"], attention + norms + dense_mlp)
+            if chunk == 0:
+                c["dense"] += vocab * h / tp
+            if chunk == last_chunk:
+                c["dense"] += h  # final norm
+                if not model.tied_embeddings or pp * v > 1:
+                    # untied head, or Megatron's copy of a tied embedding on the last stage
+                    c["dense"] += vocab * h / tp
+        for name, value in c.items():
+            fields[name][rank] = value
+    for values in fields.values():
+        values.flags.writeable = False  # shared by every plan with these contents
+    return _RankContents(**fields)
+
+
+def gradient_bytes(precision):
+    """Bytes per gradient, in memory and in the data-parallel reduction, for ``precision``.
+
+    Examples
+    --------
+    >>> gradient_bytes("bf16"), gradient_bytes("fp16")
+    (4, 2)
+    """
+    return FP16_GRADIENT_BYTES if precision == "fp16" else GRADIENT_BYTES
+
+
+@lru_cache(maxsize=4096)
+def parameters_per_gpu(contents):
+    """The most loaded rank's parameters, from :func:`rank_contents`."""
+    return float((contents.dense + contents.expert).max())
+
+
+def memory_per_stage(model, plan):
+    """Memory per GPU on each pipeline rank, in bytes: a list of ``pp`` breakdowns.
+
+    See :func:`memory_per_gpu` for what is counted; each dict also has ``stage`` (the
+    pipeline rank) and ``layers`` (layers on it).
+
+    Examples
+    --------
+    >>> from collectives import MODELS, Parallelism
+    >>> plan = Parallelism(tp=8, pp=16, dp=128, global_batch=2048, zero=2)
+    >>> stages = memory_per_stage(MODELS["llama3-405b"], plan)
+    >>> [s["layers"] for s in stages][:3], max(stages, key=lambda s: s["total"])["stage"]
+    ([7, 8, 8], 1)
+    """
+    plan.check_against(model)
+    return _memory_per_stage(model, plan, rank_contents(model, plan))
+
+
+@lru_cache(maxsize=4096)
+def _layer_activations(model, micro_batch, tp, sequence_parallel, recompute, cp, kind):
+    """:func:`layer_activation_bytes`, remembered (a search asks for a few
+    dozen distinct values tens of thousands of times)."""
+    return layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp, kind=kind)
+
+
+def _memory_per_stage(model, plan, contents):
+    """:func:`memory_per_stage` of a checked plan, from its :func:`rank_contents`."""
+    memory = _stage_memory(model, plan, contents)
+    layers = contents.dense_layers + contents.moe_layers
+    return [{"stage": rank, "layers": int(layers[rank]), **{key: float(values[rank]) for key, values in memory.items()}}
+            for rank in range(plan.pp)]
+
+
+def worst_memory(model, plan, contents):
+    """:func:`memory_per_gpu` of a checked plan, from its :func:`rank_contents`."""
+    memory = _stage_memory(model, plan, contents)
+    worst = int(memory["total"].argmax())  # the first of equals
+    return {key: float(values[worst]) for key, values in memory.items()}
+
+
+def _stage_memory(model, plan, contents):
+    """Weights, gradients, optimizer, activations and total bytes per GPU: arrays by rank.
+
+    The state and the activations each depend on a few of the plan's fields; a search
+    meets each combination many times, so both are remembered.
+    """
+    weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.ep, plan.zero,
+                                                        plan.precision)
+    key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches)
+    activations = _ACTIVATIONS.get(key)
+    if activations is None:
+        if len(_ACTIVATIONS) >= 8192:
+            _ACTIVATIONS.clear()
+        activations = _ACTIVATIONS[key] = _activation_bytes(model, plan, contents)
+    return {
+        "weights": weights,
+        "gradients": gradients,
+        "optimizer": optimizer,
+        "activations": activations,
+        "total": state + activations,
+    }
+
+
+_ACTIVATIONS = {}
+
+
+@lru_cache(maxsize=8192)
+def _state_bytes(contents, shard, ep, zero, precision):
+    """Weights, gradients, optimizer state and their sum per rank, read-only arrays;
+    ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters (expert ones
+    over ``shard / ep``, the expert data-parallel group)."""
+    params = contents.dense + contents.expert
+    sharded = contents.dense / shard + contents.expert / (shard // ep)
+    weights = WEIGHT_BYTES * params
+    gradients = gradient_bytes(precision) * (sharded if zero >= 2 else params)
+    optimizer = OPTIMIZER_BYTES * (sharded if zero >= 1 else params)
+    if zero >= 3:
+        # sharded weights plus the gathered layer being computed and the prefetched next one
+        weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
+    if precision == "fp8":
+        weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
+    state = weights + gradients + optimizer
+    for values in (weights, gradients, optimizer, state):
+        values.flags.writeable = False
+    return weights, gradients, optimizer, state
+
+
+def _activation_bytes(model, plan, contents):
+    """Activation bytes per rank at its peak of micro-batches in flight, a read-only array."""
+    tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
+
+    def per_layer(recompute, kind):
+        return _layer_activations(model, plan.micro_batch, tp, plan.sequence_parallel, recompute, plan.cp, kind)
+
+    units = chunks_in_flight(plan, np.arange(pp))
+    layer_act = contents.dense_layers * per_layer(plan.recompute, "dense")
+    if model.is_moe:
+        layer_act = layer_act + contents.moe_layers * per_layer(plan.recompute, "moe")
+    activations = units * layer_act / v
+    activations[0] += units[0] / v * _embedding_activation_bytes(model, plan)
+    activations[-1] += _output_activation_bytes(model, plan, padded(model.vocab, tp))
+    if plan.recompute == "full":
+        # during backward one layer is rematerialised (flash attention: no scores)
+        rematerialised = np.where(contents.dense_layers > 0, per_layer("selective", "dense"), 0.0)
+        if model.is_moe:
+            rematerialised = np.maximum(rematerialised, np.where(contents.moe_layers > 0, per_layer("selective", "moe"), 0.0))
+        activations += rematerialised
+    activations.flags.writeable = False
+    return activations
+
+
+def memory_per_gpu(model, plan):
+    """Bytes per GPU on the most loaded pipeline rank: weights, gradients, optimizer, activations.
+
+    Parameters and state, per GPU (Megatron-LM distributed-optimizer accounting,
+    "6 + 12/d" bytes per parameter with bf16 parameters and fp32 gradients; ZeRO,
+    Rajbhandari et al. 2020, for the stages):
+
+    ===========  ====================  ==================================================
+    weights      2 B/param             ``/ d`` with ``zero=3`` (plus two gathered layers:
+                                       the current one and the prefetched next); FP8 adds
+                                       2 B per layer GEMM parameter (FP8 copy and its
+                                       transpose) and keeps the bf16 weights
+    gradients    4 B/param (fp32)      ``/ d`` with ``zero >= 2``
+    optimizer    12 B/param            fp32 master + Adam moments, ``/ d`` with
+                                       ``zero >= 1``
+    ===========  ====================  ==================================================
+
+    ``d`` is ``dp * cp`` for dense parameters (Megatron-LM shards the distributed
+    optimizer over the data-parallel group including CP) and ``dp * cp / ep`` for expert
+    parameters. A rank's parameters are its layers' (attention and MLP split ``tp`` ways,
+    norms and routers replicated; ``experts / ep`` experts per MoE layer, split ``tp`` ways
+    as Megatron-LM's default expert tensor parallelism), plus on the first stage the
+    embedding (padded vocabulary, split ``tp`` ways), and on the last the final norm and
+    the output head (untied, or Megatron's copy of a tied embedding when ``pp > 1``).
+
+    Activations: :func:`layer_activation_bytes` for each layer of the rank,
+    times the micro-batches it holds at its peak (:meth:`collectives.Parallelism.in_flight`: ``pp`` on
+    the first rank of a 1F1B pipeline, ``pp (1 + (pp-1)/(pp v))`` layer-equivalents with
+    interleaving, Korthikanti et al. 2022 section 4.2.3); plus the embedding dropout mask on
+    the first rank and, on the last rank, the output layer's inputs and fp32 logits for one
+    micro-batch (Korthikanti et al. section 4.3, ``4 s b h / t (1 + V / h)``); with full
+    recompute, plus one layer's (selective-level) activations being recomputed.
+
+    Not counted: CUDA context and NCCL buffers (~1-2 GB), allocator fragmentation,
+    temporary buffers (logit gradients, communication staging), token ids and the
+    flash-attention softmax statistics. Treat ``total`` as a floor.
+
+    Returns
+    -------
+    dict
+        ``weights``, ``gradients``, ``optimizer``, ``activations``, ``total`` (bytes) of
+        the pipeline rank with the largest total.
+
+    Examples
+    --------
+    >>> from collectives import MODELS, Parallelism
+    >>> gpt = MODELS["gpt3-175b"]
+    >>> mem = memory_per_gpu(gpt, Parallelism(tp=1, pp=1, dp=8, global_batch=8))
+    >>> mem["weights"] > 80e9
+    True
+    >>> sorted(mem)
+    ['activations', 'gradients', 'optimizer', 'total', 'weights']
+    """
+    plan.check_against(model)
+    return worst_memory(model, plan, rank_contents(model, plan))

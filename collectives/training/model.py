@@ -1,0 +1,483 @@
+"""A decoder-only transformer (dense or mixture-of-experts): shapes, parameters and FLOPs.
+
+:class:`Transformer` holds a model's shape, resolved at construction, and counts its
+parameters and model FLOPs (the MFU numerator, Narayanan et al. SC'21);
+:data:`MODELS` holds published shapes with their sources; :func:`padded_vocab` is the
+vocabulary Megatron-LM allocates. Pure arithmetic: no plan, no fabric, no timing. What a
+plan keeps in memory is :mod:`collectives.training.memory`.
+
+Conventions: ``s`` sequence length, ``b`` micro-batch, ``h`` hidden size, ``a`` attention
+heads, ``g`` KV heads (query groups), ``f`` FFN size, ``V`` vocabulary, ``L`` layers, ``t``
+tensor-parallel size. Bytes and FLOPs are plain numbers (SI, no prefixes).
+
+Examples
+--------
+>>> from collectives.training.model import MODELS
+>>> model = MODELS["llama3-405b"]
+>>> round(model.parameters() / 1e9, 1)
+405.8
+>>> round(model.flops_per_token() / 1e12, 2)
+2.63
+"""
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Optional
+
+from fabric import checks
+
+from collectives.errors import InvalidSpec, collectives_errors
+
+MLPS = ("gelu", "swiglu")
+
+# Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by (default 128)
+# times the tensor-parallel size (megatron/training/tokenizer: _vocab_size_with_padding).
+MAKE_VOCAB_SIZE_DIVISIBLE_BY = 128
+
+
+def _optional_int(field, value, *, minimum=1, maximum=None):
+    if value is None:
+        return None
+    return checks.require_int(field, value, minimum=minimum, maximum=maximum)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transformer:
+    """A decoder-only transformer, dense or mixture-of-experts.
+
+    Parameters
+    ----------
+    layers, hidden, heads : int
+        ``L``, ``h``, ``a``. ``hidden`` must be divisible by ``heads`` (head size ``h/a``).
+    kv_heads : int, optional
+        ``g``, key/value heads (query groups) for grouped-query attention; None means
+        ``heads`` (multi-head attention). Must divide ``heads``.
+    ffn_hidden : int, optional
+        ``f``, the MLP's inner size; None means ``4 * hidden``.
+
+        ``kv_heads``, ``ffn_hidden`` and ``expert_ffn_hidden`` given as None are resolved
+        at construction (as Megatron-LM's ``TransformerConfig`` does), so the attributes
+        always hold numbers. ``dataclasses.replace`` keeps resolved values: to re-derive
+        ``ffn_hidden`` from a new ``hidden``, pass ``ffn_hidden=None`` too.
+    mlp : {"gelu", "swiglu"}
+        GELU MLP (two matrices h x f) or SwiGLU (three: gate, up, down).
+    seq_len, vocab : int
+        Training sequence length ``s`` and vocabulary ``V`` (unpadded; see
+        :func:`padded_vocab`).
+    tied_embeddings : bool
+        Whether the output head shares the input embedding matrix.
+    experts, top_k : int
+        Experts per MoE layer (1 = dense) and experts each token is routed to.
+    expert_ffn_hidden : int, optional
+        Each expert's inner size; None means ``ffn_hidden``. Unused by dense models.
+    moe_every : int
+        With ``experts > 1``, layer ``i`` (0-based) is an MoE layer when
+        ``i % moe_every == 0``, Megatron-LM's ``--moe-layer-freq`` pattern; the others are
+        dense.
+    dropout : bool
+        Whether the model trains with dropout (GPT-2/3 style). It only changes activation
+        memory: dropout stores 1-byte masks (and, in attention, the dropped-out scores).
+        Llama 3 and Mixtral train without dropout. Not in the design contract; default True
+        reproduces Korthikanti et al.'s coefficients.
+    name : str, optional
+
+    Notes
+    -----
+    Parameter counts ignore biases and learned position embeddings (GPT-3: 2048 x 12288 =
+    25M), as Megatron-LM's FLOP formula does; norms count ``h`` weights each (RMSNorm; a
+    LayerNorm's ``h`` biases are ignored too).
+
+    Examples
+    --------
+    >>> gpt = Transformer(layers=96, hidden=12288, heads=96, seq_len=2048, vocab=50257,
+    ...                   tied_embeddings=True)
+    >>> gpt.ffn_hidden, gpt.kv_heads, gpt.expert_ffn_hidden
+    (49152, 96, 49152)
+    >>> round(gpt.parameters() / 1e9, 1)
+    174.6
+    >>> Transformer(layers=2, hidden=256, heads=128, kv_heads=7, seq_len=8, vocab=10)
+    Traceback (most recent call last):
+    ...
+    collectives.errors.InvalidSpec: heads=128 must be divisible by kv_heads=7
+    """
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: Optional[int] = None
+    ffn_hidden: Optional[int] = None
+    mlp: str = "gelu"
+    seq_len: int
+    vocab: int
+    tied_embeddings: bool = False
+    experts: int = 1
+    top_k: int = 1
+    expert_ffn_hidden: Optional[int] = None
+    moe_every: int = 1
+    dropout: bool = True
+    name: Optional[str] = None
+
+    def __post_init__(self):
+        with collectives_errors():
+            checks.require_int("layers", self.layers, minimum=1)
+            checks.require_int("hidden", self.hidden, minimum=1)
+            checks.require_int("heads", self.heads, minimum=1)
+            if self.hidden % self.heads:
+                raise InvalidSpec(f"hidden={self.hidden} must be divisible by heads={self.heads}")
+            _optional_int("kv_heads", self.kv_heads, maximum=self.heads)
+            if self.kv_heads is not None and self.heads % self.kv_heads:
+                raise InvalidSpec(f"heads={self.heads} must be divisible by kv_heads={self.kv_heads}")
+            _optional_int("ffn_hidden", self.ffn_hidden)
+            checks.require_choice("mlp", self.mlp, MLPS)
+            checks.require_int("seq_len", self.seq_len, minimum=1)
+            checks.require_int("vocab", self.vocab, minimum=1)
+            checks.require_bool("tied_embeddings", self.tied_embeddings)
+            checks.require_int("experts", self.experts, minimum=1)
+            checks.require_int("top_k", self.top_k, minimum=1)
+            if self.top_k > self.experts:
+                raise InvalidSpec(f"top_k={self.top_k} must be <= experts={self.experts}")
+            _optional_int("expert_ffn_hidden", self.expert_ffn_hidden)
+            checks.require_int("moe_every", self.moe_every, minimum=1)
+            if self.moe_every > self.layers:
+                raise InvalidSpec(f"moe_every={self.moe_every} must be <= layers={self.layers}")
+            checks.require_bool("dropout", self.dropout)
+            if self.name is not None and not isinstance(self.name, str):
+                raise InvalidSpec(f"name={self.name!r} must be a string or None")
+        # Resolve the defaults in place, as Megatron-LM's TransformerConfig does, so every
+        # reader sees numbers. dataclasses.replace() keeps resolved values: replacing
+        # ``hidden`` keeps the old ``ffn_hidden`` unless it is passed (or passed as None).
+        if self.kv_heads is None:
+            object.__setattr__(self, "kv_heads", self.heads)
+        if self.ffn_hidden is None:
+            object.__setattr__(self, "ffn_hidden", 4 * self.hidden)
+        if self.expert_ffn_hidden is None:
+            object.__setattr__(self, "expert_ffn_hidden", self.ffn_hidden)
+
+    # -- resolved shapes ------------------------------------------------------
+
+    @property
+    def head_dim(self):
+        """``h / a``."""
+        return self.hidden // self.heads
+
+    @property
+    def kv_dim(self):
+        """Width of K (and of V): ``g * h / a``."""
+        return self.kv_heads * self.head_dim
+
+    @property
+    def glu(self):
+        """1.5 for SwiGLU (three matrices instead of two), else 1 (DESIGN.md's MFU formula)."""
+        return 1.5 if self.mlp == "swiglu" else 1.0
+
+    @property
+    def is_moe(self):
+        """True when the model has MoE layers (``experts > 1``)."""
+        return self.experts > 1
+
+    def is_moe_layer(self, index):
+        """Whether layer ``index`` (0-based) is an MoE layer (Megatron's ``--moe-layer-freq``).
+
+        Examples
+        --------
+        >>> m = Transformer(layers=4, hidden=64, heads=4, seq_len=8, vocab=10, experts=4,
+        ...                 top_k=2, moe_every=2)
+        >>> [m.is_moe_layer(i) for i in range(4)]
+        [True, False, True, False]
+        """
+        return self.is_moe and index % self.moe_every == 0
+
+    def moe_layers_in(self, start, stop):
+        """How many of layers ``start .. stop-1`` are MoE layers.
+
+        Examples
+        --------
+        >>> m = Transformer(layers=8, hidden=64, heads=4, seq_len=8, vocab=10, experts=4,
+        ...                 top_k=2, moe_every=3)
+        >>> m.moe_layers_in(0, 8), m.moe_layers_in(1, 6)
+        (3, 1)
+        """
+        if not self.is_moe or stop <= start:
+            return 0
+        k = self.moe_every
+        return -(-stop // k) - -(-start // k)
+
+    @property
+    def moe_layers(self):
+        """Number of MoE layers (0 for a dense model)."""
+        if not self.is_moe:
+            return 0
+        return (self.layers - 1) // self.moe_every + 1
+
+    @property
+    def dense_layers(self):
+        """Number of dense (non-MoE) layers."""
+        return self.layers - self.moe_layers
+
+    def layer_kind(self, kind=None):
+        """``kind`` checked against this model; None means ``"moe"`` for an MoE model, else ``"dense"``.
+
+        Examples
+        --------
+        >>> MODELS["mixtral-8x7b"].layer_kind(), MODELS["llama3-8b"].layer_kind()
+        ('moe', 'dense')
+        """
+        if kind is None:
+            return "moe" if self.is_moe else "dense"
+        with collectives_errors():
+            checks.require_choice("kind", kind, ("dense", "moe"))
+        if kind == "moe" and not self.is_moe:
+            raise InvalidSpec(f"kind='moe' needs experts > 1, got experts={self.experts}")
+        return kind
+
+    # -- parameters -------------------------------------------------------------
+
+    @property
+    def _mlp_matrices(self):
+        return 3 if self.mlp == "swiglu" else 2
+
+    def attention_parameters(self):
+        """One layer's attention weights: Q and O ``h x h`` each, K and V ``h x (g h / a)`` each."""
+        return 2 * self.hidden * self.hidden + 2 * self.hidden * self.kv_dim
+
+    def mlp_parameters(self, ffn):
+        """Weights of one MLP of inner size ``ffn``: two ``h x ffn`` matrices (GELU) or three (SwiGLU)."""
+        return self._mlp_matrices * self.hidden * ffn
+
+    def router_parameters(self):
+        """A router's ``h x experts`` weights."""
+        return self.hidden * self.experts
+
+    def _layer_parameters(self, kind, experts):
+        attention = self.attention_parameters()
+        norms = 2 * self.hidden
+        if kind == "moe":
+            experts_mlp = experts * self.mlp_parameters(self.expert_ffn_hidden)
+            return attention + norms + experts_mlp + self.router_parameters()
+        return attention + norms + self.mlp_parameters(self.ffn_hidden)
+
+    def _embedding_parameters(self):
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+    def parameters(self):
+        """Total parameter count.
+
+        Embedding ``V h``; an untied output head another ``V h``; per layer attention
+        ``2 h^2`` (Q, O) ``+ 2 h (g h / a)`` (K, V), MLP ``2 h f`` (GELU) or ``3 h f``
+        (SwiGLU), MoE layers ``experts`` MLPs plus a router ``h * experts``, two norms ``2 h``;
+        a final norm ``h``. Biases and position embeddings are ignored.
+
+        Examples
+        --------
+        >>> round(MODELS["llama3-8b"].parameters() / 1e9, 2)
+        8.03
+        >>> round(MODELS["mixtral-8x7b"].parameters() / 1e9, 1)
+        46.7
+        """
+        return (
+            self.dense_layers * self._layer_parameters("dense", self.experts)
+            + self.moe_layers * self._layer_parameters("moe", self.experts)
+            + self._embedding_parameters()
+            + self.hidden
+        )
+
+    def active_parameters(self):
+        """Parameters one token passes through: ``top_k`` experts per MoE layer, not all.
+
+        The router counts in full. Equals :meth:`parameters` for dense models.
+
+        Examples
+        --------
+        >>> round(MODELS["mixtral-8x7b"].active_parameters() / 1e9, 1)
+        12.9
+        """
+        return (
+            self.dense_layers * self._layer_parameters("dense", self.top_k)
+            + self.moe_layers * self._layer_parameters("moe", self.top_k)
+            + self._embedding_parameters()
+            + self.hidden
+        )
+
+    # -- FLOPs ------------------------------------------------------------------
+
+    def layer_forward_flops(self, tokens, *, kind=None):
+        """Forward FLOPs of one layer over ``tokens`` tokens, by operator.
+
+        A matrix multiply ``(m x k) @ (k x n)`` counts ``2 m k n``. Attention uses the full
+        sequence ``s`` for every token: the causal mask is not halved, as Megatron-LM's
+        FLOP formula (Narayanan et al. SC'21, eq. 3) counts it, even though causal kernels
+        skip the upper triangle. Norms, softmax, activations and residual adds are not
+        counted (they are not matrix multiplies).
+
+        Parameters
+        ----------
+        tokens : int
+            Tokens processed (e.g. ``micro_batch * seq_len``).
+        kind : {"dense", "moe"}, optional
+            Layer type; default ``"moe"`` for an MoE model, else ``"dense"``.
+
+        Returns
+        -------
+        dict
+            ``qkv`` (``2 t h (h + 2 g h / a)``), ``scores`` (Q K^T, ``2 t s h``), ``context``
+            (scores x V, ``2 t s h``), ``output`` (projection, ``2 t h^2``), ``mlp`` (``2 t h f``
+            per matrix; MoE: ``top_k`` experts of ``expert_ffn_hidden``), ``router``
+            (``2 t h experts``, 0 for dense layers).
+
+        Examples
+        --------
+        >>> m = Transformer(layers=1, hidden=4, heads=2, seq_len=8, vocab=10)
+        >>> m.layer_forward_flops(1)
+        {'qkv': 96, 'scores': 64, 'context': 64, 'output': 32, 'mlp': 256, 'router': 0}
+        """
+        kind = self.layer_kind(kind)
+        h, s = self.hidden, self.seq_len
+        if kind == "moe":
+            mlp = 2 * tokens * self._mlp_matrices * h * self.expert_ffn_hidden * self.top_k
+            router = 2 * tokens * h * self.experts
+        else:
+            mlp = 2 * tokens * self._mlp_matrices * h * self.ffn_hidden
+            router = 0
+        return {
+            "qkv": 2 * tokens * h * (h + 2 * self.kv_dim),
+            "scores": 2 * tokens * s * h,
+            "context": 2 * tokens * s * h,
+            "output": 2 * tokens * h * h,
+            "mlp": mlp,
+            "router": router,
+        }
+
+    def logits_forward_flops(self, tokens):
+        """Forward FLOPs of the output projection to the vocabulary: ``2 tokens h V``.
+
+        Uses the unpadded vocabulary, as Megatron-LM's formula does (the padded GEMM does
+        ``padded_vocab / vocab`` more).
+
+        Examples
+        --------
+        >>> MODELS["gpt3-175b"].logits_forward_flops(1)
+        1235116032
+        """
+        return 2 * tokens * self.hidden * self.vocab
+
+    def flops_per_token(self):
+        """Model FLOPs per token for forward + backward, without recompute (the MFU numerator).
+
+        Three times the forward FLOPs of every layer and the logits (backward = 2 x forward).
+        For a dense model this is exactly DESIGN.md's
+        ``12 L h^2 (1 + g/a + s/h + (f/h) glu + V/(2 L h))``, which for GPT (g = a, f = 4h,
+        GELU) is Megatron-LM's ``72 B s L h^2 (1 + s/(6h) + V/(12 L h))`` per iteration
+        divided by the ``B s`` tokens (Narayanan et al. SC'21; Korthikanti et al. 2022).
+        MoE layers count ``top_k`` experts of ``expert_ffn_hidden`` and the router.
+
+        Examples
+        --------
+        >>> m = MODELS["gpt3-175b"]
+        >>> L, h, s, V = m.layers, m.hidden, m.seq_len, m.vocab
+        >>> m.flops_per_token() == 72 * L * h**2 + 12 * L * h * s + 6 * h * V
+        True
+        """
+        forward = self.logits_forward_flops(1)
+        if self.dense_layers:
+            forward += self.dense_layers * sum(self.layer_forward_flops(1, kind="dense").values())
+        if self.moe_layers:
+            forward += self.moe_layers * sum(self.layer_forward_flops(1, kind="moe").values())
+        return 3 * forward
+
+    def activation_bytes_per_layer(self, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None):
+        """Activation bytes one layer keeps for backward, per micro-batch, on one GPU.
+
+        See :func:`collectives.training.memory.layer_activation_bytes`, which this calls.
+
+        Examples
+        --------
+        >>> m = MODELS["gpt3-175b"]
+        >>> m.activation_bytes_per_layer(1, 8, True, "selective") == 34 * m.seq_len * m.hidden / 8
+        True
+        """
+        from collectives.training.memory import layer_activation_bytes  # memory builds on this module
+
+        return layer_activation_bytes(self, micro_batch, tp, sequence_parallel, recompute, cp, kind=kind)
+
+
+# ---------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------
+
+MODELS = MappingProxyType(
+    {
+        # Brown et al. 2020 (GPT-3), Table 2.1: 96 layers, d_model 12288, 96 heads of 128,
+        # context 2048; GPT-2 BPE vocabulary 50,257 (Radford et al. 2019), output head tied
+        # to the embedding as in GPT-2. Dropout as in GPT-2 and Megatron-LM's GPT-3 example.
+        "gpt3-175b": Transformer(
+            layers=96, hidden=12288, heads=96, seq_len=2048, vocab=50257, mlp="gelu",
+            tied_embeddings=True, dropout=True, name="gpt3-175b",
+        ),
+        # Llama 3 paper ("The Llama 3 Herd of Models", 2024), Table 3: 32 layers, model dim
+        # 4096, FFN 14,336, 32 heads, 8 KV heads, vocabulary 128,000 (the released tokenizer
+        # has 128,256 with reserved special tokens); 8K sequences (section 3.4.1); untied;
+        # SwiGLU; no dropout (released config: attention_dropout 0.0).
+        "llama3-8b": Transformer(
+            layers=32, hidden=4096, heads=32, kv_heads=8, ffn_hidden=14336, mlp="swiglu",
+            seq_len=8192, vocab=128000, dropout=False, name="llama3-8b",
+        ),
+        # Llama 3 paper, Table 3: 80 layers, model dim 8192, FFN 28,672, 64 heads, 8 KV heads.
+        "llama3-70b": Transformer(
+            layers=80, hidden=8192, heads=64, kv_heads=8, ffn_hidden=28672, mlp="swiglu",
+            seq_len=8192, vocab=128000, dropout=False, name="llama3-70b",
+        ),
+        # Llama 3 paper, Table 3: 126 layers, model dim 16,384, FFN 53,248, 128 heads, 8 KV
+        # heads, vocabulary 128,000; trained on 8,192-token sequences before long-context
+        # training (Table 4, section 3.4).
+        "llama3-405b": Transformer(
+            layers=126, hidden=16384, heads=128, kv_heads=8, ffn_hidden=53248, mlp="swiglu",
+            seq_len=8192, vocab=128000, dropout=False, name="llama3-405b",
+        ),
+        # Jiang et al. 2024 ("Mixtral of Experts"), Table 1: dim 4096, 32 layers, 32 heads of
+        # 128, 8 KV heads, hidden_dim 14,336, vocabulary 32,000, 8 experts, top-2, every
+        # layer MoE. The paper gives a 32K context but no training sequence length; 4,096 is
+        # our choice (Mistral 7B's attention window, and the length Megatron/NeMo Mixtral
+        # recipes train at).
+        "mixtral-8x7b": Transformer(
+            layers=32, hidden=4096, heads=32, kv_heads=8, ffn_hidden=14336, mlp="swiglu",
+            seq_len=4096, vocab=32000, experts=8, top_k=2, dropout=False, name="mixtral-8x7b",
+        ),
+    }
+)
+
+
+def padded_vocab(model, tp):
+    """The vocabulary Megatron-LM allocates: ``vocab`` rounded up to a multiple of ``128 * tp``.
+
+    Never rejects a vocabulary: padding is what Megatron-LM does instead
+    (``_vocab_size_with_padding``, ``--make-vocab-size-divisible-by 128``).
+
+    Parameters
+    ----------
+    model : Transformer or int
+        A model, or a vocabulary size.
+    tp : int
+        Tensor-parallel size.
+
+    Examples
+    --------
+    >>> padded_vocab(MODELS["gpt3-175b"], 4)
+    50688
+    >>> padded_vocab(128000, 8)
+    128000
+    """
+    vocab = model.vocab if isinstance(model, Transformer) else model
+    with collectives_errors():
+        checks.require_int("vocab", vocab, minimum=1)
+        checks.require_int("tp", tp, minimum=1)
+    return padded(vocab, tp)
+
+
+def padded(vocab, tp):
+    """:func:`padded_vocab` of values already validated (model fields, plan fields)."""
+    multiple = MAKE_VOCAB_SIZE_DIVISIBLE_BY * tp
+    return -(-vocab // multiple) * multiple
+
+
+# ---------------------------------------------------------------------------
+# The plan

@@ -1,0 +1,356 @@
+"""Training step time of a transformer with a parallelism plan on a fabric.
+
+Per micro-batch and pipeline stage, each layer's time comes from
+:mod:`collectives.training.layer` (compute, and tensor-, context- and expert-parallel
+communication on the plan's rank groups, :mod:`collectives.training.plan`). The pipeline
+is simulated op by op (:mod:`collectives.training.pipeline`) with the activation transfers between
+stages; data-parallel gradient reduction runs for all DP groups at once on the shared
+fabric, overlapped with the last backward pass where the plan says so; the optimizer
+step is memory-bound.
+
+Examples
+--------
+>>> import fabric, collectives
+>>> model = collectives.MODELS["llama3-8b"]
+>>> plan = collectives.Parallelism(tp=8, dp=2, global_batch=32)
+>>> est = collectives.estimate_step(model, plan, fabric.dgx_superpod(2), level="analytic")
+>>> 0.2 < est.mfu < 0.7, est.fits
+(True, True)
+"""
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from fabric.metrics import bill_of_materials
+from fabric.schema import gpu_count, graph_attr
+from fabric.tables import format_time, html_table, text_table
+
+from collectives.engine import UniformFabric
+from collectives.errors import InvalidSpec
+from collectives.params import DEFAULT_PARAMS
+from collectives.training.communication import ACTIVATION_BYTES, Communication
+from collectives.training.compute import BACKWARD_GEMM, DEFAULT_COMPUTE, cross_entropy_time, gemm_time, peak_flops
+from collectives.training.layer import remembered_layer_times
+from collectives.training.memory import gradient_bytes, parameters_per_gpu, rank_contents, worst_memory
+from collectives.training.model import padded
+from collectives.training.pipeline import simulate_many
+from collectives.training.plan import dp_groups, dp_ranks, pp_pairs
+
+PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
+# Adam on the local shard: read fp32 main weight, grad, two moments (16 B), write them
+# back (12 B) and the BF16 weight (2 B) (Megatron-LM distributed optimizer).
+OPTIMIZER_BYTES_PER_PARAMETER = 30
+# Usable share of HBM: the CUDA context, NCCL buffers and allocator fragmentation take
+# the rest (PyTorch reports ~2-4 GB unavailable on 80 GB parts). [estimate]
+USABLE_MEMORY = 0.95
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """What one optimizer step costs.
+
+    Attributes
+    ----------
+    time : float
+        Seconds per optimizer step.
+    mfu : float
+        Model FLOPs utilisation (DESIGN.md formula, no recompute) against the dense peak
+        of the plan's precision.
+    tflops_per_gpu : float
+    tokens_per_second : float
+    breakdown : dict
+        Seconds by cause; they add up to ``time``.
+    memory_per_gpu : float
+        Bytes on the most loaded GPU.
+    memory_breakdown : dict
+    fits : bool
+        Whether that fits in the GPU's usable HBM.
+    energy : float
+        Joules per step: GPUs at board power plus the fabric's bill-of-materials watts.
+    """
+
+    time: float
+    mfu: float
+    tflops_per_gpu: float
+    tokens_per_second: float
+    breakdown: dict
+    memory_per_gpu: float
+    memory_breakdown: dict
+    fits: bool
+    energy: float
+    model: str = ""
+    plan: dict = field(default_factory=dict)
+    level: str = "flow"
+
+    def to_dict(self):
+        return asdict(self)
+
+    def _rows(self):
+        rows = [
+            ("model", self.model),
+            ("plan", ", ".join(f"{k}={v}" for k, v in self.plan.items())),
+            ("step time", format_time(self.time)),
+            ("MFU", f"{self.mfu:.1%}"),
+            ("TFLOP/s per GPU", f"{self.tflops_per_gpu:.1f}"),
+            ("tokens per second", f"{self.tokens_per_second:,.0f}"),
+            ("memory per GPU", f"{self.memory_per_gpu / 2**30:.1f} GiB ({'fits' if self.fits else 'does NOT fit'})"),
+            ("energy per step", f"{self.energy / 3.6e6:.2f} kWh"),
+        ]
+        rows += [(f"  {name}", f"{format_time(t)} ({t / self.time:.1%})") for name, t in self.breakdown.items()]
+        return rows
+
+    def __str__(self):
+        return text_table(f"Step estimate ({self.level} level)", self._rows())
+
+    def _repr_html_(self):
+        return html_table(f"Step estimate ({self.level} level)", self._rows())
+
+
+@lru_cache(maxsize=64)
+def _flops_per_token(model):
+    """:meth:`Transformer.flops_per_token`, remembered (the same for every plan of a search)."""
+    return model.flops_per_token()
+
+
+# ---------------------------------------------------------------------------- the estimate
+
+
+class Cluster:
+    """A fabric prepared for many estimates: GPU spec, GPU count, network power, and the
+    collective and layer times already priced (keyed by collective, groups and size; by
+    what a layer's time depends on).
+
+    ``G`` may be the graph or, at the analytic level, its
+    :class:`collectives.engine.UniformFabric` summary (what a search ships to workers).
+    """
+
+    def __init__(self, G, level="flow", params=None):
+        if level not in ("flow", "analytic"):
+            raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
+        self.G, self.level = G, level
+        params = params or DEFAULT_PARAMS
+        if isinstance(G, UniformFabric):
+            self.gpu, self.n_gpus, self._network_watts = G.gpu, G.n_gpus, G.network_watts
+        else:
+            self.gpu = graph_attr(G, "gpu")
+            self.n_gpus = gpu_count(G)
+            self._network_watts = None
+        self.comm = Communication(G, level, params)
+        self.layer_times = {}
+
+    @property
+    def network_watts(self):
+        if self._network_watts is None:
+            self._network_watts = bill_of_materials(self.G).network_watts
+        return self._network_watts
+
+
+def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cluster=None):
+    """Estimate one optimizer step of ``model`` trained with ``plan`` on fabric ``G``.
+
+    Parameters
+    ----------
+    model : collectives.Transformer
+    plan : collectives.Parallelism
+        ``tp * pp * dp * cp`` must equal the GPUs of ``G``.
+    G : networkx.DiGraph
+        A fabric; its GPU spec sets compute speed and memory.
+    level : {"flow", "analytic"}
+        Communication at the flow level (data-parallel and pipeline traffic of all
+        groups share the fabric) or with closed forms.
+    params : collectives.CommParams or None
+    compute : collectives.training.compute.ComputeParams or None
+    cluster : Cluster or None
+        ``Cluster(G, level, params)`` prepared once to reuse across many estimates.
+
+    Returns
+    -------
+    StepEstimate
+
+    Examples
+    --------
+    >>> import fabric, collectives
+    >>> m = collectives.MODELS["llama3-8b"]
+    >>> est = collectives.estimate_step(m, collectives.Parallelism(tp=8, dp=2, global_batch=32),
+    ...                                 fabric.dgx_superpod(2), level="analytic")
+    >>> round(sum(est.breakdown.values()) / est.time, 9)     # the parts add up
+    1.0
+    """
+    cluster = cluster or Cluster(G, level, params)
+    plan.check_against(model, gpus=cluster.n_gpus)
+    return estimate_many(model, [plan], cluster, compute)[0]
+
+
+@dataclass(frozen=True)
+class PipelineStages:
+    """What the pipeline schedule needs (``schedule_args``: forward and backward seconds
+    per virtual stage, micro-batches, virtual stages, transfer seconds) and the exposed
+    communication per virtual stage."""
+
+    schedule_args: tuple
+    tp_exposed: list
+    cp_exposed: list
+    ep_exposed: list
+
+
+def estimate_many(model, plans, cluster, compute=None, memories=None):
+    """:func:`estimate_step` of checked ``plans`` on one prepared ``cluster``, with their
+    pipeline schedules simulated together (:func:`collectives.training.pipeline.simulate_many`);
+    ``memories``: their :func:`collectives.memory_per_gpu`, if already known."""
+    compute = compute or DEFAULT_COMPUTE
+    # Plans that differ only in ZeRO stage run the same pipeline (ZeRO changes memory and
+    # data-parallel traffic only): a search meets each pipeline four times.
+    keys = [tuple(value for name, value in vars(plan).items() if name != "zero") for plan in plans]
+    unique = {}
+    for key, plan in zip(keys, plans):
+        if key not in unique:
+            unique[key] = (plan, pipeline_stages(model, plan, cluster, compute))
+    schedules = simulate_many([stages.schedule_args for _, stages in unique.values()])
+    timed = {key: _PipelineTimes.of(plan, stages, schedule)
+             for (key, (plan, stages)), schedule in zip(unique.items(), schedules)}
+    memories = memories or [None] * len(plans)
+    return [finish_estimate(model, plan, cluster, timed[key], memory)
+            for key, plan, memory in zip(keys, plans, memories)]
+
+
+def pipeline_stages(model, plan, cluster, compute):
+    """Per virtual stage, forward and backward seconds of one micro-batch, and the transfer
+    between stages, of a checked plan."""
+    gpu, comm = cluster.gpu, cluster.comm
+    dense = remembered_layer_times(model, plan, cluster, compute, moe=False)
+    moe = remembered_layer_times(model, plan, cluster, compute, moe=True) if model.experts > 1 else dense
+    stages = plan.layers_per_stage(model)  # per virtual stage, pipeline order
+    b, s, h = plan.micro_batch, model.seq_len, model.hidden
+    T = b * s // plan.cp
+    vocab = padded(model.vocab, plan.tp)
+    logits = gemm_time(T, vocab // plan.tp, h, gpu, plan.precision, compute)
+    loss_forward = cross_entropy_time(T, vocab // plan.tp, gpu, compute)
+    loss_backward = cross_entropy_time(T, vocab // plan.tp, gpu, compute, backward=True)
+
+    forward, backward, tp_exposed, cp_exposed, ep_exposed = [], [], [], [], []
+    first_layer = 0
+    for count in stages:
+        n_moe = model.moe_layers_in(first_layer, first_layer + count)
+        n_dense = count - n_moe
+        forward.append(n_dense * dense.forward + n_moe * moe.forward)
+        backward.append(n_dense * dense.backward + n_moe * moe.backward)
+        tp_exposed.append(n_dense * dense.tp + n_moe * moe.tp)
+        cp_exposed.append(n_dense * dense.cp + n_moe * moe.cp)
+        ep_exposed.append(n_dense * dense.ep + n_moe * moe.ep)
+        first_layer += count
+    forward[-1] += logits + loss_forward
+    backward[-1] += BACKWARD_GEMM * logits + loss_backward
+
+    v = plan.virtual_stages
+    micro = plan.micro_batches
+    transfer = 0.0
+    if plan.pp > 1:
+        act = T * h * ACTIVATION_BYTES / (plan.tp if plan.sequence_parallel else 1)
+        # The closed forms price one representative pair; only the flow level needs them all.
+        pairs = pp_pairs(plan) if cluster.level == "flow" else np.array([[0, plan.dp * plan.cp * plan.tp]])
+        transfer = comm.send(pairs, act)
+    return PipelineStages((tuple(forward), tuple(backward), micro, v, transfer), tp_exposed, cp_exposed, ep_exposed)
+
+
+@dataclass(frozen=True)
+class _PipelineTimes:
+    """Seconds of a simulated pipeline, on its busiest device: compute and exposed TP, CP
+    and EP communication (``busy``), waiting for transfers on the critical path
+    (``pp_exposed``) and the rest of the idle time (``bubble``); and the longest virtual
+    stage's backward and forward, which gradient reduction and parameter gathering can
+    hide behind."""
+
+    busy: float
+    bubble: float
+    pp_exposed: float
+    tp: float
+    cp: float
+    ep: float
+    last_backward: float
+    first_forward: float
+
+    @classmethod
+    def of(cls, plan, stages, schedule):
+        forward, backward = stages.schedule_args[:2]
+        v, micro = plan.virtual_stages, plan.micro_batches
+        device = int(np.argmax(schedule.busy))
+        busy = float(schedule.busy[device])
+        # transfers the critical path waits for; the rest of the idle time is the bubble
+        idle = max(0.0, schedule.makespan - busy)
+        pp_exposed = min(schedule.exposed_transfer, idle)
+
+        def on_device(values):
+            return float(sum(values[c * plan.pp + device] for c in range(v)) * micro)
+
+        return cls(
+            busy=busy, bubble=idle - pp_exposed, pp_exposed=pp_exposed, tp=on_device(stages.tp_exposed),
+            cp=on_device(stages.cp_exposed), ep=on_device(stages.ep_exposed), last_backward=max(backward) / v,
+            first_forward=max(forward) / v,
+        )
+
+
+def finish_estimate(model, plan, cluster, pipeline, memory=None):
+    """The estimate of a checked plan once its pipeline is simulated (``pipeline``: its
+    :class:`_PipelineTimes`; ``memory``: its :func:`collectives.memory_per_gpu`, computed
+    when None)."""
+    gpu, n_gpus, comm = cluster.gpu, cluster.n_gpus, cluster.comm
+    peak = peak_flops(gpu, plan.precision)
+    s = model.seq_len
+
+    # Data parallel: reduce-scatter gradients and all-gather parameters (distributed
+    # optimizer, zero >= 1) or all-reduce gradients (zero 0), all groups at once.
+    contents = rank_contents(model, plan)  # the plan was checked by estimate_step
+    params_here = parameters_per_gpu(contents)
+    dp_time = 0.0
+    if plan.dp > 1:
+        # the closed forms price one representative group; only the flow level needs them all
+        groups = dp_groups(plan) if cluster.level == "flow" else dp_ranks(plan)
+        grad_bytes = gradient_bytes(plan.precision)
+        if plan.zero == 0:
+            grads = comm.time("all_reduce", groups, params_here * grad_bytes, concurrent=True)
+            gather = 0.0
+        else:
+            grads = comm.time("reduce_scatter", groups, params_here * grad_bytes, concurrent=True)
+            gather = comm.time("all_gather", groups, params_here * PARAMETER_BYTES, concurrent=True)
+            if plan.zero == 3:
+                gather *= 2  # parameters gathered again for the backward pass
+        if plan.overlap_grad_reduce:
+            grads = max(0.0, grads - pipeline.last_backward)
+        if plan.overlap_param_gather:
+            gather = max(0.0, gather - pipeline.first_forward)
+        dp_time = grads + gather
+    shard = params_here / (plan.dp * plan.cp if plan.zero >= 1 else 1)  # Megatron shards over dp x cp
+    optimizer = OPTIMIZER_BYTES_PER_PARAMETER * shard / gpu.hbm_bandwidth
+
+    breakdown = {
+        "compute": pipeline.busy - pipeline.tp - pipeline.cp - pipeline.ep,
+        "tp_communication": pipeline.tp,
+        "cp_communication": pipeline.cp,
+        "ep_communication": pipeline.ep,
+        "pipeline_bubble": pipeline.bubble,
+        "pp_communication": pipeline.pp_exposed,
+        "dp_communication": dp_time,
+        "optimizer": optimizer,
+    }
+    time = sum(breakdown.values())
+    tokens = plan.global_batch * s
+    model_flops = _flops_per_token(model) * tokens
+    if memory is None:
+        memory = worst_memory(model, plan, contents)
+    return StepEstimate(
+        time=time,
+        mfu=model_flops / (time * n_gpus * peak),
+        tflops_per_gpu=model_flops / (time * n_gpus) / 1e12,
+        tokens_per_second=tokens / time,
+        breakdown=breakdown,
+        memory_per_gpu=memory["total"],
+        memory_breakdown=memory,
+        fits=memory["total"] <= USABLE_MEMORY * gpu.hbm_bytes,
+        energy=(gpu.power * n_gpus + cluster.network_watts) * time,
+        model=getattr(model, "name", None) or "",
+        plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
+                                            "recompute", "zero", "precision")},
+        level=cluster.level,
+    )
