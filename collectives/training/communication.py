@@ -12,7 +12,6 @@ from fabric.compiled import compile_fabric
 
 from collectives import api
 from collectives.engine import Step, solve_steps
-from collectives.params import DEFAULT_PARAMS
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 
@@ -24,6 +23,7 @@ class Communication:
     Examples
     --------
     >>> import fabric
+    >>> from collectives import DEFAULT_PARAMS
     >>> comm = Communication(fabric.dgx_superpod(2), "analytic", DEFAULT_PARAMS)
     >>> 0 < comm.time("all_reduce", [[0, 8]], 2**20) < comm.time("all_reduce", [[0, 8]], 2**24)
     True
