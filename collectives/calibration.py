@@ -1,7 +1,9 @@
 """Fitting the efficiency parameters to published nccl-tests measurements.
 
-:func:`fit` adjusts ``nvlink_efficiency`` (ring rows) and ``nvls_efficiency`` (NVLS
-rows) so the model's bus bandwidth matches ``nccl.csv`` as a whole: each is the single
+The measurements are package data (:mod:`collectives.data`): ``nccl.csv`` (DGX A100 and
+H100 servers, one algorithm per row) and ``nccl_multinode.csv`` (GB200 NVL72 racks and DGX
+H100 with NCCL's default choice). :func:`fit` adjusts ``nvlink_efficiency`` (ring rows) and
+``nvls_efficiency`` (NVLS rows) so the model's bus bandwidth matches ``nccl.csv`` as a whole: each is the single
 value minimising the squared relative error over all rows it governs, never one value
 per row. The defaults in :mod:`collectives.params` are the result; rerun when the file
 grows.
@@ -22,43 +24,65 @@ from scipy.optimize import minimize_scalar
 
 import fabric
 
+from collectives.data import read_rows
 from collectives.params import DEFAULT_PARAMS
-
-# ../shared/validation beside the repository (CI clones it there).
-VALIDATION_DIR = Path(__file__).resolve().parents[2] / "shared" / "validation"
 
 # Which parameter each measured algorithm calibrates.
 PARAMETER_OF = {"ring": "nvlink_efficiency", "nvls": "nvls_efficiency"}
 
 
 def read_nccl_csv(path=None):
-    """Rows of nccl.csv as dicts with numbers parsed; ``busbw`` in bytes/s."""
-    path = Path(path) if path else VALIDATION_DIR / "nccl.csv"
-    with open(path, newline="") as f:
-        lines = [line for line in f if not line.startswith("#")]
-    rows = []
-    for row in csv.DictReader(lines):
-        rows.append(
-            {
-                "collective": row["collective"],
-                "gpu": row["gpu"],
-                "nodes": int(row["nodes"]),
-                "gpus_per_node": int(row["gpus_per_node"]),
-                "algorithm": row["algorithm"],
-                "message_bytes": float(row["message_bytes"]),
-                "busbw": float(row["busbw_GBps"]) * 1e9,
-                "note": row.get("note", ""),
-            }
-        )
-    return rows
+    """Rows of ``nccl.csv`` (or of the CSV at ``path``, same columns) with numbers parsed;
+    ``busbw`` in bytes/s."""
+    if path is None:
+        raw = read_rows("nccl.csv")
+    else:
+        with open(Path(path), newline="") as f:
+            raw = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return [_parsed(row) for row in raw]
+
+
+def nccl_rows():
+    """Every published nccl-tests row: ``nccl.csv`` and ``nccl_multinode.csv``.
+
+    Rows of the multi-node file carry ``fabric`` (``"eos"``: DGX H100 SuperPOD; ``"nvl72"``:
+    GB200 NVL72 racks) and ``algorithm="auto"`` (NCCL chose; the source prints no algorithm).
+
+    Examples
+    --------
+    >>> rows = nccl_rows()
+    >>> sorted({r["fabric"] for r in rows}), rows[-1]["algorithm"]
+    (['eos', 'nvl72'], 'auto')
+    """
+    return read_nccl_csv() + [_parsed(row) for row in read_rows("nccl_multinode.csv")]
+
+
+def _parsed(row):
+    algorithm = row["algorithm"]
+    return {
+        "collective": row["collective"],
+        "gpu": row["gpu"],
+        "nodes": int(row["nodes"]),
+        "gpus_per_node": int(row["gpus_per_node"]),
+        "algorithm": algorithm if algorithm in PARAMETER_OF else "auto",
+        "message_bytes": float(row["message_bytes"]),
+        "busbw": float(row["busbw_GBps"]) * 1e9,
+        "fabric": row.get("fabric", "eos"),
+        "note": row.get("note") or row.get("source", ""),
+    }
 
 
 def predict(row, params=DEFAULT_PARAMS, level="flow"):
-    """Modelled busbw (bytes/s) of one measurement row on a DGX SuperPOD of its size."""
+    """Modelled busbw (bytes/s) of one measurement row on its fabric: a DGX SuperPOD of its
+    size (``fabric="eos"``, the default) or GB200 NVL72 racks (``"nvl72"``)."""
     import collectives
 
-    G = fabric.dgx_superpod(row["nodes"], gpu=row["gpu"])
-    ranks = [h * 8 + i for h in range(row["nodes"]) for i in range(row["gpus_per_node"])]
+    if row.get("fabric", "eos") == "nvl72":
+        G = fabric.nvl72(row["nodes"] * row["gpus_per_node"] // 72, gpu=row["gpu"])
+        ranks = None  # whole racks
+    else:
+        G = fabric.dgx_superpod(row["nodes"], gpu=row["gpu"])
+        ranks = [h * 8 + i for h in range(row["nodes"]) for i in range(row["gpus_per_node"])]
     fn = getattr(collectives, row["collective"])
     result = fn(G, row["message_bytes"], ranks=ranks, algorithm=row["algorithm"], level=level, params=params)
     return result.busbw

@@ -1,4 +1,4 @@
-"""The command line: ``python -m collectives [estimate|collective|search|fabric] ...``.
+"""The command line: ``python -m collectives [estimate|collective|search|fabric|validate] ...``.
 
 With no subcommand it prints the built-in example (Llama-3-8B, tp8 x dp4, on a 4-server
 H100 DGX SuperPOD at the flow level), as the README's quick start shows.
@@ -40,6 +40,7 @@ from collectives.training.model import MLPS, MODELS, Transformer
 from collectives.training.plan import PRECISIONS, ZERO_STAGES, Parallelism
 from collectives.training.search import search
 from collectives.training.step import estimate_step
+from collectives.training.validation import validate
 
 # Cluster kinds: (builder, GPUs per COUNT unit, default GPU, what COUNT counts).
 # HGX/DGX servers hold 8 GPUs; an NVL72 rack holds 72 (18 trays of 4 GB200).
@@ -257,7 +258,7 @@ def build_parser():
         epilog=CLUSTER_HELP + "\nerrors print one line 'error: ...' on stderr and exit with status 2",
         formatter_class=formatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{estimate,collective,search,fabric}")
+    sub = parser.add_subparsers(dest="command", metavar="{estimate,collective,search,fabric,validate}")
     cluster, model, comm = _cluster_args(), _model_args(), _comm_args()
 
     p = sub.add_parser("estimate", parents=[model, cluster, comm], formatter_class=formatter, epilog=CLUSTER_HELP,
@@ -320,6 +321,18 @@ def build_parser():
                        description="Print fabric.summary and fabric.bill_of_materials of a cluster.")
     _json(p)
     p.set_defaults(run=run_fabric)
+
+    p = sub.add_parser("validate", formatter_class=formatter,
+                       help="every published measurement against the model",
+                       description="Price every published row of the project's data (training steps and "
+                                   "nccl-tests) and print published, predicted, error and whether the plan "
+                                   "fits, with medians per GPU family (collectives.training.validation).")
+    p.add_argument("--kinds", default="step,nccl", metavar="LIST",
+                   help="which rows: step, nccl or both, comma-separated (default step,nccl)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _level(p, "analytic")
+    _json(p)
+    p.set_defaults(run=run_validate)
     return parser
 
 
@@ -453,6 +466,16 @@ def run_fabric(args):
         print(summary)
         print()
         print(bom)
+    return 0
+
+
+def run_validate(args):
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    report = validate(args.level, kinds=kinds, progress=not args.no_progress)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report)
     return 0
 
 

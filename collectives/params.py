@@ -2,7 +2,7 @@
 
 Efficiencies turn line rates into what NCCL achieves on each medium; they scale link
 capacities at the flow level and bandwidths in the closed forms alike, so the two levels
-agree. ``nvlink`` and ``nvls`` are fitted to ../shared/validation/nccl.csv as a whole by
+agree. ``nvlink`` and ``nvls`` are fitted to the package data's nccl.csv as a whole by
 :func:`collectives.calibration.fit` (rerun it when that file changes); the rest come
 from published figures cited beside them.
 

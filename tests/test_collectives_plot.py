@@ -222,3 +222,21 @@ def test_link_heatmap_custom_groups_and_errors():
     edge = next(iter(util))
     with pytest.raises(collectives.InvalidSpec, match="finite"):
         link_heatmap(G, {edge: math.nan})
+
+
+def test_parity_marks_each_gpu_family_and_plans_that_do_not_fit():
+    from collectives.training.plot import parity
+    from collectives.training.validation import validate
+
+    report = validate(kinds=("step",), progress=False)
+    fig = parity(report)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    priced = [r for r in report.rows if not r["unsupported"]]
+    assert sum(len(t.x) for t in markers) == len(priced)
+    assert {t.name for t in markers} == {r["gpu"] for r in priced}
+    open_markers = sum(s.endswith("-open") for t in markers for s in t.marker.symbol)
+    assert open_markers == sum(1 for r in priced if r["fits"] is False)
+    unsupported = len(report.rows) - len(priced)
+    assert f"{unsupported} unsupported rows not drawn" in fig.layout.title.text
+    with pytest.raises(collectives.InvalidSpec, match="is not a ValidationReport"):
+        parity([1, 2])

@@ -5,7 +5,6 @@ written out literally in the tests (not taken from the code under test), so that
 wrong coefficient in the model fails here.
 """
 
-import csv
 import dataclasses
 
 import pytest
@@ -14,7 +13,8 @@ import fabric
 from collectives.training.memory import memory_per_gpu, memory_per_stage
 from collectives.training.model import MODELS, Transformer, padded_vocab
 from collectives.training.plan import Parallelism
-from training_cases import VALIDATION_DIR, raises_exactly as _raises, tiny
+from collectives.data import read_rows
+from training_cases import raises_exactly as _raises, tiny
 
 H100 = fabric.GPUS["H100"]
 
@@ -271,15 +271,13 @@ def test_gpt3_on_eight_gpus_data_parallel_does_not_fit():
 
 
 def test_published_megatron_runs_fit():
-    """Every run in ../shared/validation/training.csv trained, so it must fit in its GPU's HBM.
+    """Every run in training.csv trained, so it must fit in its GPU's HBM.
 
     SC'21 predates the distributed optimizer (zero=0); the Megatron-Core H100 runs use it (zero=1).
     Micro-batch 1 and no interleaving (not given by the sources).
     """
-    path = VALIDATION_DIR / "training.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    rows = list(csv.DictReader(line for line in path.open() if not line.startswith("#")))
+    rows = read_rows("training.csv")
+    assert len(rows) == 19
     for r in rows:
         m = Transformer(layers=int(r["layers"]), hidden=int(r["hidden"]), heads=int(r["heads"]),
                         seq_len=int(r["seq_len"]), vocab=int(r["vocab"]))

@@ -5,7 +5,6 @@ written out literally in the tests (not taken from the code under test), so that
 wrong coefficient in the model fails here.
 """
 
-import csv
 import dataclasses
 from fractions import Fraction
 
@@ -14,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 
 import fabric
 from collectives.training.model import MODELS, Transformer
-from training_cases import VALIDATION_DIR, raises_exactly as _raises, tiny
+from collectives.data import read_rows
+from training_cases import raises_exactly as _raises, tiny
 
 H100 = fabric.GPUS["H100"]
 
@@ -145,10 +145,7 @@ def test_design_formula_equals_megatron_for_any_gpt_shape(L, a, d, s, V):
 
 
 def test_megatron_formula_matches_every_validation_row():
-    path = VALIDATION_DIR / "training.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    rows = list(csv.DictReader(line for line in path.open() if not line.startswith("#")))
+    rows = read_rows("training.csv")
     assert rows
     for r in rows:
         L, h, s, V = int(r["layers"]), int(r["hidden"]), int(r["seq_len"]), int(r["vocab"])

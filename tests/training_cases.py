@@ -1,14 +1,11 @@
 """Helpers shared by the training tests (model, plan, memory)."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from collectives.errors import InvalidSpec
 from collectives.training.model import Transformer
-
-VALIDATION_DIR = Path(__file__).resolve().parents[2] / "shared" / "validation"
 
 
 def raises_exactly(message):

@@ -12,7 +12,7 @@ plus the overhead of their kernels.
 ``attention_efficiency`` is a published figure (FlashAttention-2 on H100 reaches ~35% of
 peak; Shah et al. 2024, FlashAttention-3, section 1); ``gemm_efficiency`` and
 ``kernel_overhead`` are fitted once to
-../shared/validation/training.csv as a whole (:mod:`collectives.training.calibration`); the
+the package data's training.csv as a whole (:mod:`collectives.training.calibration`); the
 byte counts below are derived, not fitted.
 
 Examples

@@ -3,7 +3,8 @@
 - :func:`step_breakdown`: where a step's time goes, cause by cause;
 - :func:`scaling`: step time and MFU as the GPU count grows;
 - :func:`search_results`: every plan of a search, step time vs memory per GPU;
-- :func:`what_if`: named scenarios (fabrics, failures) against a baseline.
+- :func:`what_if`: named scenarios (fabrics, failures) against a baseline;
+- :func:`parity`: every published measurement against the model's prediction.
 
 Collective figures (bandwidth curves, link heatmaps) are in :mod:`collectives.plot`. plotly
 is imported inside the functions, so ``import collectives`` stays fast and works without it.
@@ -359,6 +360,81 @@ def what_if(estimates):
 
 
 
+# --- 5. parity with published measurements --------------------------------------------
+
+# One marker per GPU family on the parity figure, in catalog order.
+GPU_SYMBOLS = {"A100": "circle", "H100": "square", "H200": "diamond", "B200": "triangle-up", "GB200": "star"}
+
+
+def parity(report):
+    """Predicted against published, one marker per row, a shape and colour per GPU family.
+
+    Two panels: seconds per training step and nccl-tests bus bandwidth, both log-log, with
+    the line of equality and a band of +-10%. Rows the plan of which is predicted not to fit
+    are open markers; unsupported rows are counted in the title, not drawn.
+
+    Parameters
+    ----------
+    report : collectives.training.validation.ValidationReport
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Examples
+    --------
+    >>> from collectives.training.validation import validate
+    >>> from collectives.training.plot import parity
+    >>> fig = parity(validate(kinds=("nccl",), progress=False))
+    >>> sorted({t.name for t in fig.data if t.showlegend is not False})
+    ['A100', 'GB200', 'H100']
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not (hasattr(report, "rows") and hasattr(report, "level")):
+        raise InvalidSpec(f"report={report!r:.80} is not a ValidationReport (collectives.training.validation)")
+    panels = {"step": ("seconds per step", 1, lambda v: v), "nccl": ("bus bandwidth (GB/s)", 2, lambda v: v / 1e9)}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _, _ in panels.values()],
+                        horizontal_spacing=0.12)
+    families = [g for g in GPU_SYMBOLS if any(r["gpu"] == g for r in report.rows)]
+    families += sorted({r["gpu"] for r in report.rows} - set(families))
+    colors, shown = palette(), set()
+    for kind, (title, col, scale) in panels.items():
+        priced = [r for r in report.rows if r["kind"] == kind and not r["unsupported"]]
+        if not priced:
+            continue
+        values = [scale(v) for r in priced for v in (r["published"], r["predicted"])]
+        lo, hi = min(values) / 1.3, max(values) * 1.3
+        for factor, dash in ((1.0, "solid"), (1.1, "dot"), (1 / 1.1, "dot")):
+            fig.add_trace(go.Scatter(x=[lo, hi], y=[lo * factor, hi * factor], mode="lines", showlegend=False,
+                                     line=dict(color="#999999", dash=dash, width=1), hoverinfo="skip"), row=1, col=col)
+        for i, gpu in enumerate(families):
+            mine = [r for r in priced if r["gpu"] == gpu]
+            if not mine:
+                continue
+            symbol = GPU_SYMBOLS.get(gpu, "x")
+            fig.add_trace(go.Scatter(
+                x=[scale(r["published"]) for r in mine], y=[scale(r["predicted"]) for r in mine], mode="markers",
+                name=gpu, legendgroup=gpu, showlegend=gpu not in shown,
+                marker=dict(size=10, color=colors[i % len(colors)],
+                            symbol=[symbol + ("-open" if r["fits"] is False else "") for r in mine]),
+                hovertext=[f"<b>{r['case']}</b><br>{r['gpus']:,} {gpu}<br>published {scale(r['published']):.4g}, "
+                           f"predicted {scale(r['predicted']):.4g} ({r['error']:+.1%})"
+                           + ("<br>predicted NOT to fit in memory" if r["fits"] is False else "")
+                           for r in mine], hoverinfo="text"), row=1, col=col)
+            shown.add(gpu)
+        fig.update_xaxes(type="log", title_text=f"published {title}", row=1, col=col)
+        fig.update_yaxes(type="log", title_text=f"predicted {title}", row=1, col=col)
+    unsupported = sum(1 for r in report.rows if r["unsupported"])
+    sub = f"{report.level} level; dotted: +-10%; open markers: predicted not to fit"
+    if unsupported:
+        sub += f"; {unsupported} unsupported rows not drawn"
+    fig.update_layout(LAYOUT, title=dict(text=f"Model against published measurements<br><sup>{sub}</sup>", x=0.01),
+                      legend=dict(title="GPU"))
+    return fig
+
+
 # --- shared helpers ------------------------------------------------------------------
 
 
@@ -404,4 +480,4 @@ def _plan_text(plan):
 
 
 
-__all__ = ["step_breakdown", "scaling", "search_results", "what_if"]
+__all__ = ["step_breakdown", "scaling", "search_results", "what_if", "parity"]

@@ -1,0 +1,42 @@
+"""Published measurements the models are fitted to or checked against (the project's package data).
+
+Each CSV names its sources in its ``#`` header lines; they arrive in ``../shared/validation``
+and are copied here so that a clean clone and ``pip install .`` carry them:
+
+- ``nccl.csv``: nccl-tests bus bandwidths on DGX A100 / H100 (ring, NVLS);
+- ``nccl_multinode.csv``: all-reduce on GB200 NVL72 racks (one and two) and DGX H100 NVLS;
+- ``training.csv``: SC'21 Table 1 and Megatron-LM's H100 weak-scaling table (throughput);
+- ``training_runs.csv``: runs with their full plans (dgxc-benchmarking, torchtitan, BLOOM).
+
+Examples
+--------
+>>> rows = read_rows("nccl.csv")
+>>> rows[0]["collective"], len(rows) >= 6
+('all_reduce', True)
+"""
+
+import csv
+from importlib import resources
+
+FILES = ("nccl.csv", "nccl_multinode.csv", "training.csv", "training_runs.csv")
+
+
+def data_file(name):
+    """The package-data file ``name`` (one of :data:`FILES`), as an ``importlib.resources`` path.
+
+    Examples
+    --------
+    >>> data_file("training_runs.csv").name
+    'training_runs.csv'
+    """
+    if name not in FILES:
+        from collectives.errors import InvalidSpec
+
+        raise InvalidSpec(f"name={name!r} must be one of {', '.join(map(repr, FILES))}")
+    return resources.files(__name__) / name
+
+
+def read_rows(name):
+    """Rows of the package-data CSV ``name`` as dicts of strings (its ``#`` lines are skipped)."""
+    with data_file(name).open(newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))

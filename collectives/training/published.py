@@ -1,0 +1,179 @@
+"""Published training runs, rebuilt as a model, a plan and a fabric each.
+
+Two files of the project's package data (:mod:`collectives.data`, with their sources in
+their headers):
+
+- ``training.csv``: Narayanan et al. SC'21 Table 1 (Selene, DGX A100) and the Megatron-LM
+  README weak-scaling table (DGX H100), throughput only;
+- ``training_runs.csv``: runs with their full plans (NVIDIA dgxc-benchmarking on DGX H100
+  and GB200 NVL72, torchtitan on H100 and H200, BLOOM-176B), dense and MoE.
+
+:func:`published_runs` turns every row into a :class:`PublishedRun`. What a source leaves
+open is filled with the defaults of the framework that ran it (:data:`FRAMEWORKS`), never
+per row. A row whose setting the library cannot express yet keeps its measurement and says
+why in ``unsupported``, so a report shows it rather than dropping it.
+
+Examples
+--------
+>>> runs = published_runs()
+>>> len(runs) >= 40, sorted({r.file for r in runs})
+(True, ['training.csv', 'training_runs.csv'])
+>>> run = next(r for r in runs if r.case == "llama31_70b_h100_2048_fp8")
+>>> run.plan.precision, run.plan.tp, run.gpus, run.unsupported
+('fp8', 4, 2048, '')
+"""
+
+from dataclasses import dataclass
+from functools import partial
+
+import fabric
+
+from collectives.data import read_rows
+from collectives.training.model import Transformer
+from collectives.training.plan import Parallelism
+
+
+# What each framework did where a source does not say, as of the runs' dates:
+# - Megatron-Core / NeMo (dgxc-benchmarking recipes): Transformer Engine fused (flash)
+#   attention, --tp-comm-overlap, --overlap-grad-reduce, --overlap-param-gather (the recipes'
+#   defaults, NeMo 24.x-25.x);
+# - torchtitan: FlashAttention through PyTorch SDPA; FSDP2 prefetches the next layer's
+#   all-gather and overlaps reduce-scatter with backward; TP overlap only with AsyncTP;
+# - Megatron-LM 2021 (SC'21) and its Megatron-DeepSpeed fork (BLOOM, 2022): fused softmax without FlashAttention, no TP overlap,
+#   DeepSpeed ZeRO-1 without communication overlap (DeepSpeed's overlap_comm default False).
+FRAMEWORKS = {
+    "megatron-core": dict(flash_attention=True, tp_comm_overlap=True, overlap_grad_reduce=True,
+                          overlap_param_gather=True),
+    "torchtitan": dict(flash_attention=True, tp_comm_overlap=False, overlap_grad_reduce=True,
+                       overlap_param_gather=True),
+    "megatron-2021": dict(flash_attention=False, tp_comm_overlap=False, overlap_grad_reduce=False,
+                               overlap_param_gather=False),
+}
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """One published run: what was measured and what it is rebuilt as.
+
+    Attributes
+    ----------
+    case, file, source : str
+        A short name, the package-data file and the source it cites.
+    gpu : str
+        The GPU family (``"H100"``, ``"GB200"``...).
+    gpus : int
+    seconds : float
+        Measured (or, where the source prints throughput, derived) seconds per step.
+    model, plan
+        :class:`~collectives.training.model.Transformer` and
+        :class:`~collectives.training.plan.Parallelism`; None when unsupported.
+    fabric : callable or None
+        Builds the fabric the run is priced on (graphs are built on demand: a report
+        of 40 runs would otherwise hold 40 graphs).
+    unsupported : str
+        Empty, or why the library cannot price this run yet.
+    """
+
+    case: str
+    file: str
+    source: str
+    gpu: str
+    gpus: int
+    seconds: float
+    model: object = None
+    plan: object = None
+    fabric: object = None
+    unsupported: str = ""
+
+
+def published_runs():
+    """Every row of ``training.csv`` and ``training_runs.csv`` as a :class:`PublishedRun`."""
+    return [_throughput_run(row) for row in read_rows("training.csv")] + \
+        [_full_run(row) for row in read_rows("training_runs.csv")]
+
+
+# --------------------------------------------------------------------------- training.csv
+
+
+def _throughput_run(row):
+    """A training.csv row: SC'21 (fp16, no distributed optimizer, 2021 kernels) or Megatron-Core
+    H100 (the flags its source states); micro-batch 1 and interleaving as in :func:`_interleaving`."""
+    ints = {k: int(row[k]) for k in ("gpus", "layers", "hidden", "heads", "seq_len", "vocab", "tp", "pp", "dp",
+                                     "global_batch")}
+    model = Transformer(layers=ints["layers"], hidden=ints["hidden"], heads=ints["heads"], seq_len=ints["seq_len"],
+                        vocab=ints["vocab"], mlp="gelu", name=f"{row['source']} {ints['layers']}L h{ints['hidden']}")
+    megatron_core = row["source"] != "sc21"
+    framework = FRAMEWORKS["megatron-core" if megatron_core else "megatron-2021"]
+    plan = Parallelism(
+        tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], micro_batch=1, global_batch=ints["global_batch"],
+        virtual_stages=_interleaving(ints["layers"], ints["pp"], ints["global_batch"] // ints["dp"]),
+        sequence_parallel=row["sequence_parallel"].strip().lower() == "true", recompute=row["recompute"],
+        zero=1 if megatron_core else 0, precision="bf16" if megatron_core else "fp16", **framework,
+    )
+    return PublishedRun(
+        case=f"{row['source']}_{ints['gpus']}_tp{ints['tp']}_pp{ints['pp']}", file="training.csv",
+        source=row["source"], gpu=row["gpu"], gpus=ints["gpus"], seconds=float(row["seconds_per_iter"]),
+        model=model, plan=plan, fabric=partial(fabric.dgx_superpod, ints["gpus"] // 8, gpu=row["gpu"]),
+    )
+
+
+def _interleaving(layers, pp, micro_batches):
+    """Two model chunks per stage where the layers split evenly so and the micro-batches are a
+    multiple of the stages (SC'21 used the interleaved schedule; its depth is not printed), else 1."""
+    return 2 if pp > 1 and layers % (2 * pp) == 0 and micro_batches % pp == 0 else 1
+
+
+# --------------------------------------------------------------------------- training_runs.csv
+
+
+def _framework(row):
+    source = row["source"]
+    if "torchtitan" in source:
+        return "torchtitan"
+    if "bigscience" in source:
+        return "megatron-2021"
+    return "megatron-core"
+
+
+def _full_run(row):
+    """A training_runs.csv row, with the plan its source prints."""
+    n = {k: int(row[k]) for k in ("gpus", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "seq_len", "vocab",
+                                  "experts", "top_k", "tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch",
+                                  "virtual_stages", "zero")}
+    common = dict(case=row["case"], file="training_runs.csv", source=row["source"], gpu=row["gpu"], gpus=n["gpus"],
+                  seconds=float(row["seconds_per_iter"]))
+    if n["experts"] > 1 and n["ep"] > n["dp"]:
+        return PublishedRun(**common, unsupported=f"ep={n['ep']} > dp={n['dp']}: Megatron-Core MoE parallel folding "
+                                                  "(expert groups over tp x cp x dp ranks) is not modelled yet")
+    model = Transformer(
+        layers=n["layers"], hidden=n["hidden"], heads=n["heads"], kv_heads=n["kv_heads"],
+        ffn_hidden=n["ffn_hidden"], mlp=row["mlp"], seq_len=n["seq_len"], vocab=n["vocab"], experts=n["experts"],
+        top_k=n["top_k"], dropout=False, name=row["case"],
+    )
+    framework = dict(FRAMEWORKS[_framework(row)])
+    if "AsyncTP" in row["derivation"]:
+        framework["tp_comm_overlap"] = True
+    plan = Parallelism(
+        tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], micro_batch=n["micro_batch"],
+        global_batch=n["global_batch"], virtual_stages=n["virtual_stages"], recompute=row["recompute"],
+        sequence_parallel=row["sequence_parallel"].strip().lower() == "true", zero=n["zero"],
+        precision=row["precision"], **framework,
+    )
+    builder, unsupported = _fabric_of(row["fabric"], row["gpu"], n["gpus"])
+    return PublishedRun(**common, model=model, plan=plan, fabric=builder, unsupported=unsupported)
+
+
+def _fabric_of(description, gpu, gpus):
+    """(builder, why unsupported) of a row's ``fabric`` column."""
+    if description == "eos":  # DGX H100 SuperPOD: 8 x 400G NDR per node
+        return partial(fabric.dgx_superpod, gpus // 8, gpu=gpu), ""
+    if description == "nvl72":
+        if gpus % 72:
+            return None, (f"{gpus} GPUs use part of each NVL72 rack; a job on part of a fabric (ranks=) is not "
+                          "modelled yet")
+        return partial(fabric.nvl72, gpus // 72, gpu=gpu), ""
+    if "Omni-Path" in description:
+        return None, "4 x 100 Gb/s Omni-Path per 8-GPU node: no NIC of that speed in fabric.NICS yet"
+    # Meta Grand Teton and WhiteFiber H200: 400 Gb/s RDMA per GPU, IB or RoCE not stated. Priced
+    # on a DGX SuperPOD of the same size (rail-optimized, adaptive routing): an assumption.
+    return partial(fabric.dgx_superpod, gpus // 8, gpu=gpu), ""

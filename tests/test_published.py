@@ -1,0 +1,129 @@
+"""Published measurements as package data, the runs rebuilt from them, and the validation report."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import collectives
+from collectives import calibration as nccl_calibration
+from collectives.cli import main
+from collectives.data import FILES, data_file, read_rows
+from collectives.errors import InvalidSpec
+from collectives.training.published import published_runs
+from collectives.training.validation import validate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "validation"
+
+
+def test_every_data_file_ships_with_the_package_and_names_its_sources():
+    for name in FILES:
+        path = data_file(name)
+        assert path.is_file(), name
+        header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+        assert any("ource" in line for line in header), f"{name} names no source"
+        assert read_rows(name), name
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared/validation beside this clone")
+def test_package_data_is_the_shared_copy():
+    for name in FILES:
+        if (SHARED / name).exists():
+            assert data_file(name).read_text() == (SHARED / name).read_text(), f"{name} differs from shared/"
+
+
+def test_unknown_data_file_is_refused():
+    with pytest.raises(InvalidSpec, match="name='x.csv' must be one of"):
+        data_file("x.csv")
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return published_runs()
+
+
+def test_every_row_becomes_a_run(runs):
+    assert len(runs) == len(read_rows("training.csv")) + len(read_rows("training_runs.csv"))
+    assert len({r.case for r in runs}) == len(runs)
+    for run in runs:
+        assert run.seconds > 0
+        if run.unsupported:
+            assert run.fabric is None or run.model is None
+            continue
+        G = run.fabric()
+        run.plan.check_against(run.model, gpus=G)
+
+
+def test_unsupported_runs_say_why(runs):
+    reasons = {r.case: r.unsupported for r in runs if r.unsupported}
+    assert "MoE parallel folding" in reasons["dsv3_671b_h100_1024_bf16"]
+    assert "Omni-Path" in reasons["bloom176b_a100_384"]
+    assert "part of each NVL72 rack" in reasons["llama31_405b_gb200_128_bf16"]
+
+
+def test_framework_defaults_fill_what_sources_leave_open(runs):
+    by_case = {r.case: r for r in runs}
+    nemo = by_case["llama31_70b_h100_2048_fp8"].plan
+    assert nemo.flash_attention and nemo.tp_comm_overlap and nemo.overlap_grad_reduce
+    titan = by_case["torchtitan_llama31_8b_h100_128_fsdp"].plan
+    assert titan.zero == 3 and not titan.tp_comm_overlap
+    assert by_case["torchtitan_llama31_70b_h100_256_fsdp_tp"].plan.tp_comm_overlap  # AsyncTP, as the source says
+    sc21 = next(r for r in runs if r.source == "sc21").plan
+    assert not sc21.flash_attention and sc21.precision == "fp16" and sc21.zero == 0
+
+
+@pytest.fixture(scope="module")
+def report():
+    return validate(progress=False)
+
+
+def test_report_prices_every_supported_row(report, runs):
+    steps = [r for r in report.rows if r["kind"] == "step"]
+    assert len(steps) == len(runs)
+    assert len([r for r in report.rows if r["kind"] == "nccl"]) == len(nccl_calibration.nccl_rows())
+    for row in report.rows:
+        if row["unsupported"]:
+            assert row["predicted"] is None and row["error"] is None
+        else:
+            assert np.isfinite(row["predicted"]) and row["predicted"] > 0
+            assert row["error"] == pytest.approx(row["predicted"] / row["published"] - 1)
+
+
+def test_report_summary_counts_its_rows(report):
+    summary = report.summary()
+    steps = [r for r in report.rows if r["kind"] == "step"]
+    priced = [r for r in steps if not r["unsupported"]]
+    assert summary["step"]["rows"] == len(steps)
+    assert summary["step"]["unsupported"] == len(steps) - len(priced)
+    assert summary["step"]["median_error"] == pytest.approx(np.median([abs(r["error"]) for r in priced]))
+    assert summary["step"]["not_fitting"] == sum(1 for r in priced if not r["fits"])
+    assert set(summary["step"]["median_error_by_gpu"]) == {r["gpu"] for r in priced}
+    assert json.loads(json.dumps(report.to_dict()))["summary"]["nccl"]["rows"] == summary["nccl"]["rows"]
+
+
+def test_report_agrees_with_the_estimator(report, runs):
+    run = next(r for r in runs if r.case == "nemotron4_340b_h100_2048_bf16")
+    est = collectives.estimate_step(run.model, run.plan, run.fabric(), level="analytic")
+    row = next(r for r in report.rows if r["case"] == run.case)
+    assert row["predicted"] == est.time and row["fits"] == est.fits
+
+
+def test_report_text_lists_every_row(report):
+    text = str(report)
+    assert all(r["case"][:44] in text for r in report.rows)
+    assert "median by GPU" in text and "unsupported:" in text
+
+
+def test_validate_rejects_bad_arguments():
+    with pytest.raises(InvalidSpec, match="level='fast' must be one of"):
+        validate("fast")
+    with pytest.raises(InvalidSpec, match="kinds='steps' must be one of"):
+        validate(kinds=("steps",))
+
+
+def test_cli_validate_json(capsys):
+    assert main(["validate", "--kinds", "nccl", "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["level"] == "analytic" and {r["kind"] for r in out["rows"]} == {"nccl"}
+    assert main(["validate", "--kinds", "nope", "--no-progress"]) == 2
