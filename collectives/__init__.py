@@ -23,7 +23,7 @@ from collectives.api import (
     send_recv,
     sweep,
 )
-from collectives.errors import CollectivesError, Infeasible, InvalidSpec, Unsupported
+from collectives.errors import CollectivesError, Infeasible, InvalidSpec, MemoryWarning, Unsupported
 from collectives.params import DEFAULT_PARAMS, CommParams
 from collectives.result import CollectiveResult, Phase
 # The training-step estimator (collectives.training), re-exported as the public contract names it.
@@ -61,6 +61,7 @@ __all__ = [
     "CollectivesError",
     "Infeasible",
     "InvalidSpec",
+    "MemoryWarning",
     "Unsupported",
     "DEFAULT_PARAMS",
     "CommParams",

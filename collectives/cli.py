@@ -35,9 +35,9 @@ from collectives import algorithms
 from collectives.api import sweep
 from collectives.errors import CollectivesError
 from collectives.params import CommParams
-from collectives.training.memory import RECOMPUTE
+from collectives.training.memory import PRECISIONS, RECOMPUTE
 from collectives.training.model import MLPS, MODELS, Transformer
-from collectives.training.plan import PRECISIONS, ZERO_STAGES, Parallelism
+from collectives.training.plan import ZERO_STAGES, Parallelism
 from collectives.training.search import search
 from collectives.training.step import estimate_step
 from collectives.training.validation import validate

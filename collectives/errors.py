@@ -25,6 +25,11 @@ class Infeasible(CollectivesError, fabric_errors.Infeasible):
     """A valid plan that the hardware cannot hold (out of memory, too many flows)."""
 
 
+class MemoryWarning(UserWarning):
+    """A plan needs more memory per GPU than the GPU can give it: its estimate is of a plan
+    that cannot run as given (the message names the memory needed and available)."""
+
+
 @contextmanager
 def collectives_errors():
     """Re-raise ``fabric`` ``InvalidSpec`` (from :mod:`fabric.checks`) as the ``collectives`` one.

@@ -9,7 +9,7 @@ import fabric
 from collectives.errors import Infeasible
 from collectives.training.pipeline import simulation_shape
 from collectives.training.search import _chunks, candidate_plans
-from collectives.training.step import USABLE_MEMORY
+from collectives.training.memory import usable_memory
 
 MODEL = collectives.MODELS["llama3-8b"]
 
@@ -26,9 +26,9 @@ def ranked(superpod):
 
 
 def test_results_fit_and_are_sorted(ranked, superpod):
-    hbm = superpod.graph["gpu"].hbm_bytes
+    limit = usable_memory(superpod.graph["gpu"])
     assert len(ranked) > 100
-    assert all(e.fits and e.memory_per_gpu <= USABLE_MEMORY * hbm for e in ranked)
+    assert all(e.fits and e.memory_per_gpu <= limit for e in ranked)
     assert [e.time for e in ranked] == sorted(e.time for e in ranked)
 
 

@@ -151,3 +151,18 @@ def test_a_larger_vocabulary_costs_its_cross_entropy_bytes():
                                                      * collectives.training.compute.DEFAULT_COMPUTE.gemm_efficiency)
     memory = 52 * tokens * shard / gpu.hbm_bandwidth
     assert extra == pytest.approx(gemms + memory, rel=0.05)
+
+
+def test_a_plan_that_does_not_fit_is_estimated_with_a_memory_warning():
+    G = fabric.dgx_superpod(1)
+    plan = collectives.Parallelism(dp=8, global_batch=8, zero=0)  # GPT-3 175B unsharded on 8 GPUs
+    with pytest.warns(collectives.MemoryWarning, match=r"needs \d+\.\d GiB per GPU; H100 has 76\.1 GiB usable"):
+        est = collectives.estimate_step(collectives.MODELS["gpt3-175b"], plan, G, level="analytic")
+    assert not est.fits and est.time > 0
+
+
+def test_a_plan_that_fits_gives_no_memory_warning(recwarn):
+    est = collectives.estimate_step(collectives.MODELS["llama3-8b"], llama8b_plan(), fabric.dgx_superpod(4),
+                                    level="analytic")
+    assert est.fits
+    assert not [w for w in recwarn if issubclass(w.category, collectives.MemoryWarning)]

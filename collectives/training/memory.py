@@ -33,7 +33,19 @@ RECOMPUTE = ("none", "selective", "full")
 
 # Activations are stored in 16-bit (bf16/fp16), dropout masks in 1 byte per element, as in
 # Korthikanti et al. 2022, section 4.1; the activation coefficients below fold these sizes in.
-# FP8 training is counted the same (Transformer Engine keeps some GEMM inputs in FP8: less).
+# FP8 training keeps the inputs of its FP8 GEMMs in 1 byte (see _activation_coefficients).
+PRECISIONS = ("bf16", "fp16", "fp8")
+
+# What a GPU's HBM holds besides the model (fits = total <= usable_memory(gpu)):
+# - the CUDA context of a PyTorch process with its kernels and the cuBLAS/cuDNN workspaces
+#   (CUDA 11.7+ lazy module loading) [estimate: 0.3-0.9 GB reported for H100 processes];
+# - NCCL's buffers: NCCL_BUFFSIZE 4 MiB per channel and peer for the Simple protocol, plus
+#   the LL and LL128 ones (NCCL documentation, environment variables), over up to 32
+#   channels and the few communicators (TP, CP, DP, PP, EP) of a step [estimate];
+# - what the PyTorch caching allocator loses to fragmentation, as a share of HBM [estimate].
+CUDA_CONTEXT_BYTES = 0.5 * 2**30
+NCCL_BUFFER_BYTES = 1.0 * 2**30
+ALLOCATOR_RESERVE = 0.03
 # Bytes per parameter of the Megatron-LM distributed-optimizer path with bf16 parameters and
 # fp32 gradients (Megatron-LM docs, "Distributed optimizer": 18 bytes/param unsharded,
 # 6 + 12/d sharded): bf16 parameter 2, fp32 main gradient 4, Adam fp32 master parameter 4 +
@@ -52,6 +64,8 @@ FP16_GRADIENT_BYTES = 2
 # an FP8 copy and its transpose (Hopper FP8 GEMMs take only TN operands) across micro-batches:
 # 1 + 1 byte per transformer-layer GEMM parameter. Embedding and output layer stay in bf16.
 # [mem: Transformer Engine Float8Tensor transpose cache; not found in a public document]
+# With FP8 parameters (fp8_params) the GEMM weight itself is the 1-byte FP8 tensor and its
+# transpose the other byte: 2 bytes per GEMM parameter in all, as bf16 weights alone.
 FP8_WEIGHT_COPY_BYTES = 2
 
 
@@ -60,29 +74,42 @@ FP8_WEIGHT_COPY_BYTES = 2
 # ---------------------------------------------------------------------------
 
 
-def _activation_coefficients(model, kind, local_seq):
+def _activation_coefficients(model, kind, local_seq, flash_attention, fp8):
     """(replicated, tp_sharded, scores) multipliers of ``s b h`` bytes for one layer."""
     h, a, g = model.hidden, model.heads, model.kv_heads
     d = 1 if model.dropout else 0
-    # Not split by TP without sequence parallelism: two norm inputs 4, QKV input 2, MLP
-    # input 2, a 1-byte dropout mask after attention and one after the MLP.
-    replicated = 8 + 2 * d
-    # Split by TP: Q 2, K and V 2 g/a each, attention output (projection input) 2.
-    attention = 4 + 4 * g / a
+    # FP8 GEMMs keep their inputs for the weight gradient as the 1-byte FP8 cast, not in 16 bits
+    # (Transformer Engine Linear/LayerNormLinear save the quantised input; FP8 recipes of
+    # Megatron-Core and NeMo) [mem: TE source, not found in a public document]: ``gemm_in``.
+    gemm_in = 1 if fp8 else 2
+    # Not split by TP without sequence parallelism: two norm inputs 4, QKV input, MLP input
+    # (an MoE layer's is the router's, kept in 16 bits), a 1-byte dropout mask after
+    # attention and one after the MLP.
+    replicated = 4 + gemm_in + (2 if kind == "moe" else gemm_in) + 2 * d
+    # Split by TP: Q 2, K and V 2 g/a each, attention output (projection input).
+    attention = 2 + 4 * g / a + gemm_in
     if kind == "moe":
-        # Each of top_k expert copies of a token: its dispatched input 2, fc1 output and
-        # activation input/output 4 glu f_e / h.
-        mlp = model.top_k * (2 + 4 * model.glu * model.expert_ffn_hidden / h)
+        # Each of top_k expert copies of a token: its dispatched input (the expert fc1 input),
+        # fc1 output and activation output (the fc2 input): 2 glu f_e / h + f_e / h each.
+        ffn = model.expert_ffn_hidden
+        mlp = model.top_k * (gemm_in + (4 * model.glu - 2 + gemm_in) * ffn / h)
     else:
-        # fc1 output (activation input) 2f/h per output and activation output 2f/h:
-        # GELU 2f/h + 2f/h; SwiGLU 2 x 2f/h (gate and up) + 2f/h, i.e. 4 glu f/h.
-        mlp = 4 * model.glu * model.ffn_hidden / h
+        # fc1 output (activation input) 2f/h per output and activation output (fc2 input):
+        # GELU 2f/h + 2f/h; SwiGLU 2 x 2f/h (gate and up) + 2f/h, i.e. 4 glu f/h in 16 bits.
+        mlp = (4 * model.glu - 2 + gemm_in) * model.ffn_hidden / h
+    if flash_attention:
+        # FlashAttention keeps no s x s matrix: backward recomputes the scores from Q, K, V
+        # and the softmax statistics it saves, one fp32 log-sum-exp per head and token
+        # (Dao et al. 2022, section 3.1; dropout is replayed from the RNG state, no mask).
+        return replicated, attention + mlp, 4 * a / h
     # Attention scores a s^2 b: softmax output 2, dropout mask 1, dropout output 2 (5);
     # without dropout only the softmax output (2). Per s b h: (5 or 2) a s / h.
     scores = (5 if model.dropout else 2) * a * local_seq / h
     return replicated, attention + mlp, scores
 
-def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None):
+
+def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None,
+                           flash_attention=False, precision="bf16"):
     """Activation bytes one layer keeps for backward, per micro-batch, on one GPU.
 
     Korthikanti et al. 2022 (Table 2), with ``s`` replaced by ``s / cp`` under context
@@ -110,8 +137,14 @@ def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute,
     MLP (router probabilities, ``s b experts``, are negligible). Without dropout the
     masks go (``d = 0``) and the scores term is ``2 a s / h`` (softmax output only).
     These generalisations are derived here, not taken from the paper; for GPT shapes
-    with dropout they reproduce its 34 exactly. "none" assumes attention scores are
-    materialised (no flash attention); with flash attention use "selective".
+    with dropout they reproduce its 34 exactly.
+
+    With ``flash_attention`` (the Megatron-Core, Transformer Engine and torchtitan default)
+    no score matrix is kept whatever the recompute choice: the ``a s / h`` term becomes
+    the softmax statistics, ``4 a / h`` (one fp32 value per head and token, split by TP).
+    Without it, "none" keeps the materialised scores of the 2021 kernels. With
+    ``precision="fp8"`` the inputs of the FP8 GEMMs (QKV, projection, MLP fc1 and fc2) are
+    kept as 1-byte casts: ``34`` becomes ``27`` for GPT-3 with dropout.
 
     Parameters
     ----------
@@ -122,6 +155,10 @@ def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute,
     recompute : {"none", "selective", "full"}
     kind : {"dense", "moe"}, optional
         Layer type; default ``"moe"`` for an MoE model, else ``"dense"``.
+    flash_attention : bool
+        Fused attention that never writes the scores (default False: the paper's kernels).
+    precision : {"bf16", "fp16", "fp8"}
+        GEMM precision (fp8 keeps 1-byte GEMM inputs).
 
     Returns
     -------
@@ -137,6 +174,10 @@ def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute,
     True
     >>> layer_activation_bytes(m, 1, 1, False, "none") == sbh * (34 + 5 * 96 * 2048 / 12288)
     True
+    >>> layer_activation_bytes(m, 1, 1, False, "none", flash_attention=True) == sbh * (34 + 4 * 96 / 12288)
+    True
+    >>> layer_activation_bytes(m, 1, 1, False, "selective", precision="fp8") / sbh
+    27.0
     """
     kind = model.layer_kind(kind)
     with collectives_errors():
@@ -145,13 +186,17 @@ def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute,
         cp = checks.require_int("cp", cp, minimum=1)
         checks.require_bool("sequence_parallel", sequence_parallel)
         checks.require_choice("recompute", recompute, RECOMPUTE)
+        checks.require_bool("flash_attention", flash_attention)
+        checks.require_choice("precision", precision, PRECISIONS)
     local_seq = model.seq_len / cp
     sbh = local_seq * b * model.hidden
     sp = sequence_parallel and t > 1
     if recompute == "full":
         return 2 * sbh / (t if sp else 1)
-    replicated, sharded, scores = _activation_coefficients(model, kind, local_seq)
+    replicated, sharded, scores = _activation_coefficients(model, kind, local_seq, flash_attention,
+                                                           precision == "fp8")
     if recompute == "selective":
+        # Megatron checkpoints the core attention: only its inputs (Q, K, V) are kept
         scores = 0.0
     if sp:
         return sbh * (replicated + sharded + scores) / t
@@ -288,6 +333,20 @@ def parameters_per_gpu(contents):
     return float((contents.dense + contents.expert).max())
 
 
+def usable_memory(gpu):
+    """Bytes of ``gpu``'s HBM a plan can fill: less the CUDA context, NCCL's buffers and the
+    allocator's fragmentation (:data:`CUDA_CONTEXT_BYTES`, :data:`NCCL_BUFFER_BYTES`,
+    :data:`ALLOCATOR_RESERVE`).
+
+    Examples
+    --------
+    >>> import fabric
+    >>> round(usable_memory(fabric.GPUS["H100"]) / 2**30, 1)
+    76.1
+    """
+    return gpu.hbm_bytes * (1 - ALLOCATOR_RESERVE) - CUDA_CONTEXT_BYTES - NCCL_BUFFER_BYTES
+
+
 def memory_per_stage(model, plan):
     """Memory per GPU on each pipeline rank, in bytes: a list of ``pp`` breakdowns.
 
@@ -307,10 +366,11 @@ def memory_per_stage(model, plan):
 
 
 @lru_cache(maxsize=4096)
-def _layer_activations(model, micro_batch, tp, sequence_parallel, recompute, cp, kind):
+def _layer_activations(model, micro_batch, tp, sequence_parallel, recompute, cp, kind, flash_attention, precision):
     """:func:`layer_activation_bytes`, remembered (a search asks for a few
     dozen distinct values tens of thousands of times)."""
-    return layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp, kind=kind)
+    return layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp, kind=kind,
+                                  flash_attention=flash_attention, precision=precision)
 
 
 def _memory_per_stage(model, plan, contents):
@@ -335,8 +395,9 @@ def _stage_memory(model, plan, contents):
     meets each combination many times, so both are remembered.
     """
     weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.ep, plan.zero,
-                                                        plan.precision)
-    key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches)
+                                                        plan.precision, plan.fp8_params)
+    key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches,
+           plan.flash_attention, plan.precision)
     activations = _ACTIVATIONS.get(key)
     if activations is None:
         if len(_ACTIVATIONS) >= 8192:
@@ -355,7 +416,7 @@ _ACTIVATIONS = {}
 
 
 @lru_cache(maxsize=8192)
-def _state_bytes(contents, shard, ep, zero, precision):
+def _state_bytes(contents, shard, ep, zero, precision, fp8_params):
     """Weights, gradients, optimizer state and their sum per rank, read-only arrays;
     ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters (expert ones
     over ``shard / ep``, the expert data-parallel group)."""
@@ -367,7 +428,7 @@ def _state_bytes(contents, shard, ep, zero, precision):
     if zero >= 3:
         # sharded weights plus the gathered layer being computed and the prefetched next one
         weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
-    if precision == "fp8":
+    if precision == "fp8" and not fp8_params:
         weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
     state = weights + gradients + optimizer
     for values in (weights, gradients, optimizer, state):
@@ -380,7 +441,8 @@ def _activation_bytes(model, plan, contents):
     tp, pp, v = plan.tp, plan.pp, plan.virtual_stages
 
     def per_layer(recompute, kind):
-        return _layer_activations(model, plan.micro_batch, tp, plan.sequence_parallel, recompute, plan.cp, kind)
+        return _layer_activations(model, plan.micro_batch, tp, plan.sequence_parallel, recompute, plan.cp, kind,
+                                  plan.flash_attention, plan.precision)
 
     units = chunks_in_flight(plan, np.arange(pp))
     layer_act = contents.dense_layers * per_layer(plan.recompute, "dense")
@@ -390,7 +452,7 @@ def _activation_bytes(model, plan, contents):
     activations[0] += units[0] / v * _embedding_activation_bytes(model, plan)
     activations[-1] += _output_activation_bytes(model, plan, padded(model.vocab, tp))
     if plan.recompute == "full":
-        # during backward one layer is rematerialised (flash attention: no scores)
+        # during backward one layer is rematerialised (its scores recomputed block by block)
         rematerialised = np.where(contents.dense_layers > 0, per_layer("selective", "dense"), 0.0)
         if model.is_moe:
             rematerialised = np.maximum(rematerialised, np.where(contents.moe_layers > 0, per_layer("selective", "moe"), 0.0))
@@ -432,9 +494,9 @@ def memory_per_gpu(model, plan):
     micro-batch (Korthikanti et al. section 4.3, ``4 s b h / t (1 + V / h)``); with full
     recompute, plus one layer's (selective-level) activations being recomputed.
 
-    Not counted: CUDA context and NCCL buffers (~1-2 GB), allocator fragmentation,
-    temporary buffers (logit gradients, communication staging), token ids and the
-    flash-attention softmax statistics. Treat ``total`` as a floor.
+    Not counted here: the CUDA context, NCCL buffers and allocator fragmentation (they
+    are taken off the HBM by :func:`usable_memory`), temporary buffers (logit gradients,
+    communication staging) and token ids. Treat ``total`` as a floor.
 
     Returns
     -------

@@ -384,7 +384,8 @@ class Transformer:
             forward += self.moe_layers * sum(self.layer_forward_flops(1, kind="moe").values())
         return 3 * forward
 
-    def activation_bytes_per_layer(self, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None):
+    def activation_bytes_per_layer(self, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None,
+                                   flash_attention=False, precision="bf16"):
         """Activation bytes one layer keeps for backward, per micro-batch, on one GPU.
 
         See :func:`collectives.training.memory.layer_activation_bytes`, which this calls.
@@ -397,7 +398,8 @@ class Transformer:
         """
         from collectives.training.memory import layer_activation_bytes  # memory builds on this module
 
-        return layer_activation_bytes(self, micro_batch, tp, sequence_parallel, recompute, cp, kind=kind)
+        return layer_activation_bytes(self, micro_batch, tp, sequence_parallel, recompute, cp, kind=kind,
+                                      flash_attention=flash_attention, precision=precision)
 
 
 # ---------------------------------------------------------------------------

@@ -24,10 +24,9 @@ from fabric import checks
 from fabric.schema import gpu_count
 
 from collectives.errors import InvalidSpec, collectives_errors
-from collectives.training.memory import RECOMPUTE, chunks_in_flight, parameters_per_gpu, rank_contents
+from collectives.training.memory import PRECISIONS, RECOMPUTE, chunks_in_flight, parameters_per_gpu, rank_contents
 from collectives.training.model import Transformer
 
-PRECISIONS = ("bf16", "fp16", "fp8")
 ZERO_STAGES = (0, 1, 2, 3)
 
 
@@ -76,6 +75,10 @@ class Parallelism:
         Overlap the data-parallel gradient reduce-scatter with the last backward pass and
         the parameter all-gather with the first forward pass (Megatron-LM
         ``--overlap-grad-reduce --overlap-param-gather``, on in current recipes).
+    fp8_params : bool
+        With ``precision="fp8"``, keep the GEMM weights in FP8 rather than BF16 plus an FP8
+        copy (Megatron-Core ``--fp8-param-gather``; NeMo's ``bf16_with_fp8_mixed`` recipe sets
+        it): the parameter all-gather then moves 1 byte per parameter.
 
     Examples
     --------
@@ -104,13 +107,14 @@ class Parallelism:
     tp_comm_overlap: bool = False
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
+    fp8_params: bool = False
 
     def __post_init__(self):
         with collectives_errors():
             for field in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch", "virtual_stages"):
                 checks.require_int(field, getattr(self, field), minimum=1)
             for field in ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_grad_reduce",
-                          "overlap_param_gather"):
+                          "overlap_param_gather", "fp8_params"):
                 checks.require_bool(field, getattr(self, field))
             checks.require_choice("recompute", self.recompute, RECOMPUTE)
             checks.require_int("zero", self.zero, minimum=ZERO_STAGES[0], maximum=ZERO_STAGES[-1])
@@ -122,6 +126,8 @@ class Parallelism:
             raise InvalidSpec(f"virtual_stages={self.virtual_stages} needs pp > 1, got pp={self.pp}")
         if self.dp % self.ep:
             raise InvalidSpec(f"ep={self.ep} must divide dp={self.dp}")
+        if self.fp8_params and self.precision != "fp8":
+            raise InvalidSpec(f"fp8_params=True needs precision='fp8', got precision={self.precision!r}")
 
     @property
     def world_size(self):

@@ -30,10 +30,10 @@ from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.compute import DEFAULT_COMPUTE
-from collectives.training.memory import RECOMPUTE, rank_contents, worst_memory
+from collectives.training.memory import RECOMPUTE, rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
 from collectives.training.plan import Parallelism
-from collectives.training.step import USABLE_MEMORY, Cluster, estimate_many
+from collectives.training.step import Cluster, estimate_many
 
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL_STAGES = (1, 2, 4)
@@ -98,7 +98,7 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
         cluster = _analytic_cluster(fabric_summary, params)
     else:
         cluster = Cluster(fabric_summary, level, params)
-    limit = USABLE_MEMORY * cluster.gpu.hbm_bytes
+    limit = usable_memory(cluster.gpu)
     fitting, memories = [], []
     for plan in plans:  # candidate_plans yields valid plans: the unchecked memory model
         memory = worst_memory(model, plan, rank_contents(model, plan))

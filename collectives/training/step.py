@@ -18,6 +18,7 @@ Examples
 (True, True)
 """
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -28,23 +29,21 @@ from fabric.schema import gpu_count, graph_attr
 from fabric.tables import format_time, html_table, text_table
 
 from collectives.engine import UniformFabric
-from collectives.errors import InvalidSpec
+from collectives.errors import InvalidSpec, MemoryWarning
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.communication import ACTIVATION_BYTES, Communication
 from collectives.training.compute import BACKWARD_GEMM, DEFAULT_COMPUTE, cross_entropy_time, gemm_time, peak_flops
 from collectives.training.layer import remembered_layer_times
-from collectives.training.memory import gradient_bytes, parameters_per_gpu, rank_contents, worst_memory
+from collectives.training.memory import gradient_bytes, parameters_per_gpu, rank_contents, usable_memory, worst_memory
 from collectives.training.model import padded
 from collectives.training.pipeline import simulate_many
 from collectives.training.plan import dp_groups, dp_ranks, pp_pairs
 
 PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
+FP8_PARAMETER_BYTES = 1  # ... or FP8 ones with fp8_params (the GEMM weights, nearly all of them)
 # Adam on the local shard: read fp32 main weight, grad, two moments (16 B), write them
 # back (12 B) and the BF16 weight (2 B) (Megatron-LM distributed optimizer).
 OPTIMIZER_BYTES_PER_PARAMETER = 30
-# Usable share of HBM: the CUDA context, NCCL buffers and allocator fragmentation take
-# the rest (PyTorch reports ~2-4 GB unavailable on 80 GB parts). [estimate]
-USABLE_MEMORY = 0.95
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,9 @@ class StepEstimate:
         Bytes on the most loaded GPU.
     memory_breakdown : dict
     fits : bool
-        Whether that fits in the GPU's usable HBM.
+        Whether that fits in the GPU's usable HBM
+        (:func:`collectives.training.memory.usable_memory`); a plan that does not is still
+        estimated, with a :class:`collectives.MemoryWarning`.
     energy : float
         Joules per step: GPUs at board power plus the fabric's bill-of-materials watts.
     """
@@ -180,7 +181,14 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     """
     cluster = cluster or Cluster(G, level, params)
     plan.check_against(model, gpus=cluster.n_gpus)
-    return estimate_many(model, [plan], cluster, compute)[0]
+    est = estimate_many(model, [plan], cluster, compute)[0]
+    if not est.fits:
+        warnings.warn(MemoryWarning(
+            f"{est.model or 'the model'} with tp={plan.tp} pp={plan.pp} dp={plan.dp} cp={plan.cp} needs "
+            f"{est.memory_per_gpu / 2**30:.1f} GiB per GPU; {cluster.gpu.name} has "
+            f"{usable_memory(cluster.gpu) / 2**30:.1f} GiB usable: the estimate is of a plan that does not fit"),
+            stacklevel=2)
+    return est
 
 
 @dataclass(frozen=True)
@@ -313,7 +321,8 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
             gather = 0.0
         else:
             grads = comm.time("reduce_scatter", groups, params_here * grad_bytes, concurrent=True)
-            gather = comm.time("all_gather", groups, params_here * PARAMETER_BYTES, concurrent=True)
+            gather_bytes = FP8_PARAMETER_BYTES if plan.fp8_params else PARAMETER_BYTES
+            gather = comm.time("all_gather", groups, params_here * gather_bytes, concurrent=True)
             if plan.zero == 3:
                 gather *= 2  # parameters gathered again for the backward pass
         if plan.overlap_grad_reduce:
@@ -347,7 +356,7 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         breakdown=breakdown,
         memory_per_gpu=memory["total"],
         memory_breakdown=memory,
-        fits=memory["total"] <= USABLE_MEMORY * gpu.hbm_bytes,
+        fits=memory["total"] <= usable_memory(gpu),
         energy=(gpu.power * n_gpus + cluster.network_watts) * time,
         model=getattr(model, "name", None) or "",
         plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
