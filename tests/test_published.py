@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import collectives
+from fabric.schema import gpu_count
 from collectives import calibration as nccl_calibration
 from collectives.cli import main
 from collectives.data import FILES, data_file, read_rows
@@ -52,14 +53,22 @@ def test_every_row_becomes_a_run(runs):
             assert run.fabric is None or run.model is None
             continue
         G = run.fabric()
-        run.plan.check_against(run.model, gpus=G)
+        run.plan.check_against(run.model, gpus=len(run.ranks) if run.ranks else G)
 
 
 def test_unsupported_runs_say_why(runs):
     reasons = {r.case: r.unsupported for r in runs if r.unsupported}
     assert "MoE parallel folding" in reasons["dsv3_671b_h100_1024_bf16"]
     assert "Omni-Path" in reasons["bloom176b_a100_384"]
-    assert "part of each NVL72 rack" in reasons["llama31_405b_gb200_128_bf16"]
+    assert not any("gb200" in case and "dsv3" not in case for case in reasons)
+
+
+def test_gb200_jobs_use_64_gpus_of_each_rack(runs):
+    run = next(r for r in runs if r.case == "llama31_405b_gb200_512_fp8")
+    G = run.fabric()
+    assert len(run.ranks) == 512 and max(run.ranks) < gpu_count(G) == 8 * 72
+    assert sorted({r // 72 for r in run.ranks}) == list(range(8))
+    assert all(sum(1 for r in run.ranks if r // 72 == rack) == 64 for rack in range(8))
 
 
 def test_framework_defaults_fill_what_sources_leave_open(runs):

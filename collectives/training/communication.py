@@ -29,8 +29,10 @@ class Communication:
     True
     """
 
-    def __init__(self, G, level, params):
+    def __init__(self, G, level, params, ranks=None):
         self.G, self.level, self.params = G, level, params
+        # the job's GPUs: group member i of a plan is fabric rank ranks[i] (None: rank i)
+        self.ranks = ranks
         self.compiled = compile_fabric(G) if level == "flow" else None
         self._memo = {}
 
@@ -41,6 +43,8 @@ class Communication:
         if nbytes <= 0 or groups.shape[1] < 2:
             return 0.0
         groups = groups if concurrent and self.level == "flow" else groups[:1]
+        if self.ranks is not None:
+            groups = self.ranks[groups]
         key = (collective, groups.shape, groups.tobytes(), nbytes)
         if key not in self._memo:
             # Pick the algorithm with the instant closed forms, then price it at the level.
@@ -61,6 +65,8 @@ class Communication:
         pairs = np.atleast_2d(pairs)
         if nbytes <= 0 or not len(pairs):
             return 0.0
+        if self.ranks is not None:
+            pairs = self.ranks[pairs]
         key = ("send", pairs.shape, pairs.tobytes(), nbytes)
         if key not in self._memo:
             first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)

@@ -71,6 +71,8 @@ class PublishedRun:
     fabric : callable or None
         Builds the fabric the run is priced on (graphs are built on demand: a report
         of 40 runs would otherwise hold 40 graphs).
+    ranks : tuple of int or None
+        The run's GPUs on that fabric when it uses part of it (None: all of them).
     unsupported : str
         Empty, or why the library cannot price this run yet.
     """
@@ -84,6 +86,7 @@ class PublishedRun:
     model: object = None
     plan: object = None
     fabric: object = None
+    ranks: tuple = None
     unsupported: str = ""
 
 
@@ -162,26 +165,36 @@ def _full_run(row):
         sequence_parallel=row["sequence_parallel"].strip().lower() == "true", zero=n["zero"],
         precision=row["precision"], **framework,
     )
-    builder, unsupported = _fabric_of(row["fabric"], row["gpu"], n["gpus"])
-    return PublishedRun(**common, model=model, plan=plan, fabric=builder, unsupported=unsupported)
+    builder, ranks, unsupported = _fabric_of(row["fabric"], row["gpu"], n["gpus"])
+    return PublishedRun(**common, model=model, plan=plan, fabric=builder, ranks=ranks, unsupported=unsupported)
+
+
+# A job on GB200 NVL72 racks that is not a multiple of 72 GPUs gets the same number of GPUs in
+# each rack, at most 16 of its 18 compute trays (64 GPUs): the training_runs.csv header says
+# such jobs "use part of each rack" (512 GPUs span more than 7 racks); 64 per rack, the rest
+# spares, is an assumption the sources do not state.
+NVL72_JOB_GPUS_PER_RACK = 64
 
 
 def _fabric_of(description, gpu, gpus):
-    """(builder, why unsupported) of a row's ``fabric`` column."""
+    """(builder, ranks, why unsupported) of a row's ``fabric`` column."""
     if description == "eos":  # DGX H100 SuperPOD: 8 x 400G NDR per node
-        return partial(fabric.dgx_superpod, gpus // 8, gpu=gpu), ""
+        return partial(fabric.dgx_superpod, gpus // 8, gpu=gpu), None, ""
     if description == "nvl72":
-        if gpus % 72:
-            return None, (f"{gpus} GPUs use part of each NVL72 rack; a job on part of a fabric (ranks=) is not "
-                          "modelled yet")
-        return partial(fabric.nvl72, gpus // 72, gpu=gpu), ""
+        if gpus % 72 == 0:
+            return partial(fabric.nvl72, gpus // 72, gpu=gpu), None, ""
+        racks = -(-gpus // NVL72_JOB_GPUS_PER_RACK)
+        if gpus % racks:
+            return None, None, f"{gpus} GPUs do not split evenly over {racks} NVL72 racks"
+        ranks = tuple(72 * rack + i for rack in range(racks) for i in range(gpus // racks))
+        return partial(fabric.nvl72, racks, gpu=gpu), ranks, ""
     if "Omni-Path" in description:
-        return None, "4 x 100 Gb/s Omni-Path per 8-GPU node: no NIC of that speed in fabric.NICS yet"
+        return None, None, "4 x 100 Gb/s Omni-Path per 8-GPU node: no NIC of that speed in fabric.NICS yet"
     # Meta Grand Teton and WhiteFiber H200: 400 Gb/s RDMA per GPU, IB or RoCE not stated. Priced
     # on a DGX SuperPOD of the same size (rail-optimized, adaptive routing): an assumption.
     if "Grand Teton" in description:
-        return partial(_grand_teton, gpus // 8), ""
-    return partial(fabric.dgx_superpod, gpus // 8, gpu=gpu), ""
+        return partial(_grand_teton, gpus // 8), None, ""
+    return partial(fabric.dgx_superpod, gpus // 8, gpu=gpu), None, ""
 
 
 # torchtitan's H100s (Meta Grand Teton): "H100 SXM HBM2e 96GB at 500W" (the benchmark's own

@@ -25,11 +25,11 @@ from functools import lru_cache
 import numpy as np
 
 from fabric.metrics import bill_of_materials
-from fabric.schema import gpu_count, graph_attr
+from fabric.schema import gpu_count, graph_attr, ranks_array
 from fabric.tables import format_time, html_table, text_table
 
 from collectives.engine import UniformFabric
-from collectives.errors import InvalidSpec, MemoryWarning
+from collectives.errors import InvalidSpec, MemoryWarning, collectives_errors
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.communication import ACTIVATION_BYTES, Communication
 from collectives.training.compute import BACKWARD_GEMM, DEFAULT_COMPUTE, cross_entropy_time, gemm_time, peak_flops
@@ -125,37 +125,68 @@ class Cluster:
 
     ``G`` may be the graph or, at the analytic level, its
     :class:`collectives.engine.UniformFabric` summary (what a search ships to workers).
+    ``ranks``: the job's GPUs on the graph (default all of them); the plan's rank ``i`` in
+    Megatron order runs on fabric rank ``ranks[i]``, and the job is charged its GPUs'
+    share of the network's power.
     """
 
-    def __init__(self, G, level="flow", params=None):
+    def __init__(self, G, level="flow", params=None, *, ranks=None):
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
         self.G, self.level = G, level
         params = params or DEFAULT_PARAMS
         if isinstance(G, UniformFabric):
-            self.gpu, self.n_gpus, self._network_watts = G.gpu, G.n_gpus, G.network_watts
+            if ranks is not None:
+                raise InvalidSpec("ranks= needs the fabric graph, not its uniform summary")
+            self.gpu, self.fabric_gpus, self._network_watts = G.gpu, G.n_gpus, G.network_watts
         else:
             self.gpu = graph_attr(G, "gpu")
-            self.n_gpus = gpu_count(G)
+            self.fabric_gpus = gpu_count(G)
             self._network_watts = None
-        self.comm = Communication(G, level, params)
+        self.ranks = None if ranks is None else job_ranks(ranks, self.fabric_gpus)
+        self.n_gpus = self.fabric_gpus if self.ranks is None else len(self.ranks)
+        self.comm = Communication(G, level, params, self.ranks)
         self.layer_times = {}
 
     @property
     def network_watts(self):
+        """The fabric's network power, the job's share of it when it runs on part of the GPUs."""
         if self._network_watts is None:
             self._network_watts = bill_of_materials(self.G).network_watts
-        return self._network_watts
+        return self._network_watts * self.n_gpus / self.fabric_gpus
 
 
-def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cluster=None):
+def job_ranks(ranks, n_gpus):
+    """The GPUs of a job: distinct fabric ranks in ``0..n_gpus-1``, as a read-only array.
+
+    Examples
+    --------
+    >>> job_ranks(range(0, 16, 2), 16).tolist()
+    [0, 2, 4, 6, 8, 10, 12, 14]
+    >>> job_ranks([1, 1], 16)
+    Traceback (most recent call last):
+    ...
+    collectives.errors.InvalidSpec: ranks contains rank 1 twice
+    """
+    with collectives_errors():
+        arr = ranks_array("ranks", list(ranks) if not isinstance(ranks, np.ndarray) else ranks, n_gpus)
+    if not len(arr):
+        raise InvalidSpec("ranks is empty; give the job's GPU ranks")
+    unique, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise InvalidSpec(f"ranks contains rank {int(unique[counts > 1][0])} twice")
+    arr.flags.writeable = False
+    return arr
+
+
+def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cluster=None, ranks=None):
     """Estimate one optimizer step of ``model`` trained with ``plan`` on fabric ``G``.
 
     Parameters
     ----------
     model : collectives.Transformer
     plan : collectives.Parallelism
-        ``tp * pp * dp * cp`` must equal the GPUs of ``G``.
+        ``tp * pp * dp * cp`` must equal the job's GPUs (``ranks``, default every GPU of ``G``).
     G : networkx.DiGraph
         A fabric; its GPU spec sets compute speed and memory.
     level : {"flow", "analytic"}
@@ -164,7 +195,12 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     params : collectives.CommParams or None
     compute : collectives.training.compute.ComputeParams or None
     cluster : Cluster or None
-        ``Cluster(G, level, params)`` prepared once to reuse across many estimates.
+        ``Cluster(G, level, params, ranks=ranks)`` prepared once to reuse across many
+        estimates (then ``ranks`` is the cluster's).
+    ranks : sequence of int or None
+        The job's GPUs on ``G`` (default all of them): plan rank ``i`` (Megatron order)
+        runs on fabric rank ``ranks[i]``, so a job can use part of a fabric, e.g. 64 of
+        each NVL72 rack's 72 GPUs.
 
     Returns
     -------
@@ -178,8 +214,14 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     ...                                 fabric.dgx_superpod(2), level="analytic")
     >>> round(sum(est.breakdown.values()) / est.time, 9)     # the parts add up
     1.0
+    >>> half = collectives.estimate_step(m, collectives.Parallelism(tp=8, dp=2, global_batch=32),
+    ...                                  fabric.dgx_superpod(4), level="analytic", ranks=range(16))
+    >>> half.time == est.time                               # 16 of 32 GPUs: the same job
+    True
     """
-    cluster = cluster or Cluster(G, level, params)
+    if cluster is not None and ranks is not None:
+        raise InvalidSpec("give ranks= to the Cluster, not with cluster=")
+    cluster = cluster or Cluster(G, level, params, ranks=ranks)
     plan.check_against(model, gpus=cluster.n_gpus)
     est = estimate_many(model, [plan], cluster, compute)[0]
     if not est.fits:

@@ -14,6 +14,7 @@ Examples
 (10, 0)
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from fabric.checks import require_choice
 from fabric.tables import html_table
 
 from collectives import calibration as nccl_calibration
-from collectives.errors import collectives_errors
+from collectives.errors import MemoryWarning, collectives_errors
 from collectives.training.published import published_runs
 from collectives.training.step import estimate_step
 
@@ -156,7 +157,9 @@ def _step_row(run, level):
     row = dict(kind="step", case=run.case, source=run.source, gpu=run.gpu, gpus=run.gpus, published=run.seconds,
                predicted=None, error=None, fits=None, memory_per_gpu=None, unsupported=run.unsupported)
     if not run.unsupported:
-        est = estimate_step(run.model, run.plan, run.fabric(), level=level)
+        with warnings.catch_warnings():  # a plan that does not fit is reported in the row
+            warnings.simplefilter("ignore", MemoryWarning)
+            est = estimate_step(run.model, run.plan, run.fabric(), level=level, ranks=run.ranks)
         row.update(predicted=est.time, error=est.time / run.seconds - 1, fits=est.fits,
                    memory_per_gpu=est.memory_per_gpu)
     return row
