@@ -5,6 +5,8 @@ to it, so a 64 x 800G switch serves 128 x 400G NICs. Parallel cables between the
 two switches are one edge whose ``links`` attribute counts them.
 """
 
+from dataclasses import replace
+
 import networkx as nx
 
 from fabric.catalog import GPUS, NICS, SWITCHES
@@ -33,6 +35,29 @@ SUPERPOD_HARDWARE = {
 }
 
 
+def generic_nic(bandwidth, transport):
+    """A NIC of ``bandwidth`` bytes/s that no catalog part has (older or slower cards, e.g. the
+    100 Gb/s links of 2021-2022 clusters, or a share of a NIC per GPU): the slowest catalog
+    NIC of ``transport`` at least that fast, with its line rate set to ``bandwidth``; its
+    host link and power are that part's (an upper bound for a slower card).
+
+    Examples
+    --------
+    >>> nic = generic_nic(50 * Gbps, "infiniband")
+    >>> nic.name, nic.bandwidth / Gbps, nic.power
+    ('cx6 at 50 Gb/s', 50.0, 23)
+    """
+    speaking = sorted((s for s in NICS.values() if transport in s.transports), key=lambda s: s.bandwidth)
+    if not speaking:
+        raise InvalidSpec(f"transport={transport!r}: no NIC in fabric.NICS speaks it")
+    faster = [s for s in speaking if s.bandwidth >= bandwidth]
+    if not faster:
+        raise InvalidSpec(f"nic_bandwidth={bandwidth / Gbps:g} Gb/s is faster than every {transport} NIC in "
+                          f"fabric.NICS (at most {speaking[-1].bandwidth / Gbps:g} Gb/s)")
+    base = faster[0]
+    return replace(base, name=f"{base.name} at {bandwidth / Gbps:g} Gb/s", bandwidth=bandwidth)
+
+
 def _pick_nic(nic, nic_bandwidth, transport):
     if nic is not None:
         spec = lookup("nic", nic, NICS)
@@ -43,15 +68,9 @@ def _pick_nic(nic, nic_bandwidth, transport):
             )
     else:
         require_positive("nic_bandwidth", nic_bandwidth)
-        matches = [s for s in NICS.values() if abs(s.bandwidth - nic_bandwidth) <= 1e-9 * s.bandwidth]
-        matches = [s for s in matches if transport in s.transports]
-        if not matches:
-            speeds = sorted({s.bandwidth / Gbps for s in NICS.values()})
-            raise InvalidSpec(
-                f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s matches no {transport} NIC in fabric.NICS "
-                f"(speeds: {', '.join(f'{x:g}' for x in speeds)} Gb/s)"
-            )
-        spec = matches[0]
+        speaking = [s for s in NICS.values() if transport in s.transports]
+        matches = [s for s in speaking if abs(s.bandwidth - nic_bandwidth) <= 1e-9 * s.bandwidth]
+        spec = matches[0] if matches else generic_nic(nic_bandwidth, transport)
     if transport not in spec.transports:
         raise InvalidSpec(f"nic={spec.name!r} does not speak transport={transport!r}")
     return spec

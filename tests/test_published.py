@@ -59,7 +59,7 @@ def test_every_row_becomes_a_run(runs):
 def test_unsupported_runs_say_why(runs):
     reasons = {r.case: r.unsupported for r in runs if r.unsupported}
     assert "MoE parallel folding" in reasons["dsv3_671b_h100_1024_bf16"]
-    assert "Omni-Path" in reasons["bloom176b_a100_384"]
+    assert "two GPUs per NIC" in reasons["bloom176b_a100_384"]
     assert not any("gb200" in case and "dsv3" not in case for case in reasons)
 
 

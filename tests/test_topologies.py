@@ -106,10 +106,20 @@ def test_nvl72_domain_spans_the_rack():
     assert G.has_edge("gpu0", "nvswitch0") and G.has_edge("nvswitch0", "gpu71")
 
 
+def test_a_nic_speed_no_catalog_part_has_is_built_at_that_speed():
+    G = fabric.fat_tree(16, gpu="A100", nic_bandwidth=100 * Gbps, switch="qm8700", transport="infiniband",
+                        routing="adaptive")
+    nic_links = [d["bandwidth"] for u, v, d in G.edges(data=True)
+                 if G.nodes[u]["kind"] == "nic" and G.nodes[v]["kind"] == "switch"]
+    assert len(nic_links) == 128 and set(nic_links) == {100 * Gbps}
+    assert "cx6 at 100 Gb/s" in G.graph["name"]
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
         (lambda: fabric.fat_tree(0), "nodes=0 must be >= 1"),
+        (lambda: fabric.fat_tree(4, nic_bandwidth=1600 * Gbps), "faster than every ethernet NIC"),
         (lambda: fabric.fat_tree(4, gpu="Z100"), "gpu='Z100' is not known"),
         (lambda: fabric.fat_tree(4, switch="sw"), "switch='sw' is not known"),
         (lambda: fabric.fat_tree(4, oversubscription=0.5), "oversubscription=0.5 must be >= 1"),

@@ -189,7 +189,8 @@ def _fabric_of(description, gpu, gpus):
         ranks = tuple(72 * rack + i for rack in range(racks) for i in range(gpus // racks))
         return partial(fabric.nvl72, racks, gpu=gpu), ranks, ""
     if "Omni-Path" in description:
-        return None, None, "4 x 100 Gb/s Omni-Path per 8-GPU node: no NIC of that speed in fabric.NICS yet"
+        return None, None, ("4 x 100 Gb/s Omni-Path per 8-GPU node (two GPUs per NIC): the builders give each GPU "
+                            "a NIC of its own, and no InfiniBand switch in fabric.SWITCHES splits to 50 Gb/s")
     # Meta Grand Teton and WhiteFiber H200: 400 Gb/s RDMA per GPU, IB or RoCE not stated. Priced
     # on a DGX SuperPOD of the same size (rail-optimized, adaptive routing): an assumption.
     if "Grand Teton" in description:
