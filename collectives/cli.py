@@ -264,10 +264,11 @@ def build_parser():
     p = sub.add_parser("estimate", parents=[model, cluster, comm], formatter_class=formatter, epilog=CLUSTER_HELP,
                        help="estimate one training step of a model with a parallel plan",
                        description="Estimate one optimizer step (collectives.estimate_step).")
-    g = p.add_argument_group("plan (tp*pp*dp*cp must equal the cluster's GPUs; ep lies inside dp)")
+    g = p.add_argument_group("plan (tp*pp*dp*cp must equal the cluster's GPUs; ep*etp must divide tp*cp*dp)")
     for name, help_ in (("tp", "tensor parallel (default 1)"), ("pp", "pipeline parallel (default 1)"),
                         ("dp", "data parallel (default: GPUs / (tp*pp*cp))"),
                         ("cp", "context parallel (default 1)"), ("ep", "expert parallel (default 1)"),
+                        ("etp", "expert tensor parallel (default: tp)"),
                         ("micro-batch", "sequences per micro-batch (default 1)"),
                         ("global-batch", "sequences per step (default: 2 per GPU, rounded up to a "
                                          "multiple of dp*micro_batch)"),
@@ -370,7 +371,8 @@ def build_plan(args, gpus):
     if global_batch is None:
         unit = max(1, dp * mb * (pp if v > 1 else 1))
         global_batch = -(-2 * gpus // unit) * unit
-    return Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=args.ep or 1, micro_batch=mb, global_batch=global_batch,
+    return Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=args.ep or 1, etp=args.etp, micro_batch=mb,
+                       global_batch=global_batch,
                        virtual_stages=v, sequence_parallel=not args.no_sequence_parallel,
                        recompute=args.recompute, zero=args.zero, precision=args.precision)
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 import fabric
 from collectives.training.model import MODELS, padded_vocab
-from collectives.training.plan import Parallelism
+from collectives.training.plan import Parallelism, ep_groups
 from training_cases import raises_exactly as _raises, tiny
 
 H100 = fabric.GPUS["H100"]
@@ -33,8 +33,10 @@ PLAN_ERRORS = [
     (dict(micro_batch=0, global_batch=8), "micro_batch=0 must be >= 1"),
     (dict(virtual_stages=0, global_batch=8), "virtual_stages=0 must be >= 1"),
     (dict(virtual_stages=2, global_batch=8), "virtual_stages=2 needs pp > 1, got pp=1"),
-    (dict(dp=8, ep=3, global_batch=8), "ep=3 must divide dp=8"),
-    (dict(ep=2, global_batch=8), "ep=2 must divide dp=1"),
+    (dict(dp=8, ep=3, global_batch=8), "ep*etp=3 must divide tp*cp*dp=8: the MoE layers fold a stage's tp x cp x dp ranks into etp x ep x expert data parallel"),
+    (dict(ep=2, global_batch=8), "ep*etp=2 must divide tp*cp*dp=1: the MoE layers fold a stage's tp x cp x dp ranks into etp x ep x expert data parallel"),
+    (dict(tp=2, dp=4, ep=8, global_batch=8), "ep*etp=16 must divide tp*cp*dp=8: the MoE layers fold a stage's tp x cp x dp ranks into etp x ep x expert data parallel"),
+    (dict(etp=0, global_batch=8), "etp=0 must be >= 1"),
     (dict(recompute="partial", global_batch=8), "recompute='partial' must be one of 'none', 'selective', 'full'"),
     (dict(zero=4, global_batch=8), "zero=4 must be <= 3"),
     (dict(zero=-1, global_batch=8), "zero=-1 must be >= 0"),
@@ -176,3 +178,17 @@ def test_layer_split_properties(layers, pp, v):
     assert max(counts) - min(counts) <= 1 and min(counts) >= 1
     # the first stage never holds more layers than the others
     assert counts[0] == min(counts)
+
+
+def test_experts_fold_over_tp_cp_dp_as_megatron_core():
+    # DeepSeek-V3 on 1,024 H100: tp2 pp16 dp32 with ep64 and etp1 (dgxc-benchmarking)
+    plan = Parallelism(tp=2, pp=16, dp=32, ep=64, etp=1, global_batch=8192)
+    assert plan.expert_dp == 1
+    groups = ep_groups(plan)
+    assert groups.shape == (16, 64) and groups[0].tolist() == list(range(64))
+    assert groups[1].tolist() == list(range(64, 128))  # the next pipeline stage
+    # etp defaults to tp; with cp=1 expert groups are ep consecutive data-parallel replicas
+    plan = Parallelism(tp=4, dp=8, ep=4, global_batch=8)
+    assert plan.etp == 4 and plan.expert_dp == 2
+    assert ep_groups(plan)[0].tolist() == [0, 4, 8, 12]
+    assert sorted(ep_groups(plan).ravel().tolist()) == list(range(32))

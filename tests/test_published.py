@@ -58,9 +58,14 @@ def test_every_row_becomes_a_run(runs):
 
 def test_unsupported_runs_say_why(runs):
     reasons = {r.case: r.unsupported for r in runs if r.unsupported}
-    assert "MoE parallel folding" in reasons["dsv3_671b_h100_1024_bf16"]
     assert "two GPUs per NIC" in reasons["bloom176b_a100_384"]
-    assert not any("gb200" in case and "dsv3" not in case for case in reasons)
+    assert set(reasons) == {"bloom176b_a100_384"}
+
+
+def test_deepseek_v3_runs_use_the_preset_and_fold_experts(runs):
+    run = next(r for r in runs if r.case == "dsv3_671b_h100_1024_bf16")
+    assert run.model.shared_experts == 1 and run.model.first_dense_layers == 3 and run.model.experts == 256
+    assert run.plan.ep == 64 > run.plan.dp == 32 and run.plan.etp == 1
 
 
 def test_gb200_jobs_use_64_gpus_of_each_rack(runs):

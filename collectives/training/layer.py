@@ -21,7 +21,7 @@ from collectives.training.compute import (
     memory_time,
     unfused_attention_time,
 )
-from collectives.training.plan import cp_ranks, ep_groups, tp_ranks
+from collectives.training.plan import cp_ranks, ep_groups, etp_ranks, tp_ranks
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,20 @@ def layer_times(model, plan, gpu, comm, compute, moe):
 
     qkv = gemm_time(T, (h + 2 * kv * d) // tp, h, gpu, prec, compute)
     proj = gemm_time(T, h, h // tp, gpu, prec, compute)
+    etp = plan.etp if moe else tp  # the MLP's tensor-parallel size
     if moe:
-        # Each local expert sees the tokens routed to it from the whole EP group.
-        tokens = max(1, T * model.top_k // model.experts * plan.ep)
+        # Each local expert sees the tokens routed to it from the whole EP group: a GPU
+        # dispatches its T/tp sequence-parallel tokens (gathered over its etp group), so an
+        # expert gets T k ep etp / (experts tp) of them, and the stage's expert work is the
+        # same whatever the folding (T k / tp tokens through a full expert per GPU).
+        tokens = max(1, T * model.top_k * plan.ep * etp // (model.experts * tp))
         experts_here = model.experts // plan.ep
-        up = experts_here * gemm_time(tokens, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
-        down = experts_here * gemm_time(tokens, h, ffn // tp, gpu, prec, compute)
+        up = experts_here * gemm_time(tokens, (2 if glu else 1) * ffn // etp, h, gpu, prec, compute)
+        down = experts_here * gemm_time(tokens, h, ffn // etp, gpu, prec, compute)
+        if model.shared_experts:  # on every token, split over TP like a dense MLP
+            shared = model.shared_experts * ffn // tp
+            up += gemm_time(T, (2 if glu else 1) * shared, h, gpu, prec, compute)
+            down += gemm_time(T, h, shared, gpu, prec, compute)
         router = gemm_time(T, model.experts, h, gpu, prec, compute)
     else:
         up = gemm_time(T, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
@@ -99,16 +107,19 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     elementwise += ELEMENTWISE_KERNELS * compute.kernel_overhead
 
     # Tensor parallel: with sequence parallelism an all-gather before and a reduce-scatter
-    # after attention and MLP; without it, two all-reduces. Backward mirrors forward.
+    # after attention and MLP; without it, two all-reduces. Backward mirrors forward. An MoE
+    # MLP gathers over its expert-TP group only (none at etp=1: each GPU dispatches its own
+    # sequence-parallel tokens), unless shared experts, split over TP, need the TP gather.
     act = T * h * ACTIVATION_BYTES
     tp_group = tp_ranks(plan)
+    mlp_group, mlp_act = (etp_ranks(plan), act * etp // tp) if moe and not model.shared_experts else (tp_group, act)
     if plan.sequence_parallel:
-        ag = comm.time("all_gather", tp_group, act)
-        rs = comm.time("reduce_scatter", tp_group, act)
-        pairs = [(ag, qkv), (rs, proj), (ag, up), (rs, down)]
+        pairs = [(comm.time("all_gather", tp_group, act), qkv), (comm.time("reduce_scatter", tp_group, act), proj),
+                 (comm.time("all_gather", mlp_group, mlp_act), up),
+                 (comm.time("reduce_scatter", mlp_group, mlp_act), down)]
     else:
-        ar = comm.time("all_reduce", tp_group, act)
-        pairs = [(0.0, qkv), (ar, proj), (0.0, up), (ar, down)]
+        pairs = [(0.0, qkv), (comm.time("all_reduce", tp_group, act), proj), (0.0, up),
+                 (comm.time("all_reduce", mlp_group, mlp_act), down)]
     if plan.tp_comm_overlap:  # Megatron's userbuffers overlap each collective with its GEMM
         tp_fwd = sum(max(0.0, c - g) for c, g in pairs)
         tp_bwd = sum(max(0.0, c - BACKWARD_GEMM * g) for c, g in pairs)
@@ -128,7 +139,8 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     # Expert parallel: dispatch and combine all-to-alls, twice more in backward.
     ep_fwd = ep_bwd = 0.0
     if moe and plan.ep > 1:
-        a2a = comm.time("all_to_all", ep_groups(plan), T * model.top_k * h * ACTIVATION_BYTES, concurrent=True)
+        dispatched = T // tp * etp * model.top_k * h * ACTIVATION_BYTES  # each GPU's token copies
+        a2a = comm.time("all_to_all", ep_groups(plan), dispatched, concurrent=True)
         ep_fwd = ep_bwd = 2 * a2a
 
     gemms = qkv + proj + up + down + router
@@ -151,7 +163,7 @@ def remembered_layer_times(model, plan, cluster, compute, moe):
     """:func:`layer_times`, remembered in ``cluster`` under what it reads of the plan: the
     plans of a search that differ only in pp, dp, interleaving or ZeRO stage run the same
     dense layers."""
-    layout = (plan.tp, plan.cp, plan.ep, plan.dp, plan.pp) if moe else (plan.tp, plan.cp)  # its rank groups
+    layout = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp) if moe else (plan.tp, plan.cp)  # its rank groups
     key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
            plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
     times = cluster.layer_times.get(key)

@@ -93,6 +93,9 @@ def _activation_coefficients(model, kind, local_seq, flash_attention, fp8):
         # fc1 output and activation output (the fc2 input): 2 glu f_e / h + f_e / h each.
         ffn = model.expert_ffn_hidden
         mlp = model.top_k * (gemm_in + (4 * model.glu - 2 + gemm_in) * ffn / h)
+        # shared experts read the layer's MLP input (counted above) and keep their own fc1
+        # output and activation output
+        mlp += model.shared_experts * (4 * model.glu - 2 + gemm_in) * ffn / h
     else:
         # fc1 output (activation input) 2f/h per output and activation output (fc2 input):
         # GELU 2f/h + 2f/h; SwiGLU 2 x 2f/h (gate and up) + 2f/h, i.e. 4 glu f/h in 16 bits.
@@ -242,9 +245,9 @@ def _output_activation_bytes(model, plan, vocab):
 
 def rank_contents(model, plan):
     """Per pipeline rank: layers by kind and local parameters (after TP/PP/EP, before ZeRO);
-    read-only, shared by plans with the same model, tp, pp, virtual stages and ep (a
+    read-only, shared by plans with the same model, tp, pp, virtual stages, ep and etp (a
     search meets each a few hundred times)."""
-    key = (model, plan.tp, plan.pp, plan.virtual_stages, plan.ep)
+    key = (model, plan.tp, plan.pp, plan.virtual_stages, plan.ep, plan.etp)
     contents = _CONTENTS.get(key)
     if contents is None:
         if len(_CONTENTS) >= 4096:
@@ -260,9 +263,10 @@ _CONTENTS = {}
 class _RankContents:
     """Per pipeline rank (arrays indexed by rank): layers by kind and local parameters.
 
-    ``dense`` parameters are sharded by ZeRO over ``dp * cp``, ``expert`` ones over
-    ``dp * cp / ep``; ``gemm`` are the layer matrix weights (FP8 copies); ``largest_layer``
-    the biggest layer's local parameters (ZeRO-3 gathers).
+    ``dense`` parameters are sharded by ZeRO over ``dp * cp``, ``expert`` ones over the
+    expert data-parallel group (``tp * cp * dp / (ep * etp)``); ``gemm`` are the layer matrix
+    weights (FP8 copies); ``largest_layer`` the biggest layer's local parameters (ZeRO-3
+    gathers).
     """
 
     dense_layers: np.ndarray
@@ -282,7 +286,8 @@ def _count_rank_contents(model, plan):
     starts = [sum(counts[:i]) for i in range(len(counts))]
     attention = model.attention_parameters() / tp
     dense_mlp = model.mlp_parameters(model.ffn_hidden) / tp
-    expert_mlp = model.experts // plan.ep * model.mlp_parameters(model.expert_ffn_hidden) / tp
+    expert_mlp = model.experts // plan.ep * model.mlp_parameters(model.expert_ffn_hidden) / plan.etp
+    shared_mlp = model.shared_experts * model.mlp_parameters(model.expert_ffn_hidden) / tp  # split like a dense MLP
     norms = 2 * h  # replicated over TP ranks
     router = model.router_parameters()  # replicated over TP ranks
     last_chunk = pp * v - 1
@@ -295,11 +300,11 @@ def _count_rank_contents(model, plan):
             dense = counts[chunk] - moe
             c["moe_layers"] += moe
             c["dense_layers"] += dense
-            c["dense"] += moe * (attention + norms + router) + dense * (attention + norms + dense_mlp)
+            c["dense"] += moe * (attention + norms + router + shared_mlp) + dense * (attention + norms + dense_mlp)
             c["expert"] += moe * expert_mlp
-            c["gemm"] += moe * (attention + expert_mlp) + dense * (attention + dense_mlp)
+            c["gemm"] += moe * (attention + shared_mlp + expert_mlp) + dense * (attention + dense_mlp)
             if moe:
-                c["largest_layer"] = max(c["largest_layer"], attention + norms + router + expert_mlp)
+                c["largest_layer"] = max(c["largest_layer"], attention + norms + router + shared_mlp + expert_mlp)
             if dense:
                 c["largest_layer"] = max(c["largest_layer"], attention + norms + dense_mlp)
             if chunk == 0:
@@ -394,7 +399,7 @@ def _stage_memory(model, plan, contents):
     The state and the activations each depend on a few of the plan's fields; a search
     meets each combination many times, so both are remembered.
     """
-    weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.ep, plan.zero,
+    weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.expert_dp, plan.zero,
                                                         plan.precision, plan.fp8_params)
     key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches,
            plan.flash_attention, plan.precision)
@@ -416,12 +421,12 @@ _ACTIVATIONS = {}
 
 
 @lru_cache(maxsize=8192)
-def _state_bytes(contents, shard, ep, zero, precision, fp8_params):
+def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params):
     """Weights, gradients, optimizer state and their sum per rank, read-only arrays;
-    ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters (expert ones
-    over ``shard / ep``, the expert data-parallel group)."""
+    ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters, and
+    ``expert_shard`` the expert data-parallel size, over which it shards expert ones."""
     params = contents.dense + contents.expert
-    sharded = contents.dense / shard + contents.expert / (shard // ep)
+    sharded = contents.dense / shard + contents.expert / expert_shard
     weights = WEIGHT_BYTES * params
     gradients = gradient_bytes(precision) * (sharded if zero >= 2 else params)
     optimizer = OPTIMIZER_BYTES * (sharded if zero >= 1 else params)
@@ -479,10 +484,10 @@ def memory_per_gpu(model, plan):
     ===========  ====================  ==================================================
 
     ``d`` is ``dp * cp`` for dense parameters (Megatron-LM shards the distributed
-    optimizer over the data-parallel group including CP) and ``dp * cp / ep`` for expert
-    parameters. A rank's parameters are its layers' (attention and MLP split ``tp`` ways,
-    norms and routers replicated; ``experts / ep`` experts per MoE layer, split ``tp`` ways
-    as Megatron-LM's default expert tensor parallelism), plus on the first stage the
+    optimizer over the data-parallel group including CP) and the expert data-parallel size
+    ``tp * cp * dp / (ep * etp)`` for expert parameters. A rank's parameters are its layers'
+    (attention and MLP split ``tp`` ways, norms and routers replicated; ``experts / ep``
+    experts per MoE layer, split ``etp`` ways, Megatron-Core's parallel folding), plus on the first stage the
     embedding (padded vocabulary, split ``tp`` ways), and on the last the final norm and
     the output head (untied, or Megatron's copy of a tied embedding when ``pp > 1``).
 

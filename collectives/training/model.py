@@ -72,8 +72,16 @@ class Transformer:
         Each expert's inner size; None means ``ffn_hidden``. Unused by dense models.
     moe_every : int
         With ``experts > 1``, layer ``i`` (0-based) is an MoE layer when
-        ``i % moe_every == 0``, Megatron-LM's ``--moe-layer-freq`` pattern; the others are
-        dense.
+        ``(i - first_dense_layers) % moe_every == 0``, Megatron-LM's ``--moe-layer-freq``
+        pattern; the others are dense.
+    first_dense_layers : int
+        Leading layers that are dense whatever ``moe_every`` says (DeepSeek-V3's
+        ``first_k_dense_replace``); they use ``ffn_hidden``.
+    shared_experts : int
+        Experts of ``expert_ffn_hidden`` every token of an MoE layer passes through besides
+        its ``top_k`` routed ones (DeepSeek's shared experts; Megatron-Core
+        ``--moe-shared-expert-intermediate-size`` is ``shared_experts * expert_ffn_hidden``).
+        They are split over TP like a dense MLP.
     dropout : bool
         Whether the model trains with dropout (GPT-2/3 style). It only changes activation
         memory: dropout stores 1-byte masks (and, in attention, the dropped-out scores).
@@ -114,6 +122,8 @@ class Transformer:
     top_k: int = 1
     expert_ffn_hidden: Optional[int] = None
     moe_every: int = 1
+    first_dense_layers: int = 0
+    shared_experts: int = 0
     dropout: bool = True
     name: Optional[str] = None
 
@@ -140,6 +150,10 @@ class Transformer:
             checks.require_int("moe_every", self.moe_every, minimum=1)
             if self.moe_every > self.layers:
                 raise InvalidSpec(f"moe_every={self.moe_every} must be <= layers={self.layers}")
+            checks.require_int("first_dense_layers", self.first_dense_layers, minimum=0, maximum=self.layers - 1)
+            checks.require_int("shared_experts", self.shared_experts, minimum=0)
+            if self.shared_experts and not self.is_moe:
+                raise InvalidSpec(f"shared_experts={self.shared_experts} needs experts > 1, got experts={self.experts}")
             checks.require_bool("dropout", self.dropout)
             if self.name is not None and not isinstance(self.name, str):
                 raise InvalidSpec(f"name={self.name!r} must be a string or None")
@@ -185,7 +199,8 @@ class Transformer:
         >>> [m.is_moe_layer(i) for i in range(4)]
         [True, False, True, False]
         """
-        return self.is_moe and index % self.moe_every == 0
+        first = self.first_dense_layers
+        return self.is_moe and index >= first and (index - first) % self.moe_every == 0
 
     def moe_layers_in(self, start, stop):
         """How many of layers ``start .. stop-1`` are MoE layers.
@@ -197,6 +212,8 @@ class Transformer:
         >>> m.moe_layers_in(0, 8), m.moe_layers_in(1, 6)
         (3, 1)
         """
+        first = self.first_dense_layers
+        start, stop = max(start, first) - first, stop - first
         if not self.is_moe or stop <= start:
             return 0
         k = self.moe_every
@@ -205,9 +222,7 @@ class Transformer:
     @property
     def moe_layers(self):
         """Number of MoE layers (0 for a dense model)."""
-        if not self.is_moe:
-            return 0
-        return (self.layers - 1) // self.moe_every + 1
+        return self.moe_layers_in(0, self.layers)
 
     @property
     def dense_layers(self):
@@ -252,7 +267,7 @@ class Transformer:
         attention = self.attention_parameters()
         norms = 2 * self.hidden
         if kind == "moe":
-            experts_mlp = experts * self.mlp_parameters(self.expert_ffn_hidden)
+            experts_mlp = (experts + self.shared_experts) * self.mlp_parameters(self.expert_ffn_hidden)
             return attention + norms + experts_mlp + self.router_parameters()
         return attention + norms + self.mlp_parameters(self.ffn_hidden)
 
@@ -282,7 +297,8 @@ class Transformer:
         )
 
     def active_parameters(self):
-        """Parameters one token passes through: ``top_k`` experts per MoE layer, not all.
+        """Parameters one token passes through: ``top_k`` routed experts (and the shared ones)
+        per MoE layer, not all.
 
         The router counts in full. Equals :meth:`parameters` for dense models.
 
@@ -321,7 +337,7 @@ class Transformer:
         dict
             ``qkv`` (``2 t h (h + 2 g h / a)``), ``scores`` (Q K^T, ``2 t s h``), ``context``
             (scores x V, ``2 t s h``), ``output`` (projection, ``2 t h^2``), ``mlp`` (``2 t h f``
-            per matrix; MoE: ``top_k`` experts of ``expert_ffn_hidden``), ``router``
+            per matrix; MoE: ``top_k`` plus the shared experts of ``expert_ffn_hidden``), ``router``
             (``2 t h experts``, 0 for dense layers).
 
         Examples
@@ -333,7 +349,7 @@ class Transformer:
         kind = self.layer_kind(kind)
         h, s = self.hidden, self.seq_len
         if kind == "moe":
-            mlp = 2 * tokens * self._mlp_matrices * h * self.expert_ffn_hidden * self.top_k
+            mlp = 2 * tokens * self._mlp_matrices * h * self.expert_ffn_hidden * (self.top_k + self.shared_experts)
             router = 2 * tokens * h * self.experts
         else:
             mlp = 2 * tokens * self._mlp_matrices * h * self.ffn_hidden
@@ -368,7 +384,7 @@ class Transformer:
         ``12 L h^2 (1 + g/a + s/h + (f/h) glu + V/(2 L h))``, which for GPT (g = a, f = 4h,
         GELU) is Megatron-LM's ``72 B s L h^2 (1 + s/(6h) + V/(12 L h))`` per iteration
         divided by the ``B s`` tokens (Narayanan et al. SC'21; Korthikanti et al. 2022).
-        MoE layers count ``top_k`` experts of ``expert_ffn_hidden`` and the router.
+        MoE layers count ``top_k`` and the shared experts of ``expert_ffn_hidden`` and the router.
 
         Examples
         --------
@@ -443,6 +459,19 @@ MODELS = MappingProxyType(
         "mixtral-8x7b": Transformer(
             layers=32, hidden=4096, heads=32, kv_heads=8, ffn_hidden=14336, mlp="swiglu",
             seq_len=4096, vocab=32000, experts=8, top_k=2, dropout=False, name="mixtral-8x7b",
+        ),
+        # DeepSeek-V3 (DeepSeek-AI 2024, arXiv 2412.19437, section 4.2; released config.json):
+        # 61 layers, hidden 7168, 128 heads, the first 3 layers dense (FFN 18,432), then MoE
+        # layers of 256 routed experts (FFN 2,048, top-8) and 1 shared expert; vocabulary
+        # 129,280; pre-training sequences of 4K. Its multi-head latent attention (q and kv
+        # low-rank projections of 1,536 and 512, 192-wide query/key heads) is represented as
+        # ordinary multi-head attention of 128 heads of 56: 205M instead of ~187M attention
+        # weights a layer, and fewer score FLOPs (under 1% of the model's): an approximation.
+        # The multi-token-prediction module is not counted.
+        "deepseek-v3": Transformer(
+            layers=61, hidden=7168, heads=128, ffn_hidden=18432, mlp="swiglu", seq_len=4096, vocab=129280,
+            experts=256, top_k=8, expert_ffn_hidden=2048, first_dense_layers=3, shared_experts=1, dropout=False,
+            name="deepseek-v3",
         ),
     }
 )

@@ -17,6 +17,7 @@ Examples
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 
@@ -45,9 +46,13 @@ class Parallelism:
     ----------
     tp, pp, dp, cp : int
         Tensor, pipeline, data and context parallel sizes; ``tp*pp*dp*cp`` GPUs.
-    ep : int
-        Expert-parallel size, carved out of the data-parallel ranks as in Megatron-LM
-        (experts are spread over ``ep`` of the ``dp`` replicas); must divide ``dp``.
+    ep, etp : int
+        Expert-parallel and expert-tensor-parallel sizes of the MoE layers. As in
+        Megatron-Core's MoE parallel folding (Liu et al. 2025, arXiv 2504.14960), the MoE
+        layers lay a stage's ``tp * cp * dp`` GPUs out again as ``etp`` (innermost) x ``ep``
+        x expert data parallel, so ``ep * etp`` must divide ``tp * cp * dp`` and ``ep`` may
+        exceed ``dp``. ``etp=None`` means ``tp`` (Megatron-Core's default), which with
+        ``cp=1`` makes expert groups of ``ep`` consecutive data-parallel replicas.
     micro_batch : int
         Sequences per micro-batch.
     global_batch : int
@@ -96,6 +101,7 @@ class Parallelism:
     dp: int = 1
     cp: int = 1
     ep: int = 1
+    etp: Optional[int] = None
     micro_batch: int = 1
     global_batch: int
     virtual_stages: int = 1
@@ -113,6 +119,8 @@ class Parallelism:
         with collectives_errors():
             for field in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch", "virtual_stages"):
                 checks.require_int(field, getattr(self, field), minimum=1)
+            if self.etp is not None:
+                checks.require_int("etp", self.etp, minimum=1)
             for field in ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_grad_reduce",
                           "overlap_param_gather", "fp8_params"):
                 checks.require_bool(field, getattr(self, field))
@@ -124,15 +132,25 @@ class Parallelism:
             raise InvalidSpec(f"global_batch={self.global_batch} must be divisible by dp*micro_batch={per_step}")
         if self.virtual_stages > 1 and self.pp == 1:
             raise InvalidSpec(f"virtual_stages={self.virtual_stages} needs pp > 1, got pp={self.pp}")
-        if self.dp % self.ep:
-            raise InvalidSpec(f"ep={self.ep} must divide dp={self.dp}")
+        if self.etp is None:  # resolved in place, as Megatron-Core does (dataclasses.replace keeps it)
+            object.__setattr__(self, "etp", self.tp)
+        stage = self.tp * self.cp * self.dp
+        if stage % (self.ep * self.etp):
+            raise InvalidSpec(f"ep*etp={self.ep * self.etp} must divide tp*cp*dp={stage}: the MoE layers fold "
+                              "a stage's tp x cp x dp ranks into etp x ep x expert data parallel")
         if self.fp8_params and self.precision != "fp8":
             raise InvalidSpec(f"fp8_params=True needs precision='fp8', got precision={self.precision!r}")
 
     @property
     def world_size(self):
-        """GPUs the plan uses: ``tp * pp * dp * cp`` (``ep`` lies inside ``dp``)."""
+        """GPUs the plan uses: ``tp * pp * dp * cp`` (``ep`` and ``etp`` fold into ``tp * cp * dp``)."""
         return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def expert_dp(self):
+        """Expert data-parallel size: ``tp * cp * dp / (ep * etp)``, over which expert weights
+        are replicated (and their optimizer state sharded)."""
+        return self.tp * self.cp * self.dp // (self.ep * self.etp)
 
     @property
     def micro_batches(self):
@@ -171,8 +189,11 @@ class Parallelism:
             out.append(f"tp={tp} must divide kv_heads={model.kv_heads}")
         if model.dense_layers and model.ffn_hidden % tp:
             out.append(f"tp={tp} must divide ffn_hidden={model.ffn_hidden}")
-        if model.moe_layers and model.expert_ffn_hidden % tp:
-            out.append(f"tp={tp} must divide expert_ffn_hidden={model.expert_ffn_hidden}")
+        if model.moe_layers and model.expert_ffn_hidden % self.etp:
+            out.append(f"etp={self.etp} must divide expert_ffn_hidden={model.expert_ffn_hidden}")
+        shared = model.shared_experts * model.expert_ffn_hidden
+        if model.moe_layers and shared % tp:
+            out.append(f"tp={tp} must divide the shared experts' width {shared}")
         if model.experts % self.ep:
             out.append(f"ep={self.ep} must divide experts={model.experts}")
         # Megatron-LM context parallelism splits each sequence into 2*cp chunks for causal
@@ -338,9 +359,28 @@ def dp_groups(plan):
     return layout(plan).transpose(0, 2, 3, 1).reshape(-1, plan.dp)
 
 
+def expert_layout(plan):
+    """Global ranks indexed [pp, expert dp, ep, etp]: the MoE layers' folding of each stage's
+    ``tp * cp * dp`` ranks (Megatron-Core: expert TP innermost, then EP, then expert DP)."""
+    return _ranks(plan.pp, plan.expert_dp, plan.ep, plan.etp)
+
+
 def ep_groups(plan):
-    """Expert-parallel groups: rows of ``ep`` consecutive DP ranks of one (stage, CP, TP) slot."""
-    return dp_groups(plan).reshape(-1, plan.ep)
+    """Every expert-parallel group, one row per (stage, expert DP rank, expert TP rank).
+
+    Examples
+    --------
+    >>> ep_groups(Parallelism(tp=4, cp=2, dp=8, ep=8, etp=1, global_batch=8))[0].tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    >>> ep_groups(Parallelism(tp=2, dp=4, ep=2, global_batch=4))[0].tolist()   # etp = tp
+    [0, 2]
+    """
+    return expert_layout(plan).transpose(0, 1, 3, 2).reshape(-1, plan.ep)
+
+
+def etp_ranks(plan):
+    """The first expert-tensor-parallel group."""
+    return expert_layout(plan)[0, 0, 0, :]
 
 
 def pp_pairs(plan):

@@ -23,6 +23,7 @@ Examples
 ('fp8', 4, 2048, '')
 """
 
+import re
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -30,7 +31,7 @@ import fabric
 from fabric.units import GiB
 
 from collectives.data import read_rows
-from collectives.training.model import Transformer
+from collectives.training.model import MODELS, Transformer
 from collectives.training.plan import Parallelism
 
 
@@ -139,6 +140,11 @@ def _framework(row):
     return "megatron-core"
 
 
+# Rows whose shape the CSV's columns cannot hold (dense first layers, shared experts) name it in
+# their `derivation`; the preset holds it, with its sources.
+SHAPES = {"DeepSeek-V3 shape": "deepseek-v3"}
+
+
 def _full_run(row):
     """A training_runs.csv row, with the plan its source prints."""
     n = {k: int(row[k]) for k in ("gpus", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "seq_len", "vocab",
@@ -146,21 +152,26 @@ def _full_run(row):
                                   "virtual_stages", "zero")}
     common = dict(case=row["case"], file="training_runs.csv", source=row["source"], gpu=row["gpu"], gpus=n["gpus"],
                   seconds=float(row["seconds_per_iter"]))
-    if n["experts"] > 1 and n["ep"] > n["dp"]:
-        return PublishedRun(**common, unsupported=f"ep={n['ep']} > dp={n['dp']}: Megatron-Core MoE parallel folding "
-                                                  "(expert groups over tp x cp x dp ranks) is not modelled yet")
-    model = Transformer(
-        layers=n["layers"], hidden=n["hidden"], heads=n["heads"], kv_heads=n["kv_heads"],
-        ffn_hidden=n["ffn_hidden"], mlp=row["mlp"], seq_len=n["seq_len"], vocab=n["vocab"], experts=n["experts"],
-        top_k=n["top_k"], dropout=False, name=row["case"],
-    )
+    # The expert tensor parallel size is not a column; the rows that set it say so in `assumed`
+    # (from the recipes' launch.sh); otherwise Megatron-Core's default, etp = tp.
+    etp = re.search(r"expert_tensor_parallel=(\d+)", row["assumed"])
+    preset = next((name for text, name in SHAPES.items() if text in row["derivation"]), None)
+    if preset:
+        model = replace(MODELS[preset], seq_len=n["seq_len"], name=row["case"])
+    else:
+        model = Transformer(
+            layers=n["layers"], hidden=n["hidden"], heads=n["heads"], kv_heads=n["kv_heads"],
+            ffn_hidden=n["ffn_hidden"], mlp=row["mlp"], seq_len=n["seq_len"], vocab=n["vocab"],
+            experts=n["experts"], top_k=n["top_k"], dropout=False, name=row["case"],
+        )
     framework = dict(FRAMEWORKS[_framework(row)])
     if "AsyncTP" in row["derivation"]:
         framework["tp_comm_overlap"] = True
     if row["precision"] == "fp8" and _framework(row) == "megatron-core":
         framework["fp8_params"] = True  # NeMo's bf16_with_fp8_mixed recipe: fp8_param_gather=True
     plan = Parallelism(
-        tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], micro_batch=n["micro_batch"],
+        tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], etp=int(etp.group(1)) if etp else None,
+        micro_batch=n["micro_batch"],
         global_batch=n["global_batch"], virtual_stages=n["virtual_stages"], recompute=row["recompute"],
         sequence_parallel=row["sequence_parallel"].strip().lower() == "true", zero=n["zero"],
         precision=row["precision"], **framework,
