@@ -71,21 +71,30 @@ class ComputeParams:
     kernel_overhead : float
         Seconds every kernel costs beyond its work.
     attention_efficiency : float
-        Fraction of BF16 dense peak FlashAttention reaches on the causal work: ~35% for
-        FlashAttention-2 on H100 (Shah et al. 2024), 50-73% on A100 (Dao 2023); the
-        Hopper figure is the default since current training runs on Hopper.
+        Fraction of BF16 dense peak FlashAttention reaches on the causal work of long
+        sequences: ~35% for FlashAttention-2 on H100 (Shah et al. 2024), 50-73% on A100
+        (Dao 2023); the Hopper figure is the default since current training runs on Hopper.
+    attention_half_keys : float
+        Keys per kernel at which FlashAttention runs at half that rate: its rate is
+        ``attention_efficiency * L / (L + attention_half_keys)`` for ``L`` keys, so short
+        blocks (ring attention's ``s / cp`` per step) run well below peak. FlashAttention-2's
+        forward+backward on A100 (head dim 128, causal) rises from ~90 TFLOP/s at 512
+        tokens to ~190 at 16k (Dao 2023, Figure 5), which this curve follows with 512
+        [mem: read off the paper's figure].
     """
 
-    gemm_efficiency: float = 0.78  # fitted: python -m collectives.training.calibration
+    gemm_efficiency: float = 0.786  # fitted: python -m collectives.training.calibration
     # fitted, same run: 0 within the data's resolution once the cross-entropy bytes and the
     # per-GPU achievable matmul rate are modelled (the fit's loss is flat from 0 to ~4 us)
     kernel_overhead: float = 0.0
     attention_efficiency: float = 0.35
+    attention_half_keys: float = 512.0
 
     def __post_init__(self):
         for name in ("gemm_efficiency", "attention_efficiency"):
             require_positive(name, getattr(self, name))
         require_non_negative("kernel_overhead", self.kernel_overhead)
+        require_non_negative("attention_half_keys", self.attention_half_keys)
         for name in ("gemm_efficiency", "attention_efficiency"):
             if getattr(self, name) > 1:
                 raise InvalidSpec(f"{name}={getattr(self, name)} must be <= 1")
@@ -117,9 +126,20 @@ def gemm_time(m, n, k, gpu, precision, params):
 
 
 def attention_time(batch, queries, keys, heads, head_dim, gpu, params, causal=True):
-    """Seconds of FlashAttention forward: QK^T and AV over ``queries`` x ``keys``."""
+    """Seconds of one FlashAttention forward kernel: QK^T and AV over ``queries`` x ``keys``,
+    at ``attention_efficiency`` of the BF16 peak scaled by ``keys / (keys + attention_half_keys)``.
+
+    Examples
+    --------
+    >>> from fabric import GPUS
+    >>> whole = attention_time(1, 512, 8192, 8, 128, GPUS["H100"], DEFAULT_COMPUTE)
+    >>> blocks = 16 * attention_time(1, 512, 512, 8, 128, GPUS["H100"], DEFAULT_COMPUTE)
+    >>> round(blocks / whole, 2)        # the same work in 16 blocks of 512 keys (ring attention, cp16)
+    1.88
+    """
     flops = 4.0 * batch * queries * keys * heads * head_dim * (0.5 if causal else 1.0)
-    return flops / (gpu.bf16_flops * params.attention_efficiency) + params.kernel_overhead
+    efficiency = params.attention_efficiency * keys / (keys + params.attention_half_keys)
+    return flops / (gpu.bf16_flops * efficiency) + params.kernel_overhead
 
 
 # Bytes per attention-score element in the unfused (2021 Megatron-LM) forward: write the

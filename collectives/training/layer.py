@@ -23,6 +23,10 @@ from collectives.training.compute import (
 )
 from collectives.training.plan import cp_ranks, ep_groups, etp_ranks, tp_ranks
 
+# Bytes per attention-output element that ring attention's merge of one step moves: the fp32
+# running output read and written (8) and the step's bf16 output read (2).
+CP_MERGE_BYTES = 10
+
 
 @dataclass(frozen=True)
 class LayerTimes:
@@ -97,7 +101,13 @@ def layer_times(model, plan, gpu, comm, compute, moe):
         down = gemm_time(T, h, ffn // tp, gpu, prec, compute)
         router = 0.0
     if plan.flash_attention:
-        attn = attention_time(b, s // cp, s, heads // tp, d, gpu, compute)
+        # with context parallelism, ring attention: cp kernels, one per KV block of s/cp keys
+        attn = cp * attention_time(b, s // cp, s // cp, heads // tp, d, gpu, compute)
+        if cp > 1:
+            # each step after the first merges its partial output into the running one with
+            # the softmax statistics (online softmax): read and write the fp32 accumulator
+            # and read the step's output, 10 bytes per output element (TE's ring attention)
+            attn += (cp - 1) * memory_time(T * h // tp * CP_MERGE_BYTES / 2, gpu)
     else:
         attn = unfused_attention_time(b, s // cp, s, heads // tp, d, gpu, prec, compute)
     hidden_split = tp if plan.sequence_parallel else 1

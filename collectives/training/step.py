@@ -401,7 +401,7 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         fits=memory["total"] <= usable_memory(gpu),
         energy=(gpu.power * n_gpus + cluster.network_watts) * time,
         model=getattr(model, "name", None) or "",
-        plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
+        plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "etp", "micro_batch", "virtual_stages",
                                             "recompute", "zero", "precision")},
         level=cluster.level,
     )
