@@ -137,9 +137,13 @@ class UniformFabric:
     name: str
 
 
-def uniform_fabric(G, params, network_watts):
+def uniform_fabric(G, params, network_watts, ranks=None):
     """Summarise ``G`` for the analytic level; ``InvalidSpec`` if its domains are not
     consecutive equal blocks of ranks (then use the graph itself).
+
+    ``ranks``: summarise the job on those GPUs of ``G`` (checked and distinct) instead of
+    the whole fabric; they must fill each NVLink domain they touch equally, in rank order
+    (64 GPUs of each NVL72 rack, say). ``network_watts`` is the job's share then.
 
     Examples
     --------
@@ -148,17 +152,24 @@ def uniform_fabric(G, params, network_watts):
     >>> u = uniform_fabric(fabric.nvl72(2), DEFAULT_PARAMS, 0.0)
     >>> u.n_gpus, u.gpus_per_domain
     (144, 72)
+    >>> job = [r for r in range(144) if r % 72 < 64]
+    >>> uniform_fabric(fabric.nvl72(2), DEFAULT_PARAMS, 0.0, ranks=job).gpus_per_domain
+    64
     """
     domains = {}
     for node, data in G.nodes(data=True):
         if data.get("kind") == "gpu":
             domains[data["rank"]] = data["domain"]
-    n = len(domains)
-    per = sum(1 for r in range(n) if domains[r] == domains[0])
-    if n % per or any(domains[r] != domains[r - r % per] or (r % per == 0 and r and domains[r] == domains[r - 1])
-                      for r in range(n)):
-        raise InvalidSpec("the fabric's NVLink domains are not equal blocks of consecutive ranks")
-    return UniformFabric(graph_attr(G, "gpu"), n, per, profile(G, 0, params), network_watts, G.graph.get("name", ""))
+    job = list(range(len(domains))) if ranks is None else [int(r) for r in ranks]
+    if ranks is not None and (sorted(job) != job or len(set(job)) != len(job) or job and job[-1] >= len(domains)):
+        raise InvalidSpec(f"ranks must be distinct GPU ranks of the fabric in increasing order, got {ranks!r:.80}")
+    of = [domains[r] for r in job]
+    n = len(of)
+    per = sum(1 for d in of if d == of[0])
+    if not n or n % per or any(of[i] != of[i - i % per] or (i % per == 0 and i and of[i] == of[i - 1])
+                               for i in range(n)):
+        raise InvalidSpec("the job's NVLink domains are not equal blocks of consecutive ranks")
+    return UniformFabric(graph_attr(G, "gpu"), n, per, profile(G, job[0], params), network_watts, G.graph.get("name", ""))
 
 
 @dataclass(frozen=True, eq=False)

@@ -166,3 +166,40 @@ def test_a_plan_that_fits_gives_no_memory_warning(recwarn):
                                     level="analytic")
     assert est.fits
     assert not [w for w in recwarn if issubclass(w.category, collectives.MemoryWarning)]
+
+
+def test_a_job_on_part_of_a_fabric_is_the_job_on_a_fabric_of_its_size():
+    model, plan = collectives.MODELS["llama3-8b"], collectives.Parallelism(tp=8, dp=2, global_batch=32)
+    alone = collectives.estimate_step(model, plan, fabric.dgx_superpod(2), level="flow")
+    part = collectives.estimate_step(model, plan, fabric.dgx_superpod(4), level="flow", ranks=range(16, 32))
+    assert part.time == pytest.approx(alone.time, rel=1e-9)
+    assert part.memory_per_gpu == alone.memory_per_gpu
+
+
+def test_a_job_on_part_of_two_nvl72_racks_pays_its_share_of_the_network():
+    model = collectives.MODELS["llama3-70b"]
+    plan = collectives.Parallelism(tp=4, pp=4, dp=8, global_batch=64)
+    G = fabric.nvl72(2)
+    job = [r for r in range(144) if r % 72 < 64]
+    est = collectives.estimate_step(model, plan, G, level="analytic", ranks=job)
+    network = fabric.bill_of_materials(G).network_watts
+    assert est.energy == pytest.approx((G.graph["gpu"].power * 128 + network * 128 / 144) * est.time)
+
+
+@pytest.mark.parametrize("ranks, message", [
+    ([0, 0] + list(range(2, 16)), "ranks contains rank 0 twice"),
+    (list(range(8)) + [40] * 8, "ranks contains rank 40, outside 0..31"),
+    ([], "ranks is empty"),
+    (list(range(8)), "tp*pp*dp*cp=16 must equal the fabric's 8 GPUs"),
+])
+def test_bad_job_ranks_are_refused(ranks, message):
+    with pytest.raises(collectives.InvalidSpec, match=message.replace("*", r"\*").replace(".", r"\.")):
+        collectives.estimate_step(collectives.MODELS["llama3-8b"], llama8b_plan(dp=2, global_batch=32),
+                                  fabric.dgx_superpod(4), level="analytic", ranks=ranks)
+
+
+def test_search_on_part_of_a_fabric_finds_what_a_fabric_of_its_size_finds():
+    model = collectives.MODELS["llama3-8b"]
+    part = collectives.search(model, fabric.dgx_superpod(4), global_batch=32, ranks=range(16), progress=False, top=5)
+    alone = collectives.search(model, fabric.dgx_superpod(2), global_batch=32, progress=False, top=5)
+    assert [(e.plan, e.time) for e in part] == [(e.plan, e.time) for e in alone]

@@ -24,7 +24,7 @@ from itertools import groupby, product
 
 from fabric.checks import require_int
 from fabric.metrics import bill_of_materials
-from fabric.schema import graph_attr
+from fabric.schema import gpu_count, graph_attr
 
 from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
@@ -33,7 +33,7 @@ from collectives.training.compute import DEFAULT_COMPUTE
 from collectives.training.memory import RECOMPUTE, rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
 from collectives.training.plan import Parallelism
-from collectives.training.step import Cluster, estimate_many
+from collectives.training.step import Cluster, estimate_many, job_ranks
 
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL_STAGES = (1, 2, 4)
@@ -91,13 +91,14 @@ def _analytic_cluster(fabric_summary, params):
     return Cluster(fabric_summary, "analytic", params)
 
 
-def _estimate_chunk(model, plans, fabric_summary, level, params, compute):
+def _estimate_chunk(model, plans, fabric_summary, level, params, compute, ranks=None):
     """Estimates of the plans that fit in memory (checked here, in the workers); their
-    pipelines are simulated together."""
+    pipelines are simulated together. The analytic summary already describes the job's GPUs;
+    the graph (flow level) needs ``ranks``."""
     if level == "analytic":
         cluster = _analytic_cluster(fabric_summary, params)
     else:
-        cluster = Cluster(fabric_summary, level, params)
+        cluster = Cluster(fabric_summary, level, params, ranks=ranks)
     limit = usable_memory(cluster.gpu)
     fitting, memories = [], []
     for plan in plans:  # candidate_plans yields valid plans: the unchecked memory model
@@ -130,7 +131,7 @@ def _chunks(plans, size):
 
 
 def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
-           compute=None, progress=True, top=None):
+           compute=None, progress=True, top=None, ranks=None):
     """Estimate every fitting plan of ``model`` on ``G`` and return them fastest first.
 
     Parameters
@@ -149,6 +150,10 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         Show a tqdm progress bar.
     top : int or None
         Keep only the best ``top``.
+    ranks : sequence of int or None
+        The job's GPUs on ``G`` (default all of them), in increasing rank order; at the
+        analytic level they must fill the NVLink domains they touch equally (e.g. 8,192
+        GPUs of a 16k-GPU fabric, or 64 GPUs of each NVL72 rack).
 
     Returns
     -------
@@ -159,8 +164,9 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     params = params or DEFAULT_PARAMS
     compute = compute or DEFAULT_COMPUTE
     gpu = graph_attr(G, "gpu")
-    watts = bill_of_materials(G).network_watts
-    summary = uniform_fabric(G, params, watts)
+    job = None if ranks is None else job_ranks(ranks, gpu_count(G))
+    watts = bill_of_materials(G).network_watts * (1 if job is None else len(job) / gpu_count(G))
+    summary = uniform_fabric(G, params, watts, ranks=job)
     plans = candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
                             precision=precision)
     shipped = summary if level == "analytic" else G
@@ -168,7 +174,7 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
     try:
         # workers start on the first chunks while the rest are enumerated
-        futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute): len(c)
+        futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute, job): len(c)
                    for c in _chunks(plans, CHUNK)}
         for _ in _progress(futures, sum(futures.values()), progress):
             pass
