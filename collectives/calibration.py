@@ -3,7 +3,8 @@
 The measurements are package data (:mod:`collectives.data`): ``nccl.csv`` (DGX A100 and
 H100 servers, one algorithm per row) and ``nccl_multinode.csv`` (GB200 NVL72 racks and DGX
 H100 with NCCL's default choice). :func:`fit` adjusts ``nvlink_efficiency`` (ring rows) and
-``nvls_efficiency`` (NVLS rows) so the model's bus bandwidth matches ``nccl.csv`` as a whole: each is the single
+``nvls_efficiency`` (NVLS rows), and ``multinode_nvls_efficiency`` to the GB200 NVL72 rack rows,
+so the model's bus bandwidth matches the published rows as a whole: each is the single
 value minimising the squared relative error over all rows it governs, never one value
 per row. The defaults in :mod:`collectives.params` are the result; rerun when the file
 grows.
@@ -27,8 +28,17 @@ import fabric
 from collectives.data import read_rows
 from collectives.params import DEFAULT_PARAMS
 
-# Which parameter each measured algorithm calibrates.
+# Which parameter each measured algorithm calibrates; the rows of GB200 NVL72 racks (NCCL's
+# own choice, NVLS across the trays of a rack) calibrate the multi-host NVLS efficiency.
 PARAMETER_OF = {"ring": "nvlink_efficiency", "nvls": "nvls_efficiency"}
+MULTINODE_PARAMETER = "multinode_nvls_efficiency"
+
+
+def _governs(row):
+    """The parameter a row calibrates, or None (rows priced with fitted parameters only)."""
+    if row.get("fabric") == "nvl72":
+        return MULTINODE_PARAMETER
+    return PARAMETER_OF.get(row["algorithm"])
 
 
 def read_nccl_csv(path=None):
@@ -93,9 +103,9 @@ def fit(rows=None, params=DEFAULT_PARAMS):
 
     ``errors`` maps each row index to its relative error after the fit.
     """
-    rows = read_nccl_csv() if rows is None else rows
-    for algorithm, name in PARAMETER_OF.items():
-        mine = [r for r in rows if r["algorithm"] == algorithm]
+    rows = nccl_rows() if rows is None else rows
+    for name in (*PARAMETER_OF.values(), MULTINODE_PARAMETER):
+        mine = [r for r in rows if _governs(r) == name]
         if not mine:
             continue
 
@@ -111,8 +121,8 @@ def fit(rows=None, params=DEFAULT_PARAMS):
 
 if __name__ == "__main__":
     fitted, errs = fit()
-    for name in PARAMETER_OF.values():
+    for name in (*PARAMETER_OF.values(), MULTINODE_PARAMETER):
         print(f"{name} = {getattr(fitted, name)}")
-    for i, row in enumerate(read_nccl_csv()):
+    for i, row in enumerate(nccl_rows()):
         print(f"{row['collective']:>11} {row['gpu']} {row['nodes']}x{row['gpus_per_node']} {row['algorithm']:>5}: "
               f"measured {row['busbw'] / 1e9:6.1f} GB/s, error {errs[i]:+.1%}")

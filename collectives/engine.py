@@ -78,6 +78,9 @@ class Profile:
         Of the GPU (NVLink SHARP needs 4 or later).
     in_network_reduction : bool
         Whether the leaf and the switches above it can reduce (InfiniBand SHARP).
+    multinode_nvlink : bool
+        Whether the NVLink domain spans several hosts (GB200 NVL72's compute trays,
+        joined by NVLink switch trays), where NVLS runs at its own efficiency.
     """
 
     nvlink: float
@@ -86,6 +89,7 @@ class Profile:
     rail_optimized: bool
     nvlink_generation: int
     in_network_reduction: bool
+    multinode_nvlink: bool = False
 
 
 def profile(G, rank, params):
@@ -114,9 +118,11 @@ def profile(G, rank, params):
         rail = "rail" in G.nodes[leaf]
         tree = [leaf] + [v for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"]
         reduces = all(getattr(SWITCHES.get(G.nodes[v].get("model")), "in_network_reduction", False) for v in tree)
+    switch = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "nvswitch"), None)
+    domain = 0 if switch is None else sum(1 for v in G.successors(switch) if G.nodes[v].get("kind") == "gpu")
     return Profile(
         gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail,
-        gpu.nvlink_generation, reduces,
+        gpu.nvlink_generation, reduces, domain > graph_attr(G, "gpus_per_node"),
     )
 
 

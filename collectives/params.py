@@ -62,6 +62,10 @@ class CommParams:
     nvls_efficiency : float
         Fraction of NVLink line rate NVLink SHARP (multimem) traffic reaches; fitted to
         the NVLS rows of nccl.csv (4, 6, 8 GPUs).
+    multinode_nvls_efficiency : float
+        The same when the NVLink domain spans several hosts (GB200 NVL72: 18 compute trays
+        through NVLink switch trays); fitted to the large-message NVL72 rows of
+        nccl_multinode.csv (one rack at 8 GiB, two racks at 16 GiB).
     network_efficiency : float
         Fraction of NIC line rate NCCL reaches over InfiniBand or RoCE: "46-48 GB/s per
         NIC" at NDR 400 Gb/s (NCCL maintainers, NVIDIA/nccl-tests issue #290): 47/50.
@@ -78,6 +82,7 @@ class CommParams:
 
     nvlink_efficiency: float = 0.804
     nvls_efficiency: float = 0.686
+    multinode_nvls_efficiency: float = 0.338
     network_efficiency: float = 0.94
     pcie_efficiency: float = 0.90
     collnet: bool = False
@@ -85,10 +90,15 @@ class CommParams:
     def __post_init__(self):
         if not isinstance(self.collnet, bool):
             raise InvalidSpec(f"collnet={self.collnet!r} must be True or False")
-        for name in ("nvlink_efficiency", "nvls_efficiency", "network_efficiency", "pcie_efficiency"):
+        for name in ("nvlink_efficiency", "nvls_efficiency", "multinode_nvls_efficiency", "network_efficiency",
+                     "pcie_efficiency"):
             value = require_positive(name, getattr(self, name))
             if value > 1:
                 raise InvalidSpec(f"{name}={value} must be <= 1")
+
+    def nvls(self, multinode_nvlink):
+        """NVLS efficiency inside one host's NVSwitch domain or across hosts (NVL72)."""
+        return self.multinode_nvls_efficiency if multinode_nvlink else self.nvls_efficiency
 
     def efficiency(self, medium):
         """Achievable fraction of line rate on a link of ``medium``."""

@@ -30,6 +30,21 @@ def test_default_efficiencies_are_the_fit_to_the_whole_table(nccl_rows):
         assert getattr(fitted, name) == pytest.approx(getattr(collectives.DEFAULT_PARAMS, name), abs=0.002)
 
 
+MULTINODE_TOLERANCE = 0.16  # NVL72 rows: one efficiency for 512 MiB to 16 GiB; no size term yet
+
+
+def test_nvl72_rows_fit_one_multinode_nvls_efficiency():
+    rows = calibration.nccl_rows()
+    fitted, errors = calibration.fit(rows)
+    name = calibration.MULTINODE_PARAMETER
+    assert getattr(fitted, name) == pytest.approx(getattr(collectives.DEFAULT_PARAMS, name), abs=0.002)
+    nvl72 = [i for i, r in enumerate(rows) if r["fabric"] == "nvl72"]
+    assert len(nvl72) == 3 and all(abs(errors[i]) <= MULTINODE_TOLERANCE for i in nvl72)
+    inside = collectives.engine.profile(fabric.dgx_superpod(1), 0, collectives.DEFAULT_PARAMS)
+    across = collectives.engine.profile(fabric.nvl72(1), 0, collectives.DEFAULT_PARAMS)
+    assert not inside.multinode_nvlink and across.multinode_nvlink
+
+
 CASES = [
     ("all_reduce", "ring", None),
     ("all_reduce", "tree", None),

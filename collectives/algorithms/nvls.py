@@ -3,7 +3,7 @@
 Each GPU pushes its whole buffer into the switch once and, as owner of ``1/m`` of it,
 stores the reduced slice back for multicast: its NVLink carries ``S (1 + 1/m)`` each
 way, so ``algbw = B x nvls_efficiency / (1 + 1/m)`` (the three NVLS rows of nccl.csv, 4,
-6 and 8 GPUs, fit one efficiency). Across domains, NCCL pipelines the in-switch
+6 and 8 GPUs, fit one efficiency; domains spanning hosts, NVL72's, fit their own). Across domains, NCCL pipelines the in-switch
 reduction with an all-reduce of each ``1/m`` slice between same-rail GPUs of the
 domains; the slower of the two sets the pace.
 """
@@ -44,7 +44,7 @@ def _switch_flows(ctx):
     up = C.edge_ids(C.gpu[ranks], C.domain[ranks])
     down = C.edge_ids(C.domain[ranks], C.gpu[ranks])
     n = len(ranks)
-    coef = ctx.params.nvlink_efficiency / ctx.params.nvls_efficiency
+    coef = ctx.params.nvlink_efficiency / ctx.params.nvls(ctx.profile.multinode_nvlink)
     var = np.concatenate([np.arange(n), np.arange(n)])
     return var, np.concatenate([up, down]), np.full(2 * n, coef), n
 
@@ -65,7 +65,8 @@ def analytic(ctx):
     m = ctx.group.per_domain
     D = len(ctx.group.domains)
     S, n, prof = ctx.nbytes, ctx.group.size, ctx.profile
-    result = [phase("nvls reduce+multicast", 2 * n, S * (1 + 1 / m), 1, prof.nvlink_line * ctx.params.nvls_efficiency)]
+    rate = prof.nvlink_line * ctx.params.nvls(prof.multinode_nvlink)
+    result = [phase("nvls reduce+multicast", 2 * n, S * (1 + 1 / m), 1, rate)]
     if D > 1:
         result.append(phase("inter all-reduce", n, S / (m * D), 2 * (D - 1), prof.nic))
     return result
