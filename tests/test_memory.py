@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 import fabric
-from collectives.training.memory import memory_per_gpu, memory_per_stage
+from collectives.training.memory import layer_activation_bytes, memory_per_gpu, memory_per_stage
 from collectives.training.model import MODELS, Transformer, padded_vocab
 from collectives.training.plan import Parallelism
 from collectives.data import read_rows
@@ -140,10 +140,12 @@ def test_memory_states_by_hand_pp1():
     assert z1["weights"] + z1["gradients"] + z1["optimizer"] == pytest.approx((6 + 12 / 4) * params)
     z2 = memory_per_gpu(m, dataclasses.replace(plan, zero=2))
     assert z2["weights"] + z2["gradients"] + z2["optimizer"] == pytest.approx((2 + 16 / 4) * params)
-    # ZeRO-3 shards the weights too, and holds two gathered layers (current + prefetch)
+    # ZeRO-3 shards the weights too, and holds two gathered layers (current + prefetch) and
+    # the unsharded fp32 gradients of two layers (just computed + being reduce-scattered)
     z3 = memory_per_gpu(m, dataclasses.replace(plan, zero=3))
     assert z3["weights"] == pytest.approx(2 * params / 4 + 2 * 2 * layer_tp)
-    assert z3["gradients"] + z3["optimizer"] == pytest.approx(16 * params / 4)
+    assert z3["gradients"] == pytest.approx(4 * params / 4 + 4 * 2 * layer_tp)
+    assert z3["optimizer"] == pytest.approx(12 * params / 4)
 
 
 def test_megatron_distributed_optimizer_18_bytes():
@@ -223,6 +225,19 @@ def test_fp8_keeps_bf16_weights_and_adds_fp8_copies():
     layer_gemm = 32 * (2 * 4096**2 + 2 * 4096 * 1024 + 3 * 4096 * 14336) / 8
     assert fp8["weights"] - bf16["weights"] == pytest.approx(2 * layer_gemm)
     assert fp8["optimizer"] == bf16["optimizer"]
+
+
+def test_moe_layers_hold_their_dispatch_buffers():
+    from collectives.training.memory import _dispatch_buffer_bytes
+
+    moe = tiny(experts=4, top_k=2)
+    plan = Parallelism(tp=2, dp=4, ep=4, global_batch=4)
+    # send + receive, s b / tp tokens gathered over etp = tp: 32 tokens, 2 copies of 64 bf16 values
+    assert _dispatch_buffer_bytes(moe, plan) == 2 * 32 * 2 * 64 * 2
+    assert _dispatch_buffer_bytes(moe, dataclasses.replace(plan, etp=1)) == 2 * 16 * 2 * 64 * 2
+    with_buffers = memory_per_gpu(moe, plan)["activations"]
+    kept = 4 * layer_activation_bytes(moe, 1, 2, True, "selective", flash_attention=True)
+    assert with_buffers >= kept + _dispatch_buffer_bytes(moe, plan)
 
 
 def test_moe_memory_splits_experts_over_ep():

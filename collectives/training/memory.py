@@ -431,14 +431,25 @@ def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params):
     gradients = gradient_bytes(precision) * (sharded if zero >= 2 else params)
     optimizer = OPTIMIZER_BYTES * (sharded if zero >= 1 else params)
     if zero >= 3:
-        # sharded weights plus the gathered layer being computed and the prefetched next one
+        # sharded weights plus the gathered layer being computed and the prefetched next one;
+        # backward also holds the unsharded gradients of the layer just computed and of the
+        # one being reduce-scattered (FSDP's reduce-scatter of each layer's gradients)
         weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
+        gradients = gradients + gradient_bytes(precision) * 2 * contents.largest_layer
     if precision == "fp8" and not fp8_params:
         weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
     state = weights + gradients + optimizer
     for values in (weights, gradients, optimizer, state):
         values.flags.writeable = False
     return weights, gradients, optimizer, state
+
+
+def _dispatch_buffer_bytes(model, plan):
+    """Send and receive buffers of one MoE layer's dispatch: each GPU's ``T / tp`` tokens
+    (gathered over its ``etp`` group) times ``top_k`` copies of ``h`` 16-bit values, twice.
+    Megatron-Core pads them to the capacity factor when one is set; not modelled (dropless)."""
+    tokens = model.seq_len / plan.cp * plan.micro_batch / plan.tp * plan.etp
+    return 2 * tokens * model.top_k * model.hidden * 2
 
 
 def _activation_bytes(model, plan, contents):
@@ -454,6 +465,10 @@ def _activation_bytes(model, plan, contents):
     if model.is_moe:
         layer_act = layer_act + contents.moe_layers * per_layer(plan.recompute, "moe")
     activations = units * layer_act / v
+    if model.is_moe:
+        # while an MoE layer runs, its all-to-all send and receive buffers (the dispatched
+        # token copies, Megatron-Core's alltoall dispatcher) exist besides what is kept
+        activations = activations + np.where(contents.moe_layers > 0, _dispatch_buffer_bytes(model, plan), 0.0)
     activations[0] += units[0] / v * _embedding_activation_bytes(model, plan)
     activations[-1] += _output_activation_bytes(model, plan, padded(model.vocab, tp))
     if plan.recompute == "full":
