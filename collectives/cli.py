@@ -325,11 +325,11 @@ def build_parser():
 
     p = sub.add_parser("validate", formatter_class=formatter,
                        help="every published measurement against the model",
-                       description="Price every published row of the project's data (training steps and "
-                                   "nccl-tests) and print published, predicted, error and whether the plan "
+                       description="Price every published row of the project's data (training steps, "
+                                   "peak memory and nccl-tests) and print published, predicted, error and whether the plan "
                                    "fits, with medians per GPU family (collectives.training.validation).")
-    p.add_argument("--kinds", default="step,nccl", metavar="LIST",
-                   help="which rows: step, nccl or both, comma-separated (default step,nccl)")
+    p.add_argument("--kinds", default="step,memory,nccl", metavar="LIST",
+                   help="which rows: step, memory, nccl, comma-separated (default all three)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _level(p, "analytic")
     _json(p)

@@ -92,7 +92,7 @@ def test_moe_layer_activations():
 
 def test_activation_argument_errors():
     m = tiny()
-    with _raises("recompute='some' must be one of 'none', 'selective', 'full'"):
+    with _raises("recompute='some' must be one of 'none', 'selective', 'full', 'op'"):
         m.activation_bytes_per_layer(1, 1, False, "some")
     with _raises("micro_batch=0 must be >= 1"):
         m.activation_bytes_per_layer(0, 1, False, "full")
@@ -207,9 +207,11 @@ def test_full_recompute_keeps_layer_inputs_plus_one_layer():
 
 
 def test_memory_never_grows_with_more_sharding():
+    # without pipelining: with pp > 1 FSDP keeps the stage gathered (torchtitan's default), so
+    # zero=3 there holds more than zero=2 (test_fsdp_with_pipelining_keeps_the_stage_gathered)
     m = MODELS["llama3-70b"]
     base = dict(tp=8, pp=4, dp=4, global_batch=64)
-    totals = [memory_per_gpu(m, Parallelism(**base, zero=z))["total"] for z in range(4)]
+    totals = [memory_per_gpu(m, Parallelism(**dict(base, pp=1, dp=16), zero=z))["total"] for z in range(4)]
     assert totals == sorted(totals, reverse=True)
     recompute = [memory_per_gpu(m, Parallelism(**base, recompute=r))["activations"]
                  for r in ("none", "selective", "full")]
@@ -306,3 +308,31 @@ def test_published_megatron_runs_fit():
 def test_memory_checks_the_plan_against_the_model():
     with _raises("tp=3 must divide heads=8; tp=3 must divide kv_heads=8; tp=3 must divide ffn_hidden=256"):
         memory_per_gpu(tiny(), Parallelism(tp=3, global_batch=1, sequence_parallel=False))
+
+
+def test_torchtitan_op_checkpointing_by_hand():
+    # recompute="op": layer input 2, attention output 2 and its statistics 4a/h, and half of
+    # the matmul outputs (Q 2, K and V 2g/a each, O 2, SwiGLU gate and up 2f/h each, down 2)
+    m = tiny(mlp="swiglu", kv_heads=2, dropout=False)
+    h, a, g, f = 64, 8, 2, 256
+    outputs = 2 + 4 * g / a + 2 + 2 * (2 * f / h + 1)
+    per_sbh = 2 + 2 + 4 * a / h + outputs / 2
+    sbh = 32 * 1 * 64
+    assert layer_activation_bytes(m, 1, 1, False, "op", flash_attention=True) == pytest.approx(sbh * per_sbh)
+    assert layer_activation_bytes(m, 1, 2, True, "op", flash_attention=True) == pytest.approx(sbh * per_sbh / 2)
+
+
+def test_fsdp_with_pipelining_keeps_the_stage_gathered():
+    m = tiny(layers=8)
+    flat = memory_per_gpu(m, Parallelism(pp=2, dp=4, global_batch=8, zero=3))
+    deep = memory_per_gpu(m, Parallelism(pp=1, dp=8, global_batch=8, zero=3))
+    assert flat["weights"] > deep["weights"] and flat["gradients"] > deep["gradients"]
+
+
+def test_the_unfused_loss_keeps_three_and_a_half_times_the_logits():
+    m = tiny()
+    plan = Parallelism(dp=1, global_batch=1)
+    fused = memory_per_gpu(m, plan)["activations"]
+    unfused = memory_per_gpu(m, dataclasses.replace(plan, fused_cross_entropy=False))["activations"]
+    # the last stage's s b = 32 tokens over the padded vocabulary, 14 bytes a logit instead of 4
+    assert unfused - fused == pytest.approx((14 - 4) * 32 * padded_vocab(m, 1))

@@ -37,7 +37,7 @@ PLAN_ERRORS = [
     (dict(ep=2, global_batch=8), "ep*etp=2 must divide tp*cp*dp=1: the MoE layers fold a stage's tp x cp x dp ranks into etp x ep x expert data parallel"),
     (dict(tp=2, dp=4, ep=8, global_batch=8), "ep*etp=16 must divide tp*cp*dp=8: the MoE layers fold a stage's tp x cp x dp ranks into etp x ep x expert data parallel"),
     (dict(etp=0, global_batch=8), "etp=0 must be >= 1"),
-    (dict(recompute="partial", global_batch=8), "recompute='partial' must be one of 'none', 'selective', 'full'"),
+    (dict(recompute="partial", global_batch=8), "recompute='partial' must be one of 'none', 'selective', 'full', 'op'"),
     (dict(zero=4, global_batch=8), "zero=4 must be <= 3"),
     (dict(zero=-1, global_batch=8), "zero=-1 must be >= 0"),
     (dict(zero=True, global_batch=8), "zero=True must be an integer"),

@@ -6,7 +6,9 @@ and are copied here so that a clean clone and ``pip install .`` carry them:
 - ``nccl.csv``: nccl-tests bus bandwidths on DGX A100 / H100 (ring, NVLS);
 - ``nccl_multinode.csv``: all-reduce on GB200 NVL72 racks (one and two) and DGX H100 NVLS;
 - ``training.csv``: SC'21 Table 1 and Megatron-LM's H100 weak-scaling table (throughput);
-- ``training_runs.csv``: runs with their full plans (dgxc-benchmarking, torchtitan, BLOOM).
+- ``training_runs.csv``: runs with their full plans (dgxc-benchmarking, torchtitan, BLOOM);
+- ``memory.csv``: the peak memory per GPU some of those runs report (torchtitan's tables);
+  added by the project, not one of the shared files.
 
 Examples
 --------
@@ -18,7 +20,7 @@ Examples
 import csv
 from importlib import resources
 
-FILES = ("nccl.csv", "nccl_multinode.csv", "training.csv", "training_runs.csv")
+FILES = ("nccl.csv", "nccl_multinode.csv", "training.csv", "training_runs.csv", "memory.csv")
 
 
 def data_file(name):

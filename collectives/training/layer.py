@@ -160,6 +160,8 @@ def layer_times(model, plan, gpu, comm, compute, moe):
         backward += forward
     elif plan.recompute == "selective":
         backward += attn  # Megatron recomputes the core attention
+    elif plan.recompute == "op":
+        backward += gemms / 2 + elementwise  # torchtitan recomputes every other matmul and the elementwise ops
     return LayerTimes(
         forward=forward + tp_fwd + cp_fwd + ep_fwd,
         backward=backward + tp_bwd + cp_bwd + ep_bwd + (tp_fwd + cp_fwd + ep_fwd if plan.recompute == "full" else 0.0),

@@ -29,12 +29,18 @@ from fabric import checks
 from collectives.errors import collectives_errors
 from collectives.training.model import padded
 
-RECOMPUTE = ("none", "selective", "full")
+# "op" is torchtitan's per-operator selective checkpointing (PyTorch selective activation
+# checkpointing with its policy: keep the attention outputs and every other matmul output,
+# recompute the rest), the others Megatron-LM's.
+RECOMPUTE = ("none", "selective", "full", "op")
 
 # Activations are stored in 16-bit (bf16/fp16), dropout masks in 1 byte per element, as in
 # Korthikanti et al. 2022, section 4.1; the activation coefficients below fold these sizes in.
 # FP8 training keeps the inputs of its FP8 GEMMs in 1 byte (see _activation_coefficients).
 PRECISIONS = ("bf16", "fp16", "fp8")
+# Bytes per logit the loss holds at its peak (see _output_activation_bytes).
+FUSED_LOSS_BYTES = 4
+UNFUSED_LOSS_BYTES = 14
 
 # What a GPU's HBM holds besides the model (fits = total <= usable_memory(gpu)):
 # - the CUDA context of a PyTorch process with its kernels and the cuBLAS/cuDNN workspaces
@@ -111,6 +117,23 @@ def _activation_coefficients(model, kind, local_seq, flash_attention, fp8):
     return replicated, attention + mlp, scores
 
 
+def _op_checkpoint_coefficient(model, kind, sp, t, flash_attention):
+    """Bytes per ``s b h`` one layer keeps under torchtitan's per-op checkpointing
+    (``recompute="op"``): the layer input (2, the checkpoint's own input), the attention
+    output (2) and its softmax statistics, and half of the matmul outputs in 16 bits
+    (torchtitan saves every other ``mm``: of Q, K, V, O and the MLP's fc1/gate, up and
+    down projections); norms, activations and the other matmuls are recomputed. Megatron
+    layouts split the sharded part ``t`` ways (the input too with sequence parallelism)."""
+    h, g, a = model.hidden, model.kv_heads, model.heads
+    ffn = model.expert_ffn_hidden if kind == "moe" else model.ffn_hidden
+    copies = model.top_k + model.shared_experts if kind == "moe" else 1
+    f_wide = 2 if model.mlp == "swiglu" else 1  # gate and up, or fc1: outputs of ffn width
+    # Q 2, K and V 2 g/a each, O 2; per MLP copy its f-wide outputs and the h-wide down projection
+    outputs = 2 + 4 * g / a + 2 + copies * 2 * (f_wide * ffn / h + 1)
+    sharded = 2 + (4 * a / h if flash_attention else 0.0) + outputs / 2
+    return (2 + sharded) / t if sp else 2 + sharded / t
+
+
 def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute, cp=1, *, kind=None,
                            flash_attention=False, precision="bf16"):
     """Activation bytes one layer keeps for backward, per micro-batch, on one GPU.
@@ -155,7 +178,8 @@ def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute,
         ``b``, ``t`` and the context-parallel size.
     sequence_parallel : bool
         Megatron-LM sequence parallelism (no effect at ``tp=1``).
-    recompute : {"none", "selective", "full"}
+    recompute : {"none", "selective", "full", "op"}
+        Megatron-LM's choices, or torchtitan's per-op checkpointing (``"op"``).
     kind : {"dense", "moe"}, optional
         Layer type; default ``"moe"`` for an MoE model, else ``"dense"``.
     flash_attention : bool
@@ -196,6 +220,8 @@ def layer_activation_bytes(model, micro_batch, tp, sequence_parallel, recompute,
     sp = sequence_parallel and t > 1
     if recompute == "full":
         return 2 * sbh / (t if sp else 1)
+    if recompute == "op":
+        return sbh * _op_checkpoint_coefficient(model, kind, sp, t, flash_attention)
     replicated, sharded, scores = _activation_coefficients(model, kind, local_seq, flash_attention,
                                                            precision == "fp8")
     if recompute == "selective":
@@ -233,14 +259,19 @@ def _embedding_activation_bytes(model, plan):
 
 
 def _output_activation_bytes(model, plan, vocab):
-    """Final norm input 2sbh, output-GEMM input 2sbh, fp32 logits for the loss 4sbV/t.
+    """Final norm input 2sbh, output-GEMM input 2sbh, and the logits the loss keeps.
 
     Korthikanti et al. 2022 section 4.3: ``4 s b h / t (1 + V / h)`` with sequence
-    parallelism; without it the two ``h``-wide tensors are not split.
+    parallelism (Megatron's vocab-parallel cross-entropy keeps the fp32 logits and works
+    on them in place); without it the two ``h``-wide tensors are not split. With
+    ``fused_cross_entropy=False`` (PyTorch's cross_entropy on an fp32 copy, torchtitan) the
+    bf16 logits 2, their fp32 copy 4 and its log-softmax 4 are kept and backward adds the
+    fp32 gradient 4: ``14 s b V / t``.
     """
     sb = model.seq_len / plan.cp * plan.micro_batch
     split = plan.tp if plan.sequence_parallel else 1
-    return 4 * sb * model.hidden / split + 4 * sb * vocab / plan.tp
+    per_logit = FUSED_LOSS_BYTES if plan.fused_cross_entropy else UNFUSED_LOSS_BYTES
+    return 4 * sb * model.hidden / split + per_logit * sb * vocab / plan.tp
 
 
 def rank_contents(model, plan):
@@ -400,9 +431,9 @@ def _stage_memory(model, plan, contents):
     meets each combination many times, so both are remembered.
     """
     weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.expert_dp, plan.zero,
-                                                        plan.precision, plan.fp8_params)
+                                                        plan.precision, plan.fp8_params, plan.pp > 1)
     key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches,
-           plan.flash_attention, plan.precision)
+           plan.flash_attention, plan.precision, plan.fused_cross_entropy)
     activations = _ACTIVATIONS.get(key)
     if activations is None:
         if len(_ACTIVATIONS) >= 8192:
@@ -421,23 +452,34 @@ _ACTIVATIONS = {}
 
 
 @lru_cache(maxsize=8192)
-def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params):
+def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params, pipelined):
     """Weights, gradients, optimizer state and their sum per rank, read-only arrays;
     ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters, and
-    ``expert_shard`` the expert data-parallel size, over which it shards expert ones."""
+    ``expert_shard`` the expert data-parallel size, over which it shards expert ones;
+    ``pipelined``: the plan has ``pp > 1``."""
     params = contents.dense + contents.expert
     sharded = contents.dense / shard + contents.expert / expert_shard
     weights = WEIGHT_BYTES * params
     gradients = gradient_bytes(precision) * (sharded if zero >= 2 else params)
     optimizer = OPTIMIZER_BYTES * (sharded if zero >= 1 else params)
-    if zero >= 3:
+    if zero >= 3 and pipelined:
+        # FSDP with pipeline parallelism keeps a stage's gathered weights from its first
+        # micro-batch to its last and accumulates their 16-bit gradients unsharded, to avoid an
+        # all-gather per micro-batch (torchtitan's default: no resharding after forward when
+        # PP is on); the fp32 gradient shard is reduce-scattered once
+        weights = WEIGHT_BYTES * params
+        gradients = gradients + WEIGHT_BYTES * params
+    elif zero >= 3:
         # sharded weights plus the gathered layer being computed and the prefetched next one;
         # backward also holds the unsharded gradients of the layer just computed and of the
         # one being reduce-scattered (FSDP's reduce-scatter of each layer's gradients)
         weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
         gradients = gradients + gradient_bytes(precision) * 2 * contents.largest_layer
     if precision == "fp8" and not fp8_params:
-        weights = weights + FP8_WEIGHT_COPY_BYTES * contents.gemm
+        # the FP8 copies exist for the weights a GPU holds whole: all of its layers', or with
+        # ZeRO-3 the two gathered layers' only
+        whole = 2 * contents.largest_layer if zero >= 3 and not pipelined else contents.gemm
+        weights = weights + FP8_WEIGHT_COPY_BYTES * whole
     state = weights + gradients + optimizer
     for values in (weights, gradients, optimizer, state):
         values.flags.writeable = False

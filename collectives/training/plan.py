@@ -61,8 +61,10 @@ class Parallelism:
         Model chunks per pipeline rank (interleaved 1F1B); > 1 needs ``pp > 1``.
     sequence_parallel : bool
         Megatron-LM sequence parallelism (Korthikanti et al. 2022); no effect at ``tp=1``.
-    recompute : {"none", "selective", "full"}
-        Activation recomputation.
+    recompute : {"none", "selective", "full", "op"}
+        Activation recomputation: Megatron-LM's none, selective (core attention) or full
+        (whole layers), or torchtitan's per-op checkpointing (every other matmul and the
+        elementwise ops recomputed; :func:`collectives.training.memory.layer_activation_bytes`).
     zero : {0, 1, 2, 3}
         Sharding over data-parallel ranks: 0 none; 1 optimizer state (Megatron-LM's
         distributed optimizer); 2 also gradients; 3 also weights (FSDP).
@@ -80,6 +82,10 @@ class Parallelism:
         Overlap the data-parallel gradient reduce-scatter with the last backward pass and
         the parameter all-gather with the first forward pass (Megatron-LM
         ``--overlap-grad-reduce --overlap-param-gather``, on in current recipes).
+    fused_cross_entropy : bool
+        Megatron-LM's vocab-parallel cross-entropy, in place on the fp32 logits (True), or
+        PyTorch's cross_entropy over an fp32 copy of them (False, torchtitan), which holds
+        3.5 times the logits' memory (:mod:`collectives.training.memory`).
     fp8_params : bool
         With ``precision="fp8"``, keep the GEMM weights in FP8 rather than BF16 plus an FP8
         copy (Megatron-Core ``--fp8-param-gather``; NeMo's ``bf16_with_fp8_mixed`` recipe sets
@@ -113,6 +119,7 @@ class Parallelism:
     tp_comm_overlap: bool = False
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
+    fused_cross_entropy: bool = True
     fp8_params: bool = False
 
     def __post_init__(self):
@@ -122,7 +129,7 @@ class Parallelism:
             if self.etp is not None:
                 checks.require_int("etp", self.etp, minimum=1)
             for field in ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_grad_reduce",
-                          "overlap_param_gather", "fp8_params"):
+                          "overlap_param_gather", "fused_cross_entropy", "fp8_params"):
                 checks.require_bool(field, getattr(self, field))
             checks.require_choice("recompute", self.recompute, RECOMPUTE)
             checks.require_int("zero", self.zero, minimum=ZERO_STAGES[0], maximum=ZERO_STAGES[-1])

@@ -39,7 +39,8 @@ from collectives.training.plan import Parallelism
 # - Megatron-Core / NeMo (dgxc-benchmarking recipes): Transformer Engine fused (flash)
 #   attention, --tp-comm-overlap, --overlap-grad-reduce, --overlap-param-gather (the recipes'
 #   defaults, NeMo 24.x-25.x);
-# - torchtitan: FlashAttention through PyTorch SDPA; FSDP2 prefetches the next layer's
+# - torchtitan: FlashAttention through PyTorch SDPA; the loss is PyTorch's cross_entropy on an
+#   fp32 copy of the logits (its train.py: pred.float()); FSDP2 prefetches the next layer's
 #   all-gather and overlaps reduce-scatter with backward; TP overlap only with AsyncTP;
 # - Megatron-LM 2021 (SC'21) and its Megatron-DeepSpeed fork (BLOOM, 2022): fused softmax without FlashAttention, no TP overlap,
 #   DeepSpeed ZeRO-1 without communication overlap (DeepSpeed's overlap_comm default False).
@@ -47,7 +48,7 @@ FRAMEWORKS = {
     "megatron-core": dict(flash_attention=True, tp_comm_overlap=True, overlap_grad_reduce=True,
                           overlap_param_gather=True),
     "torchtitan": dict(flash_attention=True, tp_comm_overlap=False, overlap_grad_reduce=True,
-                       overlap_param_gather=True),
+                       overlap_param_gather=True, fused_cross_entropy=False),
     "megatron-2021": dict(flash_attention=False, tp_comm_overlap=False, overlap_grad_reduce=False,
                                overlap_param_gather=False),
 }
@@ -165,6 +166,9 @@ def _full_run(row):
             experts=n["experts"], top_k=n["top_k"], dropout=False, name=row["case"],
         )
     framework = dict(FRAMEWORKS[_framework(row)])
+    recompute = row["recompute"]
+    if _framework(row) == "torchtitan" and recompute == "selective":
+        recompute = "op"  # torchtitan's selective checkpointing is per-op (its default "op" mode)
     if "AsyncTP" in row["derivation"]:
         framework["tp_comm_overlap"] = True
     if row["precision"] == "fp8" and _framework(row) == "megatron-core":
@@ -172,7 +176,7 @@ def _full_run(row):
     plan = Parallelism(
         tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], etp=int(etp.group(1)) if etp else None,
         micro_batch=n["micro_batch"],
-        global_batch=n["global_batch"], virtual_stages=n["virtual_stages"], recompute=row["recompute"],
+        global_batch=n["global_batch"], virtual_stages=n["virtual_stages"], recompute=recompute,
         sequence_parallel=row["sequence_parallel"].strip().lower() == "true", zero=n["zero"],
         precision=row["precision"], **framework,
     )

@@ -30,12 +30,13 @@ from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.compute import DEFAULT_COMPUTE
-from collectives.training.memory import RECOMPUTE, rank_contents, usable_memory, worst_memory
+from collectives.training.memory import rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
 from collectives.training.plan import Parallelism
 from collectives.training.step import Cluster, estimate_many, job_ranks
 
 MICRO_BATCHES = (1, 2, 4, 8)
+RECOMPUTE = ("none", "selective", "full")  # Megatron-LM's choices (torchtitan's "op" is not searched)
 VIRTUAL_STAGES = (1, 2, 4)
 ZERO = (0, 1, 2, 3)
 CHUNK = 128

@@ -365,8 +365,8 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
             grads = comm.time("reduce_scatter", groups, params_here * grad_bytes, concurrent=True)
             gather_bytes = FP8_PARAMETER_BYTES if plan.fp8_params else PARAMETER_BYTES
             gather = comm.time("all_gather", groups, params_here * gather_bytes, concurrent=True)
-            if plan.zero == 3:
-                gather *= 2  # parameters gathered again for the backward pass
+            if plan.zero == 3 and plan.pp == 1:
+                gather *= 2  # parameters gathered again for the backward pass (with PP they stay gathered)
         if plan.overlap_grad_reduce:
             grads = max(0.0, grads - pipeline.last_backward)
         if plan.overlap_param_gather:

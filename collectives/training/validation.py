@@ -1,9 +1,9 @@
-"""Every published measurement against the model: step times, memory fits, nccl-tests rows.
+"""Every published measurement against the model: step times, memory, nccl-tests rows.
 
 :func:`validate` prices every row of the project's package data (:mod:`collectives.data`):
 the training runs of :mod:`collectives.training.published` (step time, and whether the plan
-fits in memory: every one of them ran, so each should) and the nccl-tests rows of
-:mod:`collectives.calibration` (bus bandwidth). A row the library cannot express yet is kept,
+fits in memory: every one of them ran, so each should), the peak memory some of them
+report, and the nccl-tests rows of :mod:`collectives.calibration` (bus bandwidth). A row the library cannot express yet is kept,
 with the reason, and counted as unsupported rather than dropped. ``python -m collectives
 validate [--json]`` prints the same report; :func:`collectives.training.plot.parity` draws it.
 
@@ -24,10 +24,12 @@ from fabric.tables import html_table
 
 from collectives import calibration as nccl_calibration
 from collectives.errors import MemoryWarning, collectives_errors
+from collectives.data import read_rows
+from collectives.training.memory import memory_per_gpu
 from collectives.training.published import published_runs
 from collectives.training.step import estimate_step
 
-KINDS = ("step", "nccl")
+KINDS = ("step", "memory", "nccl")
 WITHIN = 0.10  # the share of rows within 10% is reported (the issue's bar for nccl rows)
 
 
@@ -38,8 +40,9 @@ class ValidationReport:
     Attributes
     ----------
     rows : tuple of dict
-        One per published row: ``kind`` (``"step"``: seconds per step; ``"nccl"``: bus
-        bandwidth in bytes/s), ``case``, ``source``, ``gpu`` (family), ``gpus``,
+        One per published row: ``kind`` (``"step"``: seconds per step; ``"memory"``: peak
+        bytes per GPU, against the model's ``memory_per_gpu``; ``"nccl"``: bus bandwidth in
+        bytes/s), ``case``, ``source``, ``gpu`` (family), ``gpus``,
         ``published``, ``predicted``, ``error`` (predicted / published - 1), ``fits`` (step
         rows: the plan fits in the GPU's usable memory), ``memory_per_gpu`` (bytes) and
         ``unsupported`` (empty, or why the row cannot be priced yet; its numbers are None).
@@ -83,7 +86,7 @@ class ValidationReport:
         """The report as text lines: every row, then the summary."""
         out = []
         for r in self.rows:
-            head = f"{r['kind']:>4}  {r['case'][:44]:<44} {r['gpu']:>5} {r['gpus']:>5}"
+            head = f"{r['kind']:>6}  {r['case'][:44]:<44} {r['gpu']:>5} {r['gpus']:>5}"
             if r["unsupported"]:
                 out.append(f"{head}  unsupported: {r['unsupported']}")
                 continue
@@ -118,6 +121,8 @@ class ValidationReport:
 
 
 def _shown(kind, value):
+    if kind == "memory":
+        return f"{value / 2**30:.1f} GiB"
     return f"{value:.3f} s" if kind == "step" else f"{value / 1e9:.1f} GB/s"
 
 
@@ -128,8 +133,8 @@ def validate(level="analytic", *, kinds=KINDS, progress=True):
     ----------
     level : {"analytic", "flow"}
         Modeling level of the step estimates and collectives.
-    kinds : tuple of {"step", "nccl"}
-        Which rows: training steps, nccl-tests bus bandwidths, or both.
+    kinds : tuple of {"step", "memory", "nccl"}
+        Which rows: training steps, peak memory, nccl-tests bus bandwidths (default all).
     progress : bool
         A tqdm bar over the rows (the flow level takes a minute or two).
 
@@ -142,8 +147,12 @@ def validate(level="analytic", *, kinds=KINDS, progress=True):
         for kind in kinds:
             require_choice("kinds", kind, KINDS)
     jobs = []
+    runs = published_runs()
     if "step" in kinds:
-        jobs += [(_step_row, run) for run in published_runs()]
+        jobs += [(_step_row, run) for run in runs]
+    if "memory" in kinds:
+        by_case = {run.case: run for run in runs}
+        jobs += [(_memory_row, (by_case[row["case"]], row)) for row in read_rows("memory.csv")]
     if "nccl" in kinds:
         jobs += [(_nccl_row, row) for row in nccl_calibration.nccl_rows()]
     if progress:
@@ -163,6 +172,17 @@ def _step_row(run, level):
         row.update(predicted=est.time, error=est.time / run.seconds - 1, fits=est.fits,
                    memory_per_gpu=est.memory_per_gpu)
     return row
+
+
+def _memory_row(item, level):
+    run, row = item
+    published = float(row["peak_memory_gib"]) * 2**30
+    out = dict(kind="memory", case=run.case, source=row["source"], gpu=run.gpu, gpus=run.gpus, published=published,
+               predicted=None, error=None, fits=None, memory_per_gpu=None, unsupported=run.unsupported)
+    if not run.unsupported:
+        predicted = memory_per_gpu(run.model, run.plan)["total"]
+        out.update(predicted=predicted, error=predicted / published - 1, memory_per_gpu=predicted)
+    return out
 
 
 def _nccl_row(row, level):
