@@ -29,6 +29,9 @@ from collectives.training.memory import PRECISIONS, RECOMPUTE, chunks_in_flight,
 from collectives.training.model import Transformer
 
 ZERO_STAGES = (0, 1, 2, 3)
+_POSITIVE_INTS = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch", "virtual_stages")
+_BOOLS = ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_grad_reduce", "overlap_param_gather",
+          "fused_cross_entropy", "fp8_params")
 
 
 def _gpu_count(gpus):
@@ -123,17 +126,15 @@ class Parallelism:
     fp8_params: bool = False
 
     def __post_init__(self):
-        with collectives_errors():
-            for field in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch", "virtual_stages"):
-                checks.require_int(field, getattr(self, field), minimum=1)
-            if self.etp is not None:
-                checks.require_int("etp", self.etp, minimum=1)
-            for field in ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_grad_reduce",
-                          "overlap_param_gather", "fused_cross_entropy", "fp8_params"):
-                checks.require_bool(field, getattr(self, field))
-            checks.require_choice("recompute", self.recompute, RECOMPUTE)
-            checks.require_int("zero", self.zero, minimum=ZERO_STAGES[0], maximum=ZERO_STAGES[-1])
-            checks.require_choice("precision", self.precision, PRECISIONS)
+        # A search builds tens of thousands of plans: exact types and ranges are checked in
+        # one pass, and only a plan that fails it goes through the checks that name the field.
+        values = vars(self)
+        if not (all(type(values[f]) is int and values[f] >= 1 for f in _POSITIVE_INTS)
+                and (self.etp is None or type(self.etp) is int and self.etp >= 1)
+                and all(type(values[f]) is bool for f in _BOOLS)
+                and self.recompute in RECOMPUTE and type(self.zero) is int and self.zero in ZERO_STAGES
+                and self.precision in PRECISIONS):
+            self._check_fields()
         per_step = self.dp * self.micro_batch
         if self.global_batch % per_step:
             raise InvalidSpec(f"global_batch={self.global_batch} must be divisible by dp*micro_batch={per_step}")
@@ -147,6 +148,19 @@ class Parallelism:
                               "a stage's tp x cp x dp ranks into etp x ep x expert data parallel")
         if self.fp8_params and self.precision != "fp8":
             raise InvalidSpec(f"fp8_params=True needs precision='fp8', got precision={self.precision!r}")
+
+    def _check_fields(self):
+        """Raise ``InvalidSpec`` naming the first field of a wrong type or out of range."""
+        with collectives_errors():
+            for field in _POSITIVE_INTS:
+                checks.require_int(field, getattr(self, field), minimum=1)
+            if self.etp is not None:
+                checks.require_int("etp", self.etp, minimum=1)
+            for field in _BOOLS:
+                checks.require_bool(field, getattr(self, field))
+            checks.require_choice("recompute", self.recompute, RECOMPUTE)
+            checks.require_int("zero", self.zero, minimum=ZERO_STAGES[0], maximum=ZERO_STAGES[-1])
+            checks.require_choice("precision", self.precision, PRECISIONS)
 
     @property
     def world_size(self):

@@ -1,7 +1,8 @@
-"""Accuracy and speed of the training-step estimator (issue: step time, search, energy).
+"""Accuracy and speed of the training-step estimator.
 
-Prints every training.csv row against the model (median and max error), the time of
-one Llama-3-405B estimate on dgx_superpod(2048) at both levels, and the analytic
+Prints every published row against the model (collectives.training.validation: step times of
+training.csv and training_runs.csv, peak memory, nccl-tests rows; medians per GPU family), the
+time of one Llama-3-405B estimate on dgx_superpod(2048) at both levels, and the analytic
 search rate.
 
 Run: python tests/benchmarks/bench_step.py
@@ -13,6 +14,7 @@ import time
 import collectives
 import fabric
 from collectives.training import calibration
+from collectives.training.validation import validate
 from collectives.engine import uniform_fabric
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.search import candidate_plans
@@ -22,8 +24,10 @@ from collectives.training.step import Cluster, estimate_step
 
 def main():
     lines, _ = calibration.report()
-    print("training.csv (analytic level)")
+    print("training.csv, the calibration rows (analytic level)")
     print("\n".join("  " + line for line in lines))
+    print()
+    print(validate(progress=False))
 
     G = fabric.dgx_superpod(2048, gpu="H100")
     model = collectives.MODELS["llama3-405b"]
@@ -35,7 +39,7 @@ def main():
     summary = uniform_fabric(G, DEFAULT_PARAMS, bill_of_materials(G).network_watts)
     candidates = sum(1 for _ in candidate_plans(model, summary.n_gpus, 2048, gpus_per_domain=summary.gpus_per_domain))
     print(f"\nanalytic search of Llama-3-405B on 16,384 H100, global batch 2048, {os.cpu_count()} processes "
-          f"(target 3,000 plans/s):")
+          f"(target 5,000 plans/s):")
     for _ in range(3):
         start = time.perf_counter()
         ranked = collectives.search(model, G, global_batch=2048, progress=False)
@@ -54,7 +58,7 @@ def main():
         print(f"  {level:>8}: {took:7.3f} s (target {target:g} s)  step {est.time:.2f} s, MFU {est.mfu:.1%}")
     cluster = Cluster(G, "analytic")
     estimate_step(model, plan, G, cluster=cluster)
-    other = collectives.Parallelism(tp=8, pp=16, dp=128, global_batch=2048, virtual_stages=2, zero=1)
+    other = collectives.Parallelism(tp=8, pp=16, dp=128, global_batch=2048, virtual_stages=1, zero=2)
     start = time.perf_counter()
     estimate_step(model, other, G, cluster=cluster)
     print(f"  analytic with a prepared Cluster: {time.perf_counter() - start:.4f} s")
