@@ -76,3 +76,13 @@ def test_dask_distributed_executor_gives_the_same_ranking(superpod, ranked):
         via_dask = collectives.search(MODEL, superpod, global_batch=64, executor=client.get_executor(),
                                       progress=False, top=10)
     assert [(e.plan, e.time) for e in via_dask] == [(e.plan, e.time) for e in ranked[:10]]
+
+
+def test_moe_candidates_fold_experts_as_megatron_core():
+    moe = collectives.Transformer(layers=4, hidden=256, heads=8, seq_len=64, vocab=1000, experts=16, top_k=2,
+                                  mlp="swiglu", dropout=False)
+    plans = list(candidate_plans(moe, 16, 16, gpus_per_domain=8))
+    layouts = {(p.tp, p.dp, p.ep, p.etp) for p in plans}
+    assert (2, 8, 16, 1) in layouts          # ep exceeds dp with expert TP 1
+    assert (2, 8, 8, 2) in layouts           # Megatron-Core's default etp = tp
+    assert all(16 % p.ep == 0 and (p.tp * p.cp * p.dp) % (p.ep * p.etp) == 0 for p in plans)

@@ -49,7 +49,9 @@ def _divisors(n):
 def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="bf16"):
     """Every plan Megatron-LM could run: TP inside an NVLink domain, the rest factored
     over PP, CP and DP, with micro-batch sizes, interleaving, recompute and ZeRO stage;
-    deepest pipelines first.
+    deepest pipelines first. MoE models also get their expert layouts, folded as
+    Megatron-Core does: expert TP of ``tp`` (its default) or 1, and every expert-parallel
+    size that divides the experts and ``tp * cp * dp / etp``, so ``ep`` may exceed ``dp``.
 
     Examples
     --------
@@ -64,8 +66,7 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
                 continue
             for cp in _divisors(n_gpus // (tp * pp)):
                 dp = n_gpus // (tp * pp * cp)
-                eps = [e for e in _divisors(dp) if model.experts % e == 0] if model.experts > 1 else [1]
-                for ep, v in product(eps, VIRTUAL_STAGES):
+                for (ep, etp), v in product(_expert_layouts(model, tp, cp, dp), VIRTUAL_STAGES):
                     if v > 1 and pp == 1:
                         continue
                     fits = None  # the plan's problems depend on tp, pp, cp, ep and v, not on what follows
@@ -73,7 +74,7 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
                         if global_batch % (dp * mb) or (v > 1 and global_batch // (dp * mb) % pp):
                             continue
                         try:
-                            plan = Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb,
+                            plan = Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp, micro_batch=mb,
                                                global_batch=global_batch, virtual_stages=v, recompute=recompute,
                                                zero=zero, precision=precision)
                         except InvalidSpec:
@@ -83,6 +84,16 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
                         if not fits:
                             break
                         yield plan
+
+
+def _expert_layouts(model, tp, cp, dp):
+    """(ep, etp) pairs of an MoE model's layers on a stage of ``tp * cp * dp`` GPUs; (1, tp)
+    for a dense model."""
+    if model.experts == 1:
+        return [(1, tp)]
+    stage = tp * cp * dp
+    return [(ep, etp) for etp in sorted({tp, 1}, reverse=True)
+            for ep in _divisors(stage // etp) if model.experts % ep == 0]
 
 
 @lru_cache(maxsize=4)
