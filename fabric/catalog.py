@@ -60,6 +60,9 @@ class GPUSpec:
         Fraction of ``bf16_flops`` the best large BF16 matmul reaches on the GPU (its
         "maximum achievable matmul FLOPS"): what a real GEMM can approach, the clock the
         board sustains under load included.
+    fp8_matmul_efficiency : float, optional
+        The same for FP8 matmuls, of ``fp8_flops``; None where FP8 is unsupported or not
+        measured (then ``matmul_efficiency`` applies).
     """
 
     name: str
@@ -72,6 +75,7 @@ class GPUSpec:
     pcie_bandwidth: float
     power: float
     matmul_efficiency: float
+    fp8_matmul_efficiency: Optional[float] = None
 
     def __post_init__(self):
         _check_positive_fields(
@@ -84,6 +88,10 @@ class GPUSpec:
         require_int("nvlink_generation", self.nvlink_generation, minimum=1)
         if self.fp8_flops is not None:
             require_positive("fp8_flops", self.fp8_flops)
+        if self.fp8_matmul_efficiency is not None:
+            require_positive("fp8_matmul_efficiency", self.fp8_matmul_efficiency)
+            if self.fp8_matmul_efficiency > 1:
+                raise InvalidSpec(f"fp8_matmul_efficiency={self.fp8_matmul_efficiency} must be <= 1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,7 +191,9 @@ def _table(*specs):
 # pages (nvidia.com itself was not reachable), which agreed with each other on every number below.
 # matmul_efficiency: measured maximum achievable BF16 matmul TFLOPS over the dense peak, from the
 # MAMF tables of S. Bekman's "Machine Learning Engineering" (github.com/stas00/ml-engineering,
-# compute/accelerator/README.md and its H200-vs-B200 guide), measured with its mamf-finder.py.
+# compute/accelerator/README.md and its H200-vs-B200 guide), measured with its mamf-finder.py;
+# fp8_matmul_efficiency: the FP8 MAMF of that guide (H200 SXM 1,453.4 of 1,979 TFLOPS; B200 SXM
+# 3,432.5 of 4,500).
 GPUS = _table(
     GPUSpec(
         name="A100",
@@ -210,6 +220,7 @@ GPUS = _table(
         pcie_bandwidth=64 * GBps,  # H100 SXM datasheet: PCIe Gen5 128 GB/s bidirectional -> 64 per direction
         power=700,  # H100 SXM datasheet: max TDP up to 700 W (configurable)
         matmul_efficiency=0.801,  # MAMF H100 SXM: 792.1 of 989 TFLOPS (CUDA 12.1)
+        fp8_matmul_efficiency=0.734,  # FP8 MAMF of the H200 SXM, the same GH100 compute: 1,453.4 of 1,979
     ),
     GPUSpec(
         name="H200",
@@ -222,6 +233,7 @@ GPUS = _table(
         pcie_bandwidth=64 * GBps,  # H200 datasheet: PCIe Gen5 128 GB/s bidirectional -> 64 per direction
         power=700,  # H200 SXM datasheet: max TDP up to 700 W (configurable)
         matmul_efficiency=0.803,  # MAMF H100/H200 SXM: 794.5 of 989 TFLOPS
+        fp8_matmul_efficiency=0.734,  # FP8 MAMF H200 SXM: 1,453.4 of 1,979 TFLOPS
     ),
     GPUSpec(
         name="B200",
@@ -238,6 +250,7 @@ GPUS = _table(
         pcie_bandwidth=64 * GBps,  # HGX B200 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1000,  # HGX B200 per-GPU spec: max TDP configurable up to 1,000 W [3p]
         matmul_efficiency=0.776,  # MAMF B200 SXM: 1,745.0 of 2,250 TFLOPS
+        fp8_matmul_efficiency=0.763,  # FP8 MAMF B200 SXM: 3,432.5 of 4,500 TFLOPS
     ),
     GPUSpec(
         name="GB200",
@@ -252,6 +265,7 @@ GPUS = _table(
         pcie_bandwidth=64 * GBps,  # GB200 NVL72 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1200,  # GB200 NVL72 per-GPU spec: max TDP configurable up to 1,200 W [3p]
         matmul_efficiency=0.776,  # [estimate: B200's MAMF; same Blackwell GPU, no GB200 measurement published]
+        fp8_matmul_efficiency=0.763,  # [estimate: B200's FP8 MAMF, likewise]
     ),
 )
 

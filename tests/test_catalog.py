@@ -79,6 +79,15 @@ def test_matmul_efficiency_above_one_is_refused():
         dataclasses.replace(GPUS["H100"], matmul_efficiency=1.2)
 
 
+def test_fp8_matmuls_reach_a_smaller_share_of_their_peak_on_hopper():
+    # FP8 MAMF: H200 73.4% of 1,979 TFLOPS, B200 76.3% of 4,500 (ml-engineering H200-vs-B200 guide)
+    assert GPUS["H100"].fp8_matmul_efficiency == GPUS["H200"].fp8_matmul_efficiency == 0.734
+    assert GPUS["H100"].fp8_matmul_efficiency < GPUS["H100"].matmul_efficiency
+    assert GPUS["A100"].fp8_matmul_efficiency is None and GPUS["A100"].fp8_flops is None
+    with _raises_exactly("fp8_matmul_efficiency=1.5 must be <= 1"):
+        dataclasses.replace(GPUS["H100"], fp8_matmul_efficiency=1.5)
+
+
 def test_hopper_reaches_a_smaller_share_of_its_peak_than_ampere():
     # MAMF: A100 85.9%, H100 80.1% (ml-engineering tables)
     assert GPUS["A100"].matmul_efficiency > GPUS["H100"].matmul_efficiency

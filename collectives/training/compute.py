@@ -117,9 +117,10 @@ def peak_flops(gpu, precision):
 
 def gemm_time(m, n, k, gpu, precision, params):
     """Seconds for an (m x k) @ (k x n) GEMM: ``gemm_efficiency`` of the GPU's achievable
-    matmul rate (:attr:`fabric.catalog.GPUSpec.matmul_efficiency` of the dense peak; the
-    BF16 measurement is used for FP8 too)."""
-    achievable = peak_flops(gpu, precision) * gpu.matmul_efficiency
+    matmul rate (:attr:`fabric.catalog.GPUSpec.matmul_efficiency` of the dense peak, or
+    ``fp8_matmul_efficiency`` for FP8 where it is measured)."""
+    measured = gpu.fp8_matmul_efficiency if precision == "fp8" else None
+    achievable = peak_flops(gpu, precision) * (measured or gpu.matmul_efficiency)
     compute = 2.0 * m * n * k / (achievable * params.gemm_efficiency)
     memory = BYTES[precision] * (m * k + k * n + m * n) / gpu.hbm_bandwidth
     return max(compute, memory) + params.kernel_overhead
