@@ -369,8 +369,8 @@ GPU_SYMBOLS = {"A100": "circle", "H100": "square", "H200": "diamond", "B200": "t
 def parity(report):
     """Predicted against published, one marker per row, a shape and colour per GPU family.
 
-    Two panels: seconds per training step and nccl-tests bus bandwidth, both log-log, with
-    the line of equality and a band of +-10%. Rows the plan of which is predicted not to fit
+    Three panels: seconds per training step, peak memory per GPU and nccl-tests bus
+    bandwidth, log-log, with the line of equality and a band of +-10%. Rows the plan of which is predicted not to fit
     are open markers; unsupported rows are counted in the title, not drawn.
 
     Parameters
@@ -394,9 +394,11 @@ def parity(report):
 
     if not (hasattr(report, "rows") and hasattr(report, "level")):
         raise InvalidSpec(f"report={report!r:.80} is not a ValidationReport (collectives.training.validation)")
-    panels = {"step": ("seconds per step", 1, lambda v: v), "nccl": ("bus bandwidth (GB/s)", 2, lambda v: v / 1e9)}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _, _ in panels.values()],
-                        horizontal_spacing=0.12)
+    panels = {"step": ("seconds per step", 1, lambda v: v),
+              "memory": ("peak memory per GPU (GiB)", 2, lambda v: v / 2**30),
+              "nccl": ("bus bandwidth (GB/s)", 3, lambda v: v / 1e9)}
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for title, _, _ in panels.values()],
+                        horizontal_spacing=0.08)
     families = [g for g in GPU_SYMBOLS if any(r["gpu"] == g for r in report.rows)]
     families += sorted({r["gpu"] for r in report.rows} - set(families))
     colors, shown = palette(), set()
@@ -410,7 +412,8 @@ def parity(report):
             fig.add_trace(go.Scatter(x=[lo, hi], y=[lo * factor, hi * factor], mode="lines", showlegend=False,
                                      line=dict(color="#999999", dash=dash, width=1), hoverinfo="skip"), row=1, col=col)
         for i, gpu in enumerate(families):
-            mine = [r for r in priced if r["gpu"] == gpu]
+            # plans that fit first, so the legend shows the filled marker
+            mine = sorted((r for r in priced if r["gpu"] == gpu), key=lambda r: r["fits"] is False)
             if not mine:
                 continue
             symbol = GPU_SYMBOLS.get(gpu, "x")

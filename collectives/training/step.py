@@ -402,6 +402,6 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         energy=(gpu.power * n_gpus + cluster.network_watts) * time,
         model=getattr(model, "name", None) or "",
         plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "etp", "micro_batch", "virtual_stages",
-                                            "recompute", "zero", "precision")},
+                                            "recompute", "zero", "precision") if k != "etp" or model.is_moe},
         level=cluster.level,
     )
