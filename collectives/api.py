@@ -7,7 +7,7 @@ import numpy as np
 
 from fabric.checks import require_choice, require_int
 from fabric.compiled import compile_fabric
-from fabric.schema import ROUTINGS, gpu_count, gpu_name, node_attr
+from fabric.schema import ROUTINGS, gpu_count, gpu_name, graph_attr, node_attr
 
 from collectives import algorithms
 from collectives.engine import LEVELS, Context, UniformFabric, profile, solve_steps
@@ -112,6 +112,8 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
     if routing is not None:
         require_choice("routing", routing, ROUTINGS)
     params = params or DEFAULT_PARAMS
+    if not isinstance(G, UniformFabric):
+        graph_attr(G, "gpu")  # a fabric graph with a GPU spec, or a typed error saying what it is
     if isinstance(G, UniformFabric):
         if level == "flow":
             raise InvalidSpec("level='flow' needs the fabric graph, not its uniform summary")
@@ -295,6 +297,9 @@ def concurrent_send_recv(G, nbytes, pairs, *, algorithm=AUTO, level="flow", para
     [23, 23]
     """
     groups, extras = [], []
+    pairs = list(pairs)
+    if not pairs:
+        raise InvalidSpec("pairs is empty; give at least one (sender, receiver) pair")
     for pair in pairs:
         pair = np.asarray(pair)
         if pair.shape != (2,):
@@ -358,6 +363,8 @@ def sweep(G, collective, sizes=None, *, ranks=None, algorithm=AUTO, level="flow"
     fn = _FUNCTIONS.get(collective)
     if fn is None:
         raise InvalidSpec(f"collective={collective!r} must be one of {', '.join(map(repr, _FUNCTIONS))}")
+    if sizes is not None and (isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__")):
+        raise InvalidSpec(f"sizes={sizes!r:.80} must be a sequence of message sizes in bytes")
     sizes = [8 * 4**k for k in range(16)] if sizes is None else list(sizes)
     return [
         fn(G, s, ranks=ranks, algorithm=algorithm, level=level, params=params, routing=routing, seed=seed)

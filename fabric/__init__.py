@@ -20,8 +20,22 @@ from fabric.validate import check, validate
 from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x
 
+# Imported on first use: plot needs plotly and strategies hypothesis (a test dependency), and
+# `import fabric` must stay fast without either.
+_LAZY = ("plot", "strategies")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"fabric.{name}")
+    raise AttributeError(f"module 'fabric' has no attribute {name!r}")
+
 __all__ = [
     "units",
+    "plot",
+    "strategies",
     "BillOfMaterials",
     "Summary",
     "bill_of_materials",

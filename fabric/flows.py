@@ -286,7 +286,10 @@ def fluid_completion(routes, nbytes, *, solve=None):
     solver can be passed to compare, as tests/benchmarks/check_solver.py does).
     """
     solve = solve or (lambda r, active: max_min_rates(r, active)[0])
-    nbytes = np.asarray(nbytes, dtype=np.float64)
+    try:
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidSpec(f"nbytes={nbytes!r:.80} must be numbers of bytes, one per flow") from None
     if nbytes.shape != (routes.n_flows,):
         raise InvalidSpec(f"nbytes must have one size per flow ({routes.n_flows}), got shape {nbytes.shape}")
     if (nbytes < 0).any() or not np.isfinite(nbytes).all():

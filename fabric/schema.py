@@ -123,11 +123,20 @@ def edge_attr(G, u, v, name):
 
 
 def graph_attr(G, name):
-    """``G.graph[name]``, or ``InvalidSpec`` naming the attribute."""
+    """``G.graph[name]``, or ``InvalidSpec`` naming the attribute (or saying ``G`` is no graph).
+
+    ``G.graph["gpu"]`` must be a GPU spec (``fabric.GPUS[name]`` or a ``GPUSpec``), not a name.
+    """
+    graph = getattr(G, "graph", None)
+    if not isinstance(graph, dict):
+        raise InvalidSpec(f"G={G!r:.80} must be a fabric graph (a networkx.DiGraph from a builder)")
     try:
-        return G.graph[name]
+        value = graph[name]
     except KeyError:
         raise InvalidSpec(f"graph has no attribute {name!r} (G.graph[{name!r}])") from None
+    if name == "gpu" and not hasattr(value, "bf16_flops"):
+        raise InvalidSpec(f"G.graph['gpu']={value!r:.80} must be a GPU spec (fabric.GPUS[name]), not a name")
+    return value
 
 
 def node_items(G):

@@ -10,7 +10,7 @@ from dataclasses import replace
 import networkx as nx
 
 from fabric.catalog import GPUS, NICS, SWITCHES
-from fabric.checks import lookup, require_choice, require_int, require_positive
+from fabric.checks import lookup, require_bool, require_choice, require_int, require_positive
 from fabric.clos import add_clos, design_clos
 from fabric.errors import InvalidSpec
 from fabric.schema import ROUTINGS, TRANSPORTS
@@ -61,6 +61,8 @@ def generic_nic(bandwidth, transport):
 def _pick_nic(nic, nic_bandwidth, transport):
     if nic is not None:
         spec = lookup("nic", nic, NICS)
+        if nic_bandwidth is not None:
+            require_positive("nic_bandwidth", nic_bandwidth)
         if nic_bandwidth is not None and abs(spec.bandwidth - nic_bandwidth) > 1e-9 * spec.bandwidth:
             raise InvalidSpec(
                 f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={nic!r} "
@@ -260,7 +262,7 @@ def fat_tree(
         transport=transport,
         routing=routing,
         qps=qps,
-        rail_optimized=bool(rail_optimized),
+        rail_optimized=require_bool("rail_optimized", rail_optimized),
         rail_only=False,
         tiers=tiers,
         pod_nodes=pod_nodes,
@@ -468,7 +470,7 @@ def nvl72(
         transport=None,
         routing=routing,
         qps=1,
-        rail_optimized=bool(rail_optimized),
+        rail_optimized=require_bool("rail_optimized", rail_optimized),
         rail_only=False,
         tiers=tiers,
         pod_nodes=None,

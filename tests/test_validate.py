@@ -42,7 +42,7 @@ def _rerank(G, node, rank):
         (lambda G: _set(G.graph, "transport", "myrinet"), "G.graph: transport='myrinet' must be one of"),
         (lambda G: _set(G.graph, "qps", 0), "G.graph: qps=0 must be >= 1"),
         (lambda G: _set(G.graph, "gpus_per_node", 8.0), "G.graph: gpus_per_node=8.0 must be an integer"),
-        (lambda G: _set(G.graph, "gpu", "H100"), "G.graph: gpu='H100' must be a fabric.GPUSpec"),
+        (lambda G: _set(G.graph, "gpu", "H100"), "G.graph['gpu']='H100' must be a GPU spec"),
         (lambda G: _delete(G.nodes["leaf0"], "tier"), "node 'leaf0' has no attribute 'tier'"),
         (lambda G: _delete(G.nodes["gpu3"], "local_rank"), "node 'gpu3' has no attribute 'local_rank'"),
         (lambda G: _delete(G.nodes["nic3"], "kind"), "node 'nic3' has no attribute 'kind'"),

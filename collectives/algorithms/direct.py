@@ -48,10 +48,10 @@ def analytic(ctx):
     m_min = min(len(d) for d in group.domains)
     if n * (n - 1) <= MAX_FLOWS:
         pxn = prof.rail_optimized * (n - m_min) * (m_max - 1) / m_max  # blocks relayed to other rails
-        t = block * (m_max - 1 + pxn) / prof.nvlink
+        seconds_per_byte = (m_max - 1 + pxn) / prof.nvlink  # of one block, so any size (zero too) works
         if len(group.domains) > 1:
-            t = max(t, block * (n - m_min) / prof.nic)
-        return [phase("all-pairs", n * (n - 1), block, 1, block / t)]
+            seconds_per_byte = max(seconds_per_byte, (n - m_min) / prof.nic)
+        return [phase("all-pairs", n * (n - 1), block, 1, 1 / seconds_per_byte)]
     shifts = _shifts(n)
     rate = min(prof.nvlink, prof.nic)
     return [phase(f"shift {k}", n, block, (n - 1) / len(shifts), rate) for k in shifts]

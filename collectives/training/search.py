@@ -22,15 +22,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
 from itertools import groupby, product
 
-from fabric.checks import require_int
+from fabric.checks import require_choice, require_int
 from fabric.metrics import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 
 from collectives.engine import uniform_fabric
-from collectives.errors import Infeasible, InvalidSpec
+from collectives.errors import Infeasible, InvalidSpec, collectives_errors
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.compute import DEFAULT_COMPUTE
-from collectives.training.memory import rank_contents, usable_memory, worst_memory
+from collectives.training.memory import PRECISIONS, rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
 from collectives.training.plan import Parallelism
 from collectives.training.step import Cluster, estimate_many, job_ranks
@@ -172,7 +172,11 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     list of StepEstimate
         Plans that fit in memory, fastest first.
     """
-    require_int("global_batch", global_batch, minimum=1)
+    with collectives_errors():
+        require_int("global_batch", global_batch, minimum=1)
+        require_choice("precision", precision, PRECISIONS)
+        if top is not None:
+            require_int("top", top, minimum=1)
     params = params or DEFAULT_PARAMS
     compute = compute or DEFAULT_COMPUTE
     gpu = graph_attr(G, "gpu")

@@ -1,0 +1,56 @@
+"""Regression tests for defects the fuzz campaign of the public API found (the hardening issue):
+each call below escaped as an untyped Python error or was accepted silently."""
+
+import pytest
+
+import collectives
+import fabric
+
+S2 = fabric.dgx_superpod(2)
+LLAMA = collectives.MODELS["llama3-8b"]
+
+
+def _with_gpu_name():
+    G = fabric.dgx_superpod(2)
+    G.graph["gpu"] = "H100"  # a name, not a spec
+    return G
+
+
+CASES = [
+    (lambda: fabric.nvl72(1, rail_optimized="False"), "rail_optimized='False' must be True or False"),
+    (lambda: fabric.fat_tree(2, nic="cx7", nic_bandwidth=float("nan")), "nic_bandwidth=nan must be finite"),
+    (lambda: fabric.rail_only(2, nic="cx7", nic_bandwidth="400"), "nic_bandwidth='400' must be a number"),
+    (lambda: fabric.completion_times(S2, [0], [8], "x"), "nbytes='x' must be numbers of bytes"),
+    (lambda: collectives.concurrent_send_recv(S2, 2**20, []), "pairs is empty"),
+    (lambda: collectives.sweep(S2, "all_reduce", 5), "sizes=5 must be a sequence of message sizes"),
+    (lambda: collectives.all_reduce(None, 2**20), "G=None must be a fabric graph"),
+    (lambda: collectives.estimate_step(LLAMA, collectives.Parallelism(tp=8, dp=2, global_batch=32), None),
+     "G=None must be a fabric graph"),
+    (lambda: collectives.all_reduce(_with_gpu_name(), 2**20, level="analytic"),
+     r"G.graph\['gpu'\]='H100' must be a GPU spec"),
+    (lambda: collectives.search(LLAMA, S2, global_batch=16, top=-1, progress=False), "top=-1 must be >= 1"),
+    (lambda: collectives.search(LLAMA, S2, global_batch=16, top=0, progress=False), "top=0 must be >= 1"),
+    (lambda: collectives.search(LLAMA, S2, global_batch=16, precision="fp4", progress=False),
+     "precision='fp4' must be one of"),
+]
+
+
+@pytest.mark.parametrize("call, message", CASES, ids=[m[:40] for _, m in CASES])
+def test_bad_input_is_a_typed_error_naming_field_and_value(call, message):
+    with pytest.raises(fabric.InvalidSpec, match=message):
+        call()
+
+
+def test_an_empty_all_to_all_costs_only_latency_at_both_levels():
+    analytic = collectives.all_to_all(S2, 0, level="analytic")
+    flow = collectives.all_to_all(S2, 0, level="flow")
+    assert analytic.time == pytest.approx(flow.time) and 0 < analytic.time < 1e-3
+
+
+def test_plot_and_strategies_are_reachable_after_import_fabric():
+    import subprocess
+    import sys
+
+    code = "import fabric; fabric.plot.topology; fabric.strategies.fabrics; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"
