@@ -336,3 +336,29 @@ def test_the_unfused_loss_keeps_three_and_a_half_times_the_logits():
     unfused = memory_per_gpu(m, dataclasses.replace(plan, fused_cross_entropy=False))["activations"]
     # the last stage's s b = 32 tokens over the padded vocabulary, 14 bytes a logit instead of 4
     assert unfused - fused == pytest.approx((14 - 4) * 32 * padded_vocab(m, 1))
+
+
+def _megatron_theoretical_memory(m, tp, pp, dp, vocab):
+    """Megatron-LM's documented estimate (megatron/training/theoretical_memory_usage.py, with
+    the distributed optimizer, sequence parallelism and selective recompute), written out:
+    weights and optimizer ``(block / pp + embedding) / tp * (6 + 12 / dp)``; activations of the
+    first stage ``s b h (18 + 4 f / h) L / tp`` plus the embedding's ``(8 s b + s b h) pp / tp``
+    (1F1B, as many micro-batches as stages in flight); the output layer only when pp = 1."""
+    h, L, f, s = m.hidden, m.layers, m.ffn_hidden, m.seq_len
+    gated = 1.5 if m.mlp == "swiglu" else 1
+    attention = 2 * h * h * (1 + m.kv_heads / m.heads)
+    layer = 2 * h * (f * gated + 1) + attention  # RMSNorm: one weight vector per norm
+    block = layer * L + h
+    embedding = h * vocab
+    weights_and_optimizer = (block / pp + embedding) / tp * (6 + 12 / dp)
+    activations = (s * h * (18 + 4 * f / h) * L + 8 * s * pp + s * h * pp) / tp
+    return weights_and_optimizer + activations
+
+
+@pytest.mark.parametrize("name, tp, pp, dp", [("gpt3-175b", 8, 8, 16), ("llama3-70b", 8, 4, 32)])
+def test_first_stage_memory_within_10_percent_of_megatrons_formula(name, tp, pp, dp):
+    m = dataclasses.replace(MODELS[name], dropout=True)  # Megatron's 18 + 4f/h counts the dropout masks
+    plan = Parallelism(tp=tp, pp=pp, dp=dp, global_batch=dp * 4 * pp, zero=1, recompute="selective")
+    first = memory_per_stage(m, plan)[0]
+    megatron = _megatron_theoretical_memory(m, tp, pp, dp, padded_vocab(m, tp))
+    assert first["total"] == pytest.approx(megatron, rel=0.10)
