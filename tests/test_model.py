@@ -247,3 +247,29 @@ def test_replace_validates_again():
 def test_transformer_is_keyword_only():
     with pytest.raises(TypeError):
         Transformer(4, 64, 8, seq_len=32, vocab=10)
+
+
+def test_deepseek_v3_has_its_published_parameter_counts():
+    # DeepSeek-V3 report (arXiv 2412.19437): 671B total parameters, 37B activated per token
+    # (the multi-token-prediction module is not counted here)
+    m = MODELS["deepseek-v3"]
+    assert m.parameters() / 1e9 == pytest.approx(671, rel=0.005)
+    assert m.active_parameters() / 1e9 == pytest.approx(37, rel=0.02)
+    assert (m.moe_layers, m.dense_layers) == (58, 3)
+
+
+def test_latent_attention_parameters_are_megatrons_formula():
+    # megatron/training/theoretical_memory_usage.py, multi_latent_attention (norm weights left out):
+    # q_lora (h + a (qk + rope)) + kv_lora (h + a (qk + v)) + h rope + a v h
+    m = MODELS["deepseek-v3"]
+    h, a, qk, rope, v, ql, kvl = 7168, 128, 128, 64, 128, 1536, 512
+    assert m.attention_parameters() == ql * (h + a * (qk + rope)) + kvl * (h + a * (qk + v)) + h * rope + a * v * h
+    flops = m.layer_forward_flops(1, kind="moe")
+    assert flops["scores"] == 2 * m.seq_len * a * (qk + rope) and flops["context"] == 2 * m.seq_len * a * v
+
+
+def test_latent_attention_needs_its_dimensions():
+    with _raises("kv_lora_rank=512 (latent attention) needs qk_head_dim and v_head_dim, got None and None"):
+        tiny(kv_lora_rank=512)
+    with _raises("q_lora_rank, qk_head_dim and v_head_dim describe latent attention: give kv_lora_rank too"):
+        tiny(qk_head_dim=16)

@@ -72,15 +72,16 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     tp, cp, b = plan.tp, plan.cp, plan.micro_batch
     s = model.seq_len
     h = model.hidden
-    heads, kv = model.heads, model.kv_heads
-    d = model.head_dim
+    heads = model.heads
+    d = (model.qk_dim + model.v_dim) / 2  # QK^T and AV widths (equal but for latent attention)
     T = b * s // cp  # tokens on this GPU's CP slice
     prec = plan.precision
     ffn = model.expert_ffn_hidden if moe else model.ffn_hidden
     glu = model.mlp == "swiglu"
 
-    qkv = gemm_time(T, (h + 2 * kv * d) // tp, h, gpu, prec, compute)
-    proj = gemm_time(T, h, h // tp, gpu, prec, compute)
+    qkv = sum(gemm_time(T, out // tp if split else out, inp, gpu, prec, compute)
+              for out, inp, split in model.attention_projections())
+    proj = gemm_time(T, h, heads * model.v_dim // tp, gpu, prec, compute)
     etp = plan.etp if moe else tp  # the MLP's tensor-parallel size
     if moe:
         # Each local expert sees the tokens routed to it from the whole EP group: a GPU
@@ -140,7 +141,8 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     # the attention blocks; backward sends K, V and their gradients.
     cp_fwd = cp_bwd = 0.0
     if cp > 1:
-        kv_bytes = 2 * T * kv * d // tp * ACTIVATION_BYTES
+        _, k_width, v_width = model.attention_widths()
+        kv_bytes = T * (k_width + v_width) // tp * ACTIVATION_BYTES
         ring = cp_ranks(plan)
         hop = comm.send(ring[:2], kv_bytes)
         cp_fwd = max(0.0, (cp - 1) * hop - attn)

@@ -82,7 +82,7 @@ FP8_WEIGHT_COPY_BYTES = 2
 
 def _activation_coefficients(model, kind, local_seq, flash_attention, fp8):
     """(replicated, tp_sharded, scores) multipliers of ``s b h`` bytes for one layer."""
-    h, a, g = model.hidden, model.heads, model.kv_heads
+    h, a = model.hidden, model.heads
     d = 1 if model.dropout else 0
     # FP8 GEMMs keep their inputs for the weight gradient as the 1-byte FP8 cast, not in 16 bits
     # (Transformer Engine Linear/LayerNormLinear save the quantised input; FP8 recipes of
@@ -92,8 +92,13 @@ def _activation_coefficients(model, kind, local_seq, flash_attention, fp8):
     # (an MoE layer's is the router's, kept in 16 bits), a 1-byte dropout mask after
     # attention and one after the MLP.
     replicated = 4 + gemm_in + (2 if kind == "moe" else gemm_in) + 2 * d
-    # Split by TP: Q 2, K and V 2 g/a each, attention output (projection input).
-    attention = 2 + 4 * g / a + gemm_in
+    # Split by TP: Q 2, K and V 2 g/a each, attention output (projection input); in general
+    # 2 bytes per element of the Q, K and V widths and the output's a v_dim. Latent attention
+    # also keeps its latents (the up projections' inputs), replicated like the layer input.
+    q, k, v = model.attention_widths()
+    attention = 2 * (q + k + v) / h + gemm_in * a * model.v_dim / h
+    if model.mla:
+        replicated += 2 * ((model.q_lora_rank or 0) + model.kv_lora_rank + model.qk_rope_head_dim) / h
     if kind == "moe":
         # Each of top_k expert copies of a token: its dispatched input (the expert fc1 input),
         # fc1 output and activation output (the fc2 input): 2 glu f_e / h + f_e / h each.
@@ -124,12 +129,14 @@ def _op_checkpoint_coefficient(model, kind, sp, t, flash_attention):
     (torchtitan saves every other ``mm``: of Q, K, V, O and the MLP's fc1/gate, up and
     down projections); norms, activations and the other matmuls are recomputed. Megatron
     layouts split the sharded part ``t`` ways (the input too with sequence parallelism)."""
-    h, g, a = model.hidden, model.kv_heads, model.heads
+    h, a = model.hidden, model.heads
     ffn = model.expert_ffn_hidden if kind == "moe" else model.ffn_hidden
     copies = model.top_k + model.shared_experts if kind == "moe" else 1
     f_wide = 2 if model.mlp == "swiglu" else 1  # gate and up, or fc1: outputs of ffn width
-    # Q 2, K and V 2 g/a each, O 2; per MLP copy its f-wide outputs and the h-wide down projection
-    outputs = 2 + 4 * g / a + 2 + copies * 2 * (f_wide * ffn / h + 1)
+    # Q, K and V (2 + 2 g/a + 2 g/a for ordinary attention), O 2; per MLP copy its f-wide
+    # outputs and the h-wide down projection
+    q, k, v = model.attention_widths()
+    outputs = 2 * (q + k + v) / h + 2 + copies * 2 * (f_wide * ffn / h + 1)
     sharded = 2 + (4 * a / h if flash_attention else 0.0) + outputs / 2
     return (2 + sharded) / t if sp else 2 + sharded / t
 

@@ -82,6 +82,13 @@ class Transformer:
         its ``top_k`` routed ones (DeepSeek's shared experts; Megatron-Core
         ``--moe-shared-expert-intermediate-size`` is ``shared_experts * expert_ffn_hidden``).
         They are split over TP like a dense MLP.
+    kv_lora_rank, q_lora_rank, qk_head_dim, qk_rope_head_dim, v_head_dim : int, optional
+        Multi-head latent attention (DeepSeek-V2/V3; Megatron-Core ``--multi-latent-attention``)
+        when ``kv_lora_rank`` is set: keys and values come from a ``kv_lora_rank``-wide latent
+        (plus a shared ``qk_rope_head_dim``-wide rotary key), queries from a ``q_lora_rank``-wide
+        one (None: straight from the hidden state); each head's query and key are
+        ``qk_head_dim + qk_rope_head_dim`` wide and its value ``v_head_dim``. Needs
+        ``kv_heads == heads``. Unset: ordinary (grouped-query) attention of ``h / a``-wide heads.
     dropout : bool
         Whether the model trains with dropout (GPT-2/3 style). It only changes activation
         memory: dropout stores 1-byte masks (and, in attention, the dropped-out scores).
@@ -124,6 +131,11 @@ class Transformer:
     moe_every: int = 1
     first_dense_layers: int = 0
     shared_experts: int = 0
+    kv_lora_rank: Optional[int] = None
+    q_lora_rank: Optional[int] = None
+    qk_head_dim: Optional[int] = None
+    qk_rope_head_dim: int = 0
+    v_head_dim: Optional[int] = None
     dropout: bool = True
     name: Optional[str] = None
 
@@ -154,6 +166,19 @@ class Transformer:
             checks.require_int("shared_experts", self.shared_experts, minimum=0)
             if self.shared_experts and not self.is_moe:
                 raise InvalidSpec(f"shared_experts={self.shared_experts} needs experts > 1, got experts={self.experts}")
+            for field in ("kv_lora_rank", "q_lora_rank", "qk_head_dim", "v_head_dim"):
+                _optional_int(field, getattr(self, field))
+            checks.require_int("qk_rope_head_dim", self.qk_rope_head_dim, minimum=0)
+            if self.kv_lora_rank is not None:
+                if self.qk_head_dim is None or self.v_head_dim is None:
+                    raise InvalidSpec(f"kv_lora_rank={self.kv_lora_rank} (latent attention) needs qk_head_dim and "
+                                      f"v_head_dim, got {self.qk_head_dim} and {self.v_head_dim}")
+                if self.kv_heads not in (None, self.heads):
+                    raise InvalidSpec(f"kv_lora_rank={self.kv_lora_rank} (latent attention) needs kv_heads=heads="
+                                      f"{self.heads}, got kv_heads={self.kv_heads}")
+            elif self.q_lora_rank is not None or self.qk_head_dim is not None or self.v_head_dim is not None:
+                raise InvalidSpec("q_lora_rank, qk_head_dim and v_head_dim describe latent attention: give "
+                                  "kv_lora_rank too")
             checks.require_bool("dropout", self.dropout)
             if self.name is not None and not isinstance(self.name, str):
                 raise InvalidSpec(f"name={self.name!r} must be a string or None")
@@ -178,6 +203,56 @@ class Transformer:
     def kv_dim(self):
         """Width of K (and of V): ``g * h / a``."""
         return self.kv_heads * self.head_dim
+
+    @property
+    def mla(self):
+        """Whether attention is multi-head latent attention (``kv_lora_rank`` set)."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def qk_dim(self):
+        """Width of one head's query and key: ``h / a``, or with latent attention
+        ``qk_head_dim + qk_rope_head_dim``."""
+        return self.qk_head_dim + self.qk_rope_head_dim if self.mla else self.head_dim
+
+    @property
+    def v_dim(self):
+        """Width of one head's value (and of its share of the attention output)."""
+        return self.v_head_dim if self.mla else self.head_dim
+
+    def attention_widths(self):
+        """(Q, K, V) widths per token: ``a qk_dim``, ``g qk_dim``, ``g v_dim``.
+
+        Examples
+        --------
+        >>> MODELS["llama3-8b"].attention_widths()
+        (4096, 1024, 1024)
+        >>> MODELS["deepseek-v3"].attention_widths()
+        (24576, 24576, 16384)
+        """
+        return self.heads * self.qk_dim, self.kv_heads * self.qk_dim, self.kv_heads * self.v_dim
+
+    def attention_projections(self):
+        """The attention's input projections as ``(out, in)`` GEMM shapes per token, and
+        which of them tensor parallelism splits (``(out, in, split)``); the output projection
+        is ``(h, a v_dim)``, split.
+
+        Examples
+        --------
+        >>> MODELS["llama3-8b"].attention_projections()
+        [(6144, 4096, True)]
+        >>> [shape for shape in MODELS["deepseek-v3"].attention_projections()]
+        [(1536, 7168, False), (24576, 1536, True), (576, 7168, False), (32768, 512, True)]
+        """
+        h = self.hidden
+        q, k, v = self.attention_widths()
+        if not self.mla:
+            return [(q + k + v, h, True)]
+        # Megatron-Core MLA: the down projections are replicated over TP, the up ones split
+        query = [(self.q_lora_rank, h, False), (q, self.q_lora_rank, True)] if self.q_lora_rank else [(q, h, True)]
+        latent = self.kv_lora_rank + self.qk_rope_head_dim
+        return query + [(latent, h, False), (self.heads * (self.qk_head_dim + self.v_head_dim), self.kv_lora_rank,
+                                             True)]
 
     @property
     def glu(self):
@@ -252,8 +327,10 @@ class Transformer:
         return 3 if self.mlp == "swiglu" else 2
 
     def attention_parameters(self):
-        """One layer's attention weights: Q and O ``h x h`` each, K and V ``h x (g h / a)`` each."""
-        return 2 * self.hidden * self.hidden + 2 * self.hidden * self.kv_dim
+        """One layer's attention weights: Q and O ``h x h`` each, K and V ``h x (g h / a)`` each;
+        with latent attention its down and up projections and the output ``a v_dim x h``."""
+        projections = sum(out * inp for out, inp, _ in self.attention_projections())
+        return projections + self.hidden * self.heads * self.v_dim
 
     def mlp_parameters(self, ffn):
         """Weights of one MLP of inner size ``ffn``: two ``h x ffn`` matrices (GELU) or three (SwiGLU)."""
@@ -355,10 +432,10 @@ class Transformer:
             mlp = 2 * tokens * self._mlp_matrices * h * self.ffn_hidden
             router = 0
         return {
-            "qkv": 2 * tokens * h * (h + 2 * self.kv_dim),
-            "scores": 2 * tokens * s * h,
-            "context": 2 * tokens * s * h,
-            "output": 2 * tokens * h * h,
+            "qkv": 2 * tokens * sum(out * inp for out, inp, _ in self.attention_projections()),
+            "scores": 2 * tokens * s * self.heads * self.qk_dim,
+            "context": 2 * tokens * s * self.heads * self.v_dim,
+            "output": 2 * tokens * self.heads * self.v_dim * h,
             "mlp": mlp,
             "router": router,
         }
@@ -462,16 +539,15 @@ MODELS = MappingProxyType(
         ),
         # DeepSeek-V3 (DeepSeek-AI 2024, arXiv 2412.19437, section 4.2; released config.json):
         # 61 layers, hidden 7168, 128 heads, the first 3 layers dense (FFN 18,432), then MoE
-        # layers of 256 routed experts (FFN 2,048, top-8) and 1 shared expert; vocabulary
-        # 129,280; pre-training sequences of 4K. Its multi-head latent attention (q and kv
-        # low-rank projections of 1,536 and 512, 192-wide query/key heads) is represented as
-        # ordinary multi-head attention of 128 heads of 56: 205M instead of ~187M attention
-        # weights a layer, and fewer score FLOPs (under 1% of the model's): an approximation.
-        # The multi-token-prediction module is not counted.
+        # layers of 256 routed experts (FFN 2,048, top-8) and 1 shared expert; multi-head latent
+        # attention with q and kv latents of 1,536 and 512, heads of 128 + 64 (rotary) for query
+        # and key and 128 for value; vocabulary 129,280; pre-training sequences of 4K. The
+        # multi-token-prediction module is not counted.
         "deepseek-v3": Transformer(
             layers=61, hidden=7168, heads=128, ffn_hidden=18432, mlp="swiglu", seq_len=4096, vocab=129280,
-            experts=256, top_k=8, expert_ffn_hidden=2048, first_dense_layers=3, shared_experts=1, dropout=False,
-            name="deepseek-v3",
+            experts=256, top_k=8, expert_ffn_hidden=2048, first_dense_layers=3, shared_experts=1,
+            kv_lora_rank=512, q_lora_rank=1536, qk_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+            dropout=False, name="deepseek-v3",
         ),
     }
 )
