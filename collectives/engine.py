@@ -14,9 +14,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from fabric.catalog import SWITCHES
+from fabric.errors import NoRoute
 from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route
-from fabric.schema import MEDIA, gpu_name, graph_attr
+from fabric.schema import MEDIA, edge_bandwidth, gpu_name, graph_attr
 
 from collectives.errors import InvalidSpec
 from collectives.result import Phase
@@ -110,10 +111,9 @@ def profile(G, rank, params):
     if leaf is None:
         nic_rate, rail, reduces = 0.0, False, False
     else:
-        link = G.edges[nic, leaf]
         nic_rate = min(
-            link["bandwidth"] * params.efficiency(link["medium"]),
-            G.edges[node, nic]["bandwidth"] * params.efficiency("pcie"),
+            edge_bandwidth(G, nic, leaf) * params.efficiency(G.edges[nic, leaf]["medium"]),
+            edge_bandwidth(G, node, nic) * params.efficiency("pcie"),
         )
         rail = "rail" in G.nodes[leaf]
         tree = [leaf] + [v for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"]
@@ -175,7 +175,8 @@ def uniform_fabric(G, params, network_watts, ranks=None):
     if not n or n % per or any(of[i] != of[i - i % per] or (i % per == 0 and i and of[i] == of[i - 1])
                                for i in range(n)):
         raise InvalidSpec("the job's NVLink domains are not equal blocks of consecutive ranks")
-    return UniformFabric(graph_attr(G, "gpu"), n, per, profile(G, job[0], params), network_watts, G.graph.get("name", ""))
+    return UniformFabric(graph_attr(G, "gpu"), n, per, profile(G, job[0], params), network_watts,
+                         G.graph.get("name", ""))
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,7 +200,11 @@ class Context:
 
 
 def phase(name, flows, bytes_per_flow, repeats, rate):
-    """A closed-form phase: ``repeats`` rounds of ``bytes_per_flow`` at ``rate``."""
+    """A closed-form phase: ``repeats`` rounds of ``bytes_per_flow`` at ``rate``; ``NoRoute``
+    when data must move at no rate (the GPUs' NIC or leaf is gone from the graph)."""
+    if bytes_per_flow and not rate > 0:
+        raise NoRoute(f"phase {name!r} moves {bytes_per_flow:g} bytes per flow at rate {rate!r}: the group's GPUs "
+                      "have no link to carry it (a NIC, leaf or cable removed from the graph?)")
     return Phase(name, flows, bytes_per_flow, repeats, rate, repeats * bytes_per_flow / rate if bytes_per_flow else 0.0)
 
 

@@ -10,8 +10,11 @@ from operator import itemgetter
 import numpy as np
 import scipy.sparse as sp
 
+from fabric.checks import require_int, require_non_negative, require_positive
 from fabric.errors import InvalidSpec
-from fabric.schema import EDGE_ATTRS, MEDIA, edge_attr, gpu_nodes, node_attr, node_items, successor_items
+from fabric.schema import (
+    EDGE_ATTRS, MEDIA, MIN_BANDWIDTH, edge_attr, gpu_nodes, node_attr, node_items, successor_items,
+)
 
 _NONE = -1
 
@@ -113,12 +116,12 @@ def compile_fabric(G):
     media = {name: i for i, name in enumerate(MEDIA)}
     try:
         src, dst, bandwidth, latency, links, medium = _edge_arrays(G, index, media)
+        valid = _values_valid(bandwidth, latency, links)
     except Exception:  # noqa: BLE001 - the edge-by-edge loop below names the offending edge
+        valid = False
+    if not valid:
         src, dst, bandwidth, latency, links, medium = _edge_arrays_checked(G, index, media)
-    bad = np.flatnonzero(~(bandwidth > 0))
-    if bad.size:
-        u, v = nodes[src[bad[0]]], nodes[dst[bad[0]]]
-        raise InvalidSpec(f"edge ({u!r}, {v!r}) has bandwidth={bandwidth[bad[0]]!r}; it must be > 0")
+    links = links.astype(np.int64)
     order = np.lexsort((dst, src))
     src, dst, bandwidth, latency, links = src[order], dst[order], bandwidth[order], latency[order], links[order]
     medium = medium[order]
@@ -186,9 +189,18 @@ def _edge_arrays(G, index, media):
     dst = np.fromiter(targets, dtype=np.int64, count=m)
     bandwidth = np.fromiter(map(itemgetter("bandwidth"), data), dtype=np.float64, count=m)
     latency = np.fromiter(map(itemgetter("latency"), data), dtype=np.float64, count=m)
-    links = np.fromiter(map(itemgetter("links"), data), dtype=np.int64, count=m)
+    # read as floats, so that 1.5 is caught (an int64 read would truncate it)
+    links = np.fromiter(map(itemgetter("links"), data), dtype=np.float64, count=m)
     medium = np.fromiter(map(media.__getitem__, map(itemgetter("medium"), data)), dtype=np.int8, count=m)
     return src, dst, bandwidth, latency, links, medium
+
+
+def _values_valid(bandwidth, latency, links):
+    """Whether every edge's bandwidth is finite and >= MIN_BANDWIDTH, latency finite and >= 0,
+    and links a whole number >= 1 (vectorised; the edge-by-edge check names a bad one)."""
+    return bool(np.isfinite(bandwidth).all() and (bandwidth >= MIN_BANDWIDTH).all()
+                and np.isfinite(latency).all() and (latency >= 0).all()
+                and (links >= 1).all() and (links == np.floor(links)).all())
 
 
 def _edge_arrays_checked(G, index, media):
@@ -201,15 +213,16 @@ def _edge_arrays_checked(G, index, media):
     links = np.empty(m, dtype=np.int64)
     medium = np.empty(m, dtype=np.int8)
     for i, (u, v, d) in enumerate(G.edges(data=True)):
-        try:
-            bandwidth[i], latency[i], links[i] = d["bandwidth"], d["latency"], d["links"]
-            medium[i] = media[d["medium"]]
-        except KeyError:
-            if "medium" in d and d["medium"] not in media:
-                raise InvalidSpec(
-                    f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}"
-                ) from None
-            for name in EDGE_ATTRS:
-                edge_attr(G, u, v, name)
+        for name in EDGE_ATTRS:
+            edge_attr(G, u, v, name)
+        if not isinstance(d["medium"], str) or d["medium"] not in media:
+            raise InvalidSpec(f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}")
+        where = f"edge ({u!r}, {v!r})"
+        bandwidth[i] = require_positive(f"{where} bandwidth", d["bandwidth"])
+        if bandwidth[i] < MIN_BANDWIDTH:
+            raise InvalidSpec(f"{where} bandwidth={d['bandwidth']!r} must be >= {MIN_BANDWIDTH:g} bytes/s")
+        latency[i] = require_non_negative(f"{where} latency", d["latency"])
+        links[i] = require_int(f"{where} links", d["links"], minimum=1)
+        medium[i] = media[d["medium"]]
         src[i], dst[i] = index[u], index[v]
     return src, dst, bandwidth, latency, links, medium

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow, shortest_path
 
 from fabric.catalog import NICS, OPTICS, SWITCHES
-from fabric.checks import lookup, require_int, require_non_negative
+from fabric.checks import lookup, require_int, require_non_negative, require_positive
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr, node_items, successor_items
 from fabric.tables import format_rate, html_table, text_table
@@ -345,6 +345,8 @@ def _cable_links_and_speed(G, u, v, data):
         links, bandwidth = _edge_value(G, u, v, data, "links"), _edge_value(G, u, v, data, "bandwidth")
     if type(links) is not int or links < 1:  # the common case skips the full check
         links = require_int(f"links of edge ({u!r}, {v!r})", links, minimum=1)
+    if type(bandwidth) is not float or not bandwidth > 0:
+        bandwidth = require_positive(f"bandwidth of edge ({u!r}, {v!r})", bandwidth)
     return links, bandwidth / links
 
 

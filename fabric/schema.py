@@ -122,6 +122,35 @@ def edge_attr(G, u, v, name):
         raise InvalidSpec(f"edge ({u!r}, {v!r}) has no attribute {name!r}") from None
 
 
+# The slowest link a fabric may have, bytes/s: below it times overflow (a 1e-300 B/s link makes
+# a step take inf seconds); no real link is slower than a byte per second.
+MIN_BANDWIDTH = 1.0
+
+
+def edge_bandwidth(G, u, v):
+    """``G.edges[u, v]["bandwidth"]`` checked: a finite number of at least
+    :data:`MIN_BANDWIDTH` bytes/s, or ``InvalidSpec`` naming the edge and the value.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> G = fabric.dgx_superpod(1)
+    >>> edge_bandwidth(G, "gpu0", "nic0") > 0
+    True
+    >>> G.edges["gpu0", "nic0"]["bandwidth"] = "fast"
+    >>> edge_bandwidth(G, "gpu0", "nic0")
+    Traceback (most recent call last):
+    ...
+    fabric.errors.InvalidSpec: edge ('gpu0', 'nic0') bandwidth='fast' must be a finite number >= 1 bytes/s
+    """
+    value = edge_attr(G, u, v, "bandwidth")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(value) or value < MIN_BANDWIDTH:
+        raise InvalidSpec(
+            f"edge ({u!r}, {v!r}) bandwidth={value!r} must be a finite number >= {MIN_BANDWIDTH:g} bytes/s")
+    return float(value)
+
+
 def graph_attr(G, name):
     """``G.graph[name]``, or ``InvalidSpec`` naming the attribute (or saying ``G`` is no graph).
 
