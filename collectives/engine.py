@@ -304,7 +304,8 @@ def solve_steps(ctx, steps_per_group):
     """
     counts = {len(s) for s in steps_per_group}
     if len(counts) != 1:
-        raise ValueError("concurrent groups must have the same number of steps")
+        raise InvalidSpec(f"concurrent groups must run the same number of steps, got {sorted(counts)}: give groups of "
+                          "one size and shape (the same algorithm must fit them all)")
     phases = [[] for _ in steps_per_group]
     for k in range(counts.pop()):
         steps = [group_steps[k] for group_steps in steps_per_group]
@@ -318,10 +319,12 @@ def solve_steps(ctx, steps_per_group):
         else:
             rates, _ = max_min_rates(routes)
         for g, (s, own) in enumerate(zip(steps, owners)):
-            if fluid:
+            if fluid and s.bytes_per_flow > 0:
                 t = float(done[np.unique(routes.owner[own])].max()) * s.repeats
-                rate = s.bytes_per_flow * s.repeats / t if t > 0 else float("inf")
-            else:
+                rate = s.bytes_per_flow * s.repeats / t
+            else:  # lockstep, or nothing to move: the rate the flows would get
+                if fluid:
+                    rates, _ = max_min_rates(routes)
                 per_flow = np.bincount(routes.owner[own], rates[own], minlength=routes.n_flows)
                 rate = float(per_flow[np.unique(routes.owner[own])].min())
                 t = s.repeats * s.bytes_per_flow / rate

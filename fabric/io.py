@@ -28,7 +28,9 @@ from pathlib import Path
 import networkx as nx
 
 from fabric.catalog import GPUSpec, NICSpec, OpticSpec, SwitchSpec
+from fabric.checks import require_bool
 from fabric.errors import InvalidSpec
+from fabric.validate import check
 
 FORMAT = "fabric-graph"
 VERSION = 1
@@ -125,14 +127,18 @@ def to_json(G):
     return json.dumps(document, separators=(",", ":"))
 
 
-def from_json(text):
+def from_json(text, *, strict=True):
     """Rebuild a fabric from :func:`to_json` output.
 
-    The graph is returned as stored; call :func:`fabric.validate.check` to check it.
+    The graph is checked as :func:`fabric.validate.check` does: a document that parses but is
+    not a valid fabric (a bandwidth ``"abc"``, an edge to a node that does not exist, a GPU
+    without a rank) raises ``InvalidSpec`` listing what is wrong.
 
     Parameters
     ----------
     text : str
+    strict : bool
+        False returns the graph as stored, unchecked (a draft that is not a fabric yet).
 
     Returns
     -------
@@ -149,12 +155,18 @@ def from_json(text):
     ...
     fabric.errors.InvalidSpec: format='csv' must be 'fabric-graph'
     """
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise InvalidSpec(f"text={text!r:.80} must be the JSON text of a fabric")
     try:
         document = json.loads(text, object_hook=_decode)
     except json.JSONDecodeError as error:
         raise InvalidSpec(f"text is not JSON: {error}") from None
     except (KeyError, TypeError) as error:  # a tagged value without its fields, or with unknown ones
         raise InvalidSpec(f"malformed tagged value in the document: {error!r}") from None
+    except RecursionError:
+        raise InvalidSpec("the document nests too deeply to be a fabric") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        raise InvalidSpec(f"the document holds a value Python cannot read: {error}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else document
         raise InvalidSpec(f"format={found!r} must be {FORMAT!r}")
@@ -167,7 +179,7 @@ def from_json(text):
         G.add_edges_from((u, v, data) for u, v, data in document["edges"])
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidSpec(f"malformed {FORMAT} document: {error!r}") from None
-    return G
+    return check(G) if require_bool("strict", strict) else G
 
 
 def save(G, path):
@@ -184,8 +196,9 @@ def save(G, path):
     Path(path).write_text(to_json(G), encoding="utf-8")
 
 
-def load(path):
-    """Read a fabric written by :func:`save`.
+def load(path, *, strict=True):
+    """Read a fabric written by :func:`save`, checked as :func:`from_json` checks it
+    (``strict=False``: unchecked).
 
     Examples
     --------
@@ -195,4 +208,8 @@ def load(path):
     >>> load(path).graph["transport"]
     'ethernet'
     """
-    return from_json(Path(path).read_text(encoding="utf-8"))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidSpec(f"{path} is not UTF-8 text (as save writes): {error}") from None
+    return from_json(text, strict=strict)

@@ -32,6 +32,8 @@ CASES = [
     (lambda: collectives.search(LLAMA, S2, global_batch=16, top=0, progress=False), "top=0 must be >= 1"),
     (lambda: collectives.search(LLAMA, S2, global_batch=16, precision="fp4", progress=False),
      "precision='fp4' must be one of"),
+    (lambda: collectives.concurrent(S2, "all_gather", [[0, 8], [2, 3, 4, 9]], 2**20, level="flow"),
+     "concurrent groups must run the same number of steps"),
 ]
 
 
@@ -45,6 +47,8 @@ def test_an_empty_all_to_all_costs_only_latency_at_both_levels():
     analytic = collectives.all_to_all(S2, 0, level="analytic")
     flow = collectives.all_to_all(S2, 0, level="flow")
     assert analytic.time == pytest.approx(flow.time) and 0 < analytic.time < 1e-3
+    # the rate the flows would get, not inf, and the same at both levels
+    assert flow.phases[0].rate == pytest.approx(analytic.phases[0].rate)
 
 
 def test_plot_and_strategies_are_reachable_after_import_fabric():

@@ -84,7 +84,7 @@ def test_save_and_load(tmp_path):
 def test_node_names_keep_their_type():
     G = fabric.dgx_superpod(2)
     G.add_edge(("rack", 0), 7, bandwidth=1.0, latency=0.0, medium="pcie", links=1)
-    H = from_json(to_json(G))
+    H = from_json(to_json(G), strict=False)  # not a valid fabric any more: nodes without a kind
     assert list(H) == list(G) and H.has_edge(("rack", 0), 7)
 
 
@@ -135,3 +135,39 @@ def test_refuses_multigraphs():
 
     with pytest.raises(fabric.InvalidSpec, match="G must be a networkx.DiGraph, got MultiDiGraph"):
         to_json(nx.MultiDiGraph())
+
+
+def _document(edit):
+    G = fabric.dgx_superpod(2)
+    edit(G)
+    return to_json(G)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda G: G.edges["nic0", "leaf0"].update(bandwidth="abc"), "bandwidth='abc'"),
+    (lambda G: G.nodes["gpu3"].pop("rank"), "node 'gpu3' has no attribute 'rank'"),
+    (lambda G: G.add_edge("gpu0", "ghost", bandwidth=1e9, latency=0.0, medium="pcie", links=1), "ghost"),
+])
+def test_a_loaded_fabric_is_checked(edit, message, tmp_path):
+    text = _document(edit)
+    with pytest.raises(fabric.InvalidSpec, match=message):
+        from_json(text)
+    (tmp_path / "bad.json").write_text(text, encoding="utf-8")
+    with pytest.raises(fabric.InvalidSpec, match=message):
+        load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"format": "fabric-graph", "version": 1, "graph": {"x": ' + "9" * 5000 + "}}", "cannot read"),
+    ("[" * 2000 + "]" * 2000, "nests too deeply|format="),
+    (None, "must be the JSON text of a fabric"),
+])
+def test_unreadable_documents_are_typed_errors(text, message):
+    with pytest.raises(fabric.InvalidSpec, match=message):
+        from_json(text)
+
+
+def test_a_file_that_is_not_utf8_is_a_typed_error(tmp_path):
+    (tmp_path / "latin.json").write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(fabric.InvalidSpec, match="is not UTF-8"):
+        load(tmp_path / "latin.json")
