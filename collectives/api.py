@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from fabric.checks import require_choice, require_int
+from fabric.checks import require_choice, require_seed
 from fabric.compiled import compile_fabric
 from fabric.schema import ROUTINGS, gpu_count, gpu_name, graph_attr, node_attr
 
@@ -108,7 +108,7 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
     ``compiled`` is passed by a caller that evaluates many collectives)."""
     nbytes = _check_nbytes(nbytes)
     require_choice("level", level, LEVELS)
-    require_int("seed", seed, minimum=0)
+    require_seed(seed)
     if routing is not None:
         require_choice("routing", routing, ROUTINGS)
     params = params or DEFAULT_PARAMS

@@ -67,6 +67,15 @@ def require_bool(field, value):
     return value
 
 
+# Seeds are hashed as unsigned 64-bit integers (fabric.routing): the largest a seed may be.
+MAX_SEED = 2**63 - 1
+
+
+def require_seed(seed):
+    """Return ``seed`` if it is an integer in ``0 .. MAX_SEED``."""
+    return require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+
+
 def require_choice(field, value, choices):
     """Return ``value`` if it is one of ``choices``."""
     if value not in choices:

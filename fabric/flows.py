@@ -8,7 +8,7 @@ crosses a saturated resource on which no other flow gets more.
 
 import numpy as np
 
-from fabric.checks import require_int
+from fabric.checks import require_seed
 from fabric.compiled import compile_fabric
 from fabric.errors import InvalidSpec
 from fabric.routing import ClassPart, class_load, route
@@ -183,7 +183,7 @@ def _fill(routes, active):
 
 def _routes_for(G, src, dst, routing, seed, qps, pxn):
     """Compile ``G`` and route the flows; ``None`` takes the graph's routing and qps."""
-    require_int("seed", seed, minimum=0)
+    require_seed(seed)
     routing = graph_attr(G, "routing") if routing is None else routing
     qps = graph_attr(G, "qps") if qps is None else qps
     compiled = compile_fabric(G)

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow, shortest_path
 
 from fabric.catalog import NICS, OPTICS, SWITCHES
-from fabric.checks import lookup, require_int, require_non_negative, require_positive
+from fabric.checks import lookup, require_int, require_non_negative, require_positive, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr, node_items, successor_items
 from fabric.tables import format_rate, html_table, text_table
@@ -144,7 +144,7 @@ def bisection_bandwidth(G, *, samples=0, seed=0):
     224.0
     """
     require_int("samples", samples, minimum=0)
-    require_int("seed", seed, minimum=0)
+    require_seed(seed)
     hosts = _hosts(G)
     if len(hosts) < 2:
         raise InvalidSpec(f"hosts={len(hosts)} must be >= 2 for a bisection")

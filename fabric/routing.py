@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from fabric.checks import require_choice, require_int
+from fabric.checks import require_choice, require_int, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import ROUTINGS, ranks_array
 
@@ -545,6 +545,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     """
     require_choice("routing", routing, ROUTINGS)
     require_int("qps", qps, minimum=1)
+    require_seed(seed)
     if not isinstance(pxn, (bool, np.bool_)):
         raise InvalidSpec(f"pxn={pxn!r} must be True or False")
     src = ranks_array("src", src, C.n_gpus)

@@ -58,3 +58,8 @@ def test_plot_and_strategies_are_reachable_after_import_fabric():
     code = "import fabric; fabric.plot.topology; fabric.strategies.fabrics; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "ok"
+
+
+def test_a_seed_too_large_to_hash_is_refused():
+    with pytest.raises(fabric.InvalidSpec, match="seed=" + str(10**30) + " must be <= 9223372036854775807"):
+        fabric.flow_rates(S2, [0], [8], seed=10**30)
