@@ -57,6 +57,9 @@ Traceback (most recent call last):
 fabric.errors.InvalidSpec: node 'gpu9' has no attribute 'host'
 """
 
+import math
+import numbers
+
 import numpy as np
 
 from fabric.errors import InvalidSpec
@@ -144,8 +147,12 @@ def edge_bandwidth(G, u, v):
     fabric.errors.InvalidSpec: edge ('gpu0', 'nic0') bandwidth='fast' must be a finite number >= 1 bytes/s
     """
     value = edge_attr(G, u, v, "bandwidth")
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(value) or value < MIN_BANDWIDTH:
+    try:
+        valid = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) \
+            and value >= MIN_BANDWIDTH
+    except OverflowError:  # an integer too large for a float
+        valid = False
+    if not valid:
         raise InvalidSpec(
             f"edge ({u!r}, {v!r}) bandwidth={value!r} must be a finite number >= {MIN_BANDWIDTH:g} bytes/s")
     return float(value)
