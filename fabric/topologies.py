@@ -12,7 +12,7 @@ import networkx as nx
 from fabric.catalog import GPUS, NICS, SWITCHES
 from fabric.checks import lookup, require_bool, require_choice, require_int, require_positive
 from fabric.clos import add_clos, design_clos
-from fabric.errors import InvalidSpec
+from fabric.errors import Infeasible, InvalidSpec
 from fabric.schema import ROUTINGS, TRANSPORTS
 from fabric.server import add_servers
 from fabric.units import Gbps
@@ -78,6 +78,26 @@ def _pick_nic(nic, nic_bandwidth, transport):
     return spec
 
 
+# A Clos for n GPUs needs a fraction of a switch per GPU (a SuperPOD ~0.2, an 8-GPU rail-only
+# fabric 1); far more means the tiers asked for dwarf the GPUs: fat_tree(1, tiers=6) would
+# build 2.1 million switches (~5 GiB, 40 s) for 8 GPUs.
+MAX_SWITCHES_PER_GPU = 64
+# The graph of one switch and its cables takes about this much memory in networkx
+# (measured on dgx_superpod builds) [estimate].
+BYTES_PER_SWITCH = 2.5e3
+
+
+def _check_size(designs, gpus):
+    """``Infeasible`` before building, when the tiers asked for dwarf the GPUs."""
+    switches = sum(sum(design.switches) for design in designs)
+    if switches > max(MAX_SWITCHES_PER_GPU * gpus, 4096):
+        tiers = designs[0].tiers
+        raise Infeasible(
+            f"tiers={tiers} would build {switches:,} switches for {gpus:,} GPUs (about "
+            f"{switches * BYTES_PER_SWITCH / 2**30:.1f} GiB of graph); ask for fewer tiers (tiers=None picks the fewest)"
+        )
+
+
 def _scale_out(
     *,
     builder,
@@ -130,6 +150,7 @@ def _scale_out(
                 oversubscription=oversubscription,
             )
         ]
+    _check_size(designs, hosts * gpus_per_node)
     G = nx.DiGraph()
     nics = add_servers(
         G, hosts=hosts, gpus_per_node=gpus_per_node, gpus_per_domain=gpus_per_domain, gpu=gpu_spec, nic=nic_spec

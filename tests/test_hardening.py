@@ -63,3 +63,10 @@ def test_plot_and_strategies_are_reachable_after_import_fabric():
 def test_a_seed_too_large_to_hash_is_refused():
     with pytest.raises(fabric.InvalidSpec, match="seed=" + str(10**30) + " must be <= 9223372036854775807"):
         fabric.flow_rates(S2, [0], [8], seed=10**30)
+
+
+def test_tiers_that_dwarf_the_gpus_fail_fast():
+    # 2.1 million switches for 8 GPUs: refused before anything is built
+    with pytest.raises(fabric.Infeasible, match=r"tiers=6 would build 2,130,984 switches for 8 GPUs"):
+        fabric.fat_tree(1, tiers=6)
+    assert fabric.fat_tree(1, tiers=3).number_of_nodes() < 100
