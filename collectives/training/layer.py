@@ -26,6 +26,9 @@ from collectives.training.plan import cp_ranks, ep_groups, etp_ranks, tp_ranks
 # Bytes per attention-output element that ring attention's merge of one step moves: the fp32
 # running output read and written (8) and the step's bf16 output read (2).
 CP_MERGE_BYTES = 10
+# Memory-bound passes over the dispatched token copies in an MoE layer's forward: permute and
+# unpermute (each reads and writes them).
+PERMUTE_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     elementwise = memory_time(T * (NORM_RESIDUAL_ELEMENTS * h / hidden_split + ACTIVATION_ELEMENTS[model.mlp] * ffn / tp), gpu)
     if moe:
         elementwise *= model.top_k
+        # the token copies are permuted into expert order before the dispatch and back after
+        # the combine: each a read and a write of every copy (Megatron-Core's permute and
+        # unpermute kernels), the weighted sum of the top_k copies folded into the unpermute
+        copies = T // tp * etp * model.top_k
+        elementwise += memory_time(PERMUTE_PASSES * 2 * copies * h, gpu)
     elementwise += ELEMENTWISE_KERNELS * compute.kernel_overhead
 
     # Tensor parallel: with sequence parallelism an all-gather before and a reduce-scatter
