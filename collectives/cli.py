@@ -35,8 +35,9 @@ from collectives import algorithms
 from collectives.api import sweep
 from collectives.errors import CollectivesError
 from collectives.params import CommParams
-from collectives.training.memory import PRECISIONS, RECOMPUTE
-from collectives.training.model import MLPS, MODELS, Transformer
+from collectives.training.activations import PRECISIONS, RECOMPUTE
+from collectives.training.model import MLPS, Transformer
+from collectives.training.presets import MODELS
 from collectives.training.plan import ZERO_STAGES, Parallelism
 from collectives.training.search import search
 from collectives.training.step import estimate_step

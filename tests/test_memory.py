@@ -10,8 +10,10 @@ import dataclasses
 import pytest
 
 import fabric
-from collectives.training.memory import layer_activation_bytes, memory_per_gpu, memory_per_stage
-from collectives.training.model import MODELS, Transformer, padded_vocab
+from collectives.training.activations import layer_activation_bytes
+from collectives.training.memory import memory_per_gpu, memory_per_stage
+from collectives.training.model import Transformer, padded_vocab
+from collectives.training.presets import MODELS
 from collectives.training.plan import Parallelism
 from collectives.data import read_rows
 from training_cases import raises_exactly as _raises, tiny

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fabric
-from collectives.training.model import MODELS, Transformer
+from collectives.training.model import Transformer
+from collectives.training.presets import MODELS
 from collectives.data import read_rows
 from training_cases import raises_exactly as _raises, tiny
 

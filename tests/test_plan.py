@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fabric
-from collectives.training.model import MODELS, padded_vocab
+from collectives.training.model import padded_vocab
+from collectives.training.presets import MODELS
 from collectives.training.plan import Parallelism, ep_groups
 from training_cases import raises_exactly as _raises, tiny
 

@@ -3,8 +3,10 @@
 One concept per module:
 
 =================  =====================================================================
-``model``          :class:`Transformer`, :data:`MODELS`: shapes, parameter and FLOP counts
+``model``          :class:`Transformer`: shapes, parameter and FLOP counts
+``presets``        :data:`MODELS`: published shapes with their sources
 ``plan``           :class:`Parallelism` and its rank groups in Megatron-LM order
+``activations``    what one layer keeps for backward, by recompute choice
 ``memory``         what a plan keeps on each GPU (:func:`memory_per_gpu`)
 ``compute``        GEMM, attention and memory-bound kernel times on one GPU
 ``communication``  the collectives and sends of a plan's groups on a fabric
@@ -12,8 +14,10 @@ One concept per module:
 ``pipeline``       the 1F1B / interleaved pipeline schedule, simulated
 ``step``           :func:`estimate_step`, :class:`Cluster`, :class:`StepEstimate`
 ``search``         :func:`search` over every plan that fits
-``calibration``    fitting the compute efficiencies to published runs; the report
-``plot``           figures of estimates (plotly, imported on use)
+``published``      the published runs of the package data, rebuilt as model, plan, fabric
+``calibration``    fitting the compute efficiencies to published runs
+``validation``     every published measurement against the model (the report)
+``plot``           figures of estimates and of the validation (plotly, imported on use)
 =================  =====================================================================
 
 The collective layer (:mod:`collectives.api` and below) never imports this package.
@@ -30,8 +34,9 @@ Examples
 """
 
 from collectives.training.memory import memory_per_gpu, memory_per_stage
-from collectives.training.model import MODELS, Transformer, padded_vocab
+from collectives.training.model import Transformer, padded_vocab
 from collectives.training.plan import Parallelism
+from collectives.training.presets import MODELS
 from collectives.training.search import search
 from collectives.training.step import Cluster, StepEstimate, estimate_step
 

@@ -8,7 +8,7 @@ outermost), so TP groups sit inside a node.
 
 Examples
 --------
->>> from collectives.training.model import MODELS
+>>> from collectives.training.presets import MODELS
 >>> plan = Parallelism(tp=8, pp=16, dp=128, global_batch=2048, zero=2)
 >>> plan.check_against(MODELS["llama3-405b"], gpus=16384)
 >>> tp_ranks(plan).tolist(), dp_ranks(plan)[:3].tolist()
@@ -25,7 +25,8 @@ from fabric import checks
 from fabric.schema import gpu_count
 
 from collectives.errors import InvalidSpec, collectives_errors
-from collectives.training.memory import PRECISIONS, RECOMPUTE, chunks_in_flight, parameters_per_gpu, rank_contents
+from collectives.training.activations import PRECISIONS, RECOMPUTE
+from collectives.training.memory import chunks_in_flight, parameters_per_gpu, rank_contents
 from collectives.training.model import Transformer
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -67,7 +68,7 @@ class Parallelism:
     recompute : {"none", "selective", "full", "op"}
         Activation recomputation: Megatron-LM's none, selective (core attention) or full
         (whole layers), or torchtitan's per-op checkpointing (every other matmul and the
-        elementwise ops recomputed; :func:`collectives.training.memory.layer_activation_bytes`).
+        elementwise ops recomputed; :func:`collectives.training.activations.layer_activation_bytes`).
     zero : {0, 1, 2, 3}
         Sharding over data-parallel ranks: 0 none; 1 optimizer state (Megatron-LM's
         distributed optimizer); 2 also gradients; 3 also weights (FSDP).
@@ -185,7 +186,7 @@ class Parallelism:
 
         Examples
         --------
-        >>> from collectives.training.model import MODELS
+        >>> from collectives.training.presets import MODELS
         >>> plan = Parallelism(tp=3, dp=2, global_batch=2)
         >>> for problem in plan.problems(MODELS["llama3-405b"], gpus=8):
         ...     print(problem)
@@ -257,7 +258,7 @@ class Parallelism:
 
         Examples
         --------
-        >>> from collectives.training.model import MODELS
+        >>> from collectives.training.presets import MODELS
         >>> plan = Parallelism(tp=8, pp=16, dp=64, global_batch=2048)
         >>> plan.check_against(MODELS["llama3-405b"], gpus=2048)
         Traceback (most recent call last):
@@ -283,7 +284,7 @@ class Parallelism:
 
         Examples
         --------
-        >>> from collectives.training.model import MODELS
+        >>> from collectives.training.presets import MODELS
         >>> plan = Parallelism(pp=16, dp=1, global_batch=16)
         >>> plan.layers_per_stage(MODELS["llama3-405b"])
         [7, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7]
@@ -311,7 +312,7 @@ class Parallelism:
 
         Examples
         --------
-        >>> from collectives.training.model import MODELS
+        >>> from collectives.training.presets import MODELS
         >>> plan = Parallelism(tp=8, pp=16, dp=128, global_batch=2048)
         >>> round(plan.parameters_per_gpu(MODELS["llama3-405b"]) / 1e9, 2)
         3.19

@@ -31,8 +31,9 @@ import fabric
 from fabric.units import GiB
 
 from collectives.data import read_rows
-from collectives.training.model import MODELS, Transformer
+from collectives.training.model import Transformer
 from collectives.training.plan import Parallelism
+from collectives.training.presets import MODELS
 
 
 # What each framework did where a source does not say, as of the runs' dates:

@@ -30,7 +30,8 @@ from collectives.engine import uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec, collectives_errors
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.compute import DEFAULT_COMPUTE
-from collectives.training.memory import PRECISIONS, rank_contents, usable_memory, worst_memory
+from collectives.training.activations import PRECISIONS
+from collectives.training.memory import rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
 from collectives.training.plan import Parallelism
 from collectives.training.step import Cluster, estimate_many, job_ranks
