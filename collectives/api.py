@@ -10,7 +10,7 @@ from fabric.compiled import compile_fabric
 from fabric.schema import ROUTINGS, gpu_count, gpu_name, graph_attr, node_attr
 
 from collectives import algorithms
-from collectives.engine import LEVELS, Context, UniformFabric, profile, solve_steps
+from collectives.engine import LEVELS, Context, UniformFabric, check_uplinks, profile, solve_steps
 from collectives.errors import InvalidSpec, Unsupported
 from collectives.groups import make_group
 from collectives.params import DEFAULT_PARAMS, PROTOCOL_BANDWIDTH
@@ -134,6 +134,8 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         r = int(g.ranks[0]) if root is None else root
         if r not in g.ranks:
             raise InvalidSpec(f"root={r!r} must be one of the group's ranks")
+        if compiled is None and not isinstance(G, UniformFabric) and len(g.domains) > 1:
+            check_uplinks(G, g.ranks)  # the closed forms read one GPU's profile: the others must have it too
         if not contexts:  # concurrent groups are priced alike: one profile serves them all
             prof = G.profile if isinstance(G, UniformFabric) else profile(G, int(g.ranks[0]), params)
         contexts.append(Context(G, g, collective, nbytes, params, prof, compiled, r, routing, seed, extra))

@@ -126,6 +126,31 @@ def profile(G, rank, params):
     )
 
 
+def check_uplinks(G, ranks):
+    """``NoRoute`` unless every GPU of ``ranks`` has a NIC cabled to a switch: a group spanning
+    NVLink domains leaves them through the scale-out network, which the closed forms read at
+    one GPU only. (A network split above the leaves is seen at the flow level only.)
+
+    Examples
+    --------
+    >>> import fabric
+    >>> G = fabric.dgx_superpod(2)
+    >>> check_uplinks(G, [0, 8])
+    >>> G.remove_node("nic8")
+    >>> check_uplinks(G, [0, 8])
+    Traceback (most recent call last):
+    ...
+    fabric.errors.NoRoute: GPU rank 8 has no NIC cabled to a switch: the group cannot leave its NVLink domain
+    """
+    succ, nodes = G.succ, G.nodes
+    for rank in ranks:
+        node = gpu_name(int(rank))
+        if not any(nodes[nic].get("kind") == "nic" and any(nodes[sw].get("kind") == "switch" for sw in succ[nic])
+                   for nic in succ[node]):
+            raise NoRoute(f"GPU rank {int(rank)} has no NIC cabled to a switch: the group cannot leave its NVLink "
+                          "domain")
+
+
 @dataclass(frozen=True)
 class UniformFabric:
     """What the analytic level needs of a fabric whose GPUs are all alike: small and

@@ -70,3 +70,20 @@ def test_tiers_that_dwarf_the_gpus_fail_fast():
     with pytest.raises(fabric.Infeasible, match=r"tiers=6 would build 2,130,984 switches for 8 GPUs"):
         fabric.fat_tree(1, tiers=6)
     assert fabric.fat_tree(1, tiers=3).number_of_nodes() < 100
+
+
+@pytest.mark.parametrize("removed", ["nic0", "nic8", "leaf0"])
+@pytest.mark.parametrize("level", ["analytic", "flow"])
+def test_a_gpu_cut_off_the_network_is_no_route_at_both_levels(removed, level):
+    G = fabric.dgx_superpod(2)
+    G.remove_node(removed)
+    with pytest.raises(fabric.NoRoute):
+        collectives.all_reduce(G, 2**20, ranks=[0, 8], level=level)
+
+
+@pytest.mark.parametrize("level", ["analytic", "flow"])
+def test_a_step_on_a_fabric_with_a_top_of_rack_switch_removed_is_no_route(level):
+    G = fabric.fat_tree(4, rail_optimized=False)
+    G.remove_node(next(n for n, d in G.nodes(data=True) if d.get("kind") == "switch" and d.get("tier") == 1))
+    with pytest.raises(fabric.NoRoute):
+        collectives.estimate_step(LLAMA, collectives.Parallelism(tp=8, dp=4, global_batch=32), G, level=level)
