@@ -87,3 +87,10 @@ def test_a_step_on_a_fabric_with_a_top_of_rack_switch_removed_is_no_route(level)
     G.remove_node(next(n for n, d in G.nodes(data=True) if d.get("kind") == "switch" and d.get("tier") == 1))
     with pytest.raises(fabric.NoRoute):
         collectives.estimate_step(LLAMA, collectives.Parallelism(tp=8, dp=4, global_batch=32), G, level=level)
+
+
+def test_search_on_a_fabric_with_a_gpu_cut_off_is_no_route():
+    G = fabric.dgx_superpod(2)
+    G.remove_node("nic9")
+    with pytest.raises(fabric.NoRoute, match="GPU rank 9 has no NIC"):
+        collectives.search(LLAMA, G, global_batch=16, progress=False)

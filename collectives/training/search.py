@@ -26,7 +26,7 @@ from fabric.checks import require_choice, require_int
 from fabric.metrics import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 
-from collectives.engine import uniform_fabric
+from collectives.engine import check_uplinks, uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec, collectives_errors
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.compute import DEFAULT_COMPUTE
@@ -184,6 +184,8 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     job = None if ranks is None else job_ranks(ranks, gpu_count(G))
     watts = bill_of_materials(G).network_watts * (1 if job is None else len(job) / gpu_count(G))
     summary = uniform_fabric(G, params, watts, ranks=job)
+    if summary.n_gpus > summary.gpus_per_domain:  # the summary reads one GPU: every GPU must reach the network
+        check_uplinks(G, range(summary.n_gpus) if job is None else job)
     plans = candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
                             precision=precision)
     shipped = summary if level == "analytic" else G
