@@ -64,8 +64,8 @@ class CommParams:
         the NVLS rows of nccl.csv (4, 6, 8 GPUs).
     multinode_nvls_efficiency : float
         The same when the NVLink domain spans several hosts (GB200 NVL72: 18 compute trays
-        through NVLink switch trays); fitted to the large-message NVL72 rows of
-        nccl_multinode.csv (one rack at 8 GiB, two racks at 16 GiB).
+        through NVLink switch trays); fitted to the three NVL72 rows of nccl_multinode.csv
+        (one rack at 512 MiB and 8 GiB, two racks at 16 GiB).
     network_efficiency : float
         Fraction of NIC line rate NCCL reaches over InfiniBand or RoCE: "46-48 GB/s per
         NIC" at NDR 400 Gb/s (NCCL maintainers, NVIDIA/nccl-tests issue #290): 47/50.

@@ -32,10 +32,8 @@ def __getattr__(name):
         return importlib.import_module(f"fabric.{name}")
     raise AttributeError(f"module 'fabric' has no attribute {name!r}")
 
-__all__ = [
+__all__ = [  # plot and strategies stay out: a star import must not pull in plotly or hypothesis
     "units",
-    "plot",
-    "strategies",
     "BillOfMaterials",
     "Summary",
     "bill_of_materials",

@@ -63,11 +63,11 @@ def _pick_nic(nic, nic_bandwidth, transport):
         spec = lookup("nic", nic, NICS)
         if nic_bandwidth is not None:
             require_positive("nic_bandwidth", nic_bandwidth)
-        if nic_bandwidth is not None and abs(spec.bandwidth - nic_bandwidth) > 1e-9 * spec.bandwidth:
-            raise InvalidSpec(
-                f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={nic!r} "
-                f"({spec.bandwidth / Gbps:g} Gb/s)"
-            )
+            if abs(spec.bandwidth - nic_bandwidth) > 1e-9 * spec.bandwidth:
+                raise InvalidSpec(
+                    f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={nic!r} "
+                    f"({spec.bandwidth / Gbps:g} Gb/s)"
+                )
     else:
         require_positive("nic_bandwidth", nic_bandwidth)
         speaking = [s for s in NICS.values() if transport in s.transports]

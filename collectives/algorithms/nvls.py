@@ -3,9 +3,9 @@
 Each GPU pushes its whole buffer into the switch once and, as owner of ``1/m`` of it,
 stores the reduced slice back for multicast: its NVLink carries ``S (1 + 1/m)`` each
 way, so ``algbw = B x nvls_efficiency / (1 + 1/m)`` (the three NVLS rows of nccl.csv, 4,
-6 and 8 GPUs, fit one efficiency; domains spanning hosts, NVL72's, fit their own). Across domains, NCCL pipelines the in-switch
-reduction with an all-reduce of each ``1/m`` slice between same-rail GPUs of the
-domains; the slower of the two sets the pace.
+6 and 8 GPUs, fit one efficiency; domains spanning hosts, NVL72's, fit their own). Across
+domains, NCCL pipelines the in-switch reduction with an all-reduce of each ``1/m`` slice
+between same-rail GPUs of the domains; the slower of the two sets the pace.
 """
 
 import math

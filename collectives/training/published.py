@@ -166,18 +166,19 @@ def _full_run(row):
             ffn_hidden=n["ffn_hidden"], mlp=row["mlp"], seq_len=n["seq_len"], vocab=n["vocab"],
             experts=n["experts"], top_k=n["top_k"], dropout=False, name=row["case"],
         )
-    framework = dict(FRAMEWORKS[_framework(row)])
+    name = _framework(row)
+    framework = dict(FRAMEWORKS[name])
     recompute = row["recompute"]
-    if _framework(row) == "torchtitan" and recompute == "selective":
+    if name == "torchtitan" and recompute == "selective":
         recompute = "op"  # torchtitan's selective checkpointing is per-op (its default "op" mode)
     if "AsyncTP" in row["derivation"]:
         framework["tp_comm_overlap"] = True
-    if row["precision"] == "fp8" and _framework(row) == "megatron-core":
+    if row["precision"] == "fp8" and name == "megatron-core":
         framework["fp8_params"] = True  # NeMo's bf16_with_fp8_mixed recipe: fp8_param_gather=True
     plan = Parallelism(
         tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], etp=int(etp.group(1)) if etp else None,
-        micro_batch=n["micro_batch"],
-        global_batch=n["global_batch"], virtual_stages=n["virtual_stages"], recompute=recompute,
+        micro_batch=n["micro_batch"], global_batch=n["global_batch"], virtual_stages=n["virtual_stages"],
+        recompute=recompute,
         sequence_parallel=row["sequence_parallel"].strip().lower() == "true", zero=n["zero"],
         precision=row["precision"], **framework,
     )
