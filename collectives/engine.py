@@ -341,15 +341,13 @@ def solve_steps(ctx, steps_per_group):
             for s, own in zip(steps, owners):
                 per_flow[routes.owner[own]] = s.bytes_per_flow
             done = fluid_completion(replace(routes, latency=np.zeros(routes.n_flows)), per_flow)
-        else:
-            rates, _ = max_min_rates(routes)
+        # the max-min rates: of every lockstep step, and of fluid steps that move nothing
+        rates = max_min_rates(routes)[0] if not fluid or any(s.bytes_per_flow <= 0 for s in steps) else None
         for g, (s, own) in enumerate(zip(steps, owners)):
             if fluid and s.bytes_per_flow > 0:
                 t = float(done[np.unique(routes.owner[own])].max()) * s.repeats
                 rate = s.bytes_per_flow * s.repeats / t
             else:  # lockstep, or nothing to move: the rate the flows would get
-                if fluid:
-                    rates, _ = max_min_rates(routes)
                 per_flow = np.bincount(routes.owner[own], rates[own], minlength=routes.n_flows)
                 rate = float(per_flow[np.unique(routes.owner[own])].min())
                 t = s.repeats * s.bytes_per_flow / rate

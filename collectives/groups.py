@@ -44,7 +44,19 @@ class Group:
         return bool((np.diff(self.domain_index) >= 0).all())
 
 
-def _ranks(ranks, n_gpus, exists):
+def checked_ranks(ranks, n_gpus, exists):
+    """``ranks`` sorted, as int64, checked to be distinct GPUs of the fabric (None: all of them);
+    ``n_gpus()`` gives the GPU count and ``exists(rank)`` whether a rank is one of them.
+
+    Examples
+    --------
+    >>> checked_ranks([9, 8, 0], lambda: 16, lambda r: r < 16).tolist()
+    [0, 8, 9]
+    >>> checked_ranks([3, 99], lambda: 16, lambda r: r < 16)
+    Traceback (most recent call last):
+    ...
+    collectives.errors.InvalidSpec: ranks contains rank 99, outside 0..15
+    """
     if ranks is None:
         return np.arange(n_gpus())
     arr = np.asarray(ranks)
@@ -84,7 +96,7 @@ def make_group(ranks, *, n_gpus, domain_of, exists=None, minimum=2):
     ...
     collectives.errors.InvalidSpec: ranks contains rank 3 twice
     """
-    arr = _ranks(ranks, n_gpus, exists or (lambda r: r < n_gpus()))
+    arr = checked_ranks(ranks, n_gpus, exists or (lambda r: r < n_gpus()))
     if len(arr) < minimum:
         raise InvalidSpec(f"a group of {len(arr)} rank(s) must have >= {minimum}")
     domain = np.asarray(domain_of(arr))

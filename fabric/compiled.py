@@ -10,10 +10,10 @@ from operator import itemgetter
 import numpy as np
 import scipy.sparse as sp
 
-from fabric.checks import require_int, require_non_negative, require_positive
+from fabric.checks import require_int, require_non_negative
 from fabric.errors import InvalidSpec
 from fabric.schema import (
-    EDGE_ATTRS, MEDIA, MIN_BANDWIDTH, edge_attr, gpu_nodes, node_attr, node_items, successor_items,
+    EDGE_ATTRS, MEDIA, MIN_BANDWIDTH, edge_attr, edge_bandwidth, gpu_nodes, node_attr, node_items, successor_items,
 )
 
 _NONE = -1
@@ -218,9 +218,7 @@ def _edge_arrays_checked(G, index, media):
         if not isinstance(d["medium"], str) or d["medium"] not in media:
             raise InvalidSpec(f"edge ({u!r}, {v!r}) has medium={d['medium']!r}; known: {', '.join(MEDIA)}")
         where = f"edge ({u!r}, {v!r})"
-        bandwidth[i] = require_positive(f"{where} bandwidth", d["bandwidth"])
-        if bandwidth[i] < MIN_BANDWIDTH:
-            raise InvalidSpec(f"{where} bandwidth={d['bandwidth']!r} must be >= {MIN_BANDWIDTH:g} bytes/s")
+        bandwidth[i] = edge_bandwidth(G, u, v)
         latency[i] = require_non_negative(f"{where} latency", d["latency"])
         links[i] = require_int(f"{where} links", d["links"], minimum=1)
         medium[i] = media[d["medium"]]

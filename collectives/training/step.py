@@ -25,11 +25,12 @@ from functools import lru_cache
 import numpy as np
 
 from fabric.metrics import bill_of_materials
-from fabric.schema import gpu_count, graph_attr, ranks_array
+from fabric.schema import gpu_count, graph_attr
 from fabric.tables import format_time, html_table, text_table
 
 from collectives.engine import UniformFabric
-from collectives.errors import InvalidSpec, MemoryWarning, collectives_errors
+from collectives.errors import InvalidSpec, MemoryWarning
+from collectives.groups import checked_ranks
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.communication import ACTIVATION_BYTES, Communication
 from collectives.training.compute import BACKWARD_GEMM, DEFAULT_COMPUTE, cross_entropy_time, gemm_time, peak_flops
@@ -168,13 +169,10 @@ def job_ranks(ranks, n_gpus):
     ...
     collectives.errors.InvalidSpec: ranks contains rank 1 twice
     """
-    with collectives_errors():
-        arr = ranks_array("ranks", list(ranks) if not isinstance(ranks, np.ndarray) else ranks, n_gpus)
-    if not len(arr):
+    arr = np.asarray(list(ranks) if not isinstance(ranks, np.ndarray) else ranks)
+    if not checked_ranks(arr, lambda: n_gpus, lambda r: r < n_gpus).size:  # sorts a copy; the job keeps its order
         raise InvalidSpec("ranks is empty; give the job's GPU ranks")
-    unique, counts = np.unique(arr, return_counts=True)
-    if (counts > 1).any():
-        raise InvalidSpec(f"ranks contains rank {int(unique[counts > 1][0])} twice")
+    arr = arr.astype(np.int64)
     arr.flags.writeable = False
     return arr
 
