@@ -20,6 +20,7 @@ from fabric.routing import Routes, route
 from fabric.schema import MEDIA, edge_bandwidth, gpu_name, graph_attr
 
 from collectives.errors import InvalidSpec
+from collectives.groups import checked_ranks
 from collectives.result import Phase
 
 LEVELS = ("analytic", "flow")
@@ -192,8 +193,9 @@ def uniform_fabric(G, params, network_watts, ranks=None):
         if data.get("kind") == "gpu":
             domains[data["rank"]] = data["domain"]
     job = list(range(len(domains))) if ranks is None else [int(r) for r in ranks]
-    if ranks is not None and (sorted(job) != job or len(set(job)) != len(job) or job and job[-1] >= len(domains)):
-        raise InvalidSpec(f"ranks must be distinct GPU ranks of the fabric in increasing order, got {ranks!r:.80}")
+    if ranks is not None:
+        if checked_ranks(job, lambda: len(domains), lambda r: r < len(domains)).tolist() != job:
+            raise InvalidSpec(f"ranks must be in increasing order, got {ranks!r:.80}")
     of = [domains[r] for r in job]
     n = len(of)
     per = sum(1 for d in of if d == of[0])
