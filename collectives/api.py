@@ -13,7 +13,7 @@ from collectives import algorithms
 from collectives.engine import LEVELS, Context, UniformFabric, check_uplinks, profile, solve_steps
 from collectives.errors import InvalidSpec, Unsupported
 from collectives.groups import make_group
-from collectives.params import DEFAULT_PARAMS, PROTOCOL_BANDWIDTH
+from collectives.params import PROTOCOL_BANDWIDTH, checked_params
 from collectives.result import Phase, make_result
 
 AUTO = "auto"
@@ -111,7 +111,7 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
     require_seed(seed)
     if routing is not None:
         require_choice("routing", routing, ROUTINGS)
-    params = params or DEFAULT_PARAMS
+    params = checked_params(params)
     if not isinstance(G, UniformFabric):
         graph_attr(G, "gpu")  # a fabric graph with a GPU spec, or a typed error saying what it is
     if isinstance(G, UniformFabric):

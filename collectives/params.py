@@ -127,3 +127,23 @@ class CommParams:
 
 
 DEFAULT_PARAMS = CommParams()
+
+
+def checked_params(params):
+    """``params``, or :data:`DEFAULT_PARAMS` for None; ``InvalidSpec`` for anything that is
+    not a :class:`CommParams` (a dict of overrides is ``CommParams(**overrides)``).
+
+    Examples
+    --------
+    >>> checked_params(None) is DEFAULT_PARAMS
+    True
+    >>> checked_params({"collnet": True})
+    Traceback (most recent call last):
+    ...
+    collectives.errors.InvalidSpec: params={'collnet': True} must be a collectives.CommParams (CommParams(**overrides)) or None
+    """
+    if params is None:
+        return DEFAULT_PARAMS
+    if not isinstance(params, CommParams):
+        raise InvalidSpec(f"params={params!r:.80} must be a collectives.CommParams (CommParams(**overrides)) or None")
+    return params

@@ -13,7 +13,7 @@ Examples
 
 from fabric.catalog import GPUS, NICS, OPTICS, SWITCHES, GPUSpec, NICSpec, OpticSpec, SwitchSpec
 from fabric import units
-from fabric.errors import FabricError, Infeasible, InvalidSpec, NoRoute
+from fabric.errors import FabricError, Infeasible, InvalidSpec, NoRoute, TooLarge
 from fabric.io import from_json, load, save, to_json
 from fabric.metrics import BillOfMaterials, Summary, bill_of_materials, bisection_bandwidth, hop_diameter, summary
 from fabric.validate import check, validate
@@ -58,6 +58,7 @@ __all__ = [  # plot and strategies stay out: a star import must not pull in plot
     "Infeasible",
     "InvalidSpec",
     "NoRoute",
+    "TooLarge",
     "completion_times",
     "dgx_superpod",
     "fat_tree",

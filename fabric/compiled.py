@@ -145,10 +145,13 @@ def compile_fabric(G):
                 raise InvalidSpec(f"node {nics[0]!r} is cabled to {len(leaves)} switches; the flow engine needs 1")
             if leaves:
                 leaf[rank] = index[leaves[0]]
-                leaf_rail[rank] = G.nodes[leaves[0]].get("rail", _NONE)
+                rail = G.nodes[leaves[0]].get("rail")
+                if rail is not None:
+                    leaf_rail[rank] = require_int(f"node {leaves[0]!r} rail", rail, minimum=0)
 
     switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
-    switch_tier = np.array([node_attr(G, nodes[i], "tier") for i in switch], dtype=np.int64)
+    switch_tier = np.array([require_int(f"node {nodes[i]!r} tier", node_attr(G, nodes[i], "tier"), minimum=1)
+                            for i in switch], dtype=np.int64)
     switch_pos = np.full(len(nodes), _NONE, dtype=np.int64)
     switch_pos[switch] = np.arange(len(switch))
     between = (switch_pos[src] >= 0) & (switch_pos[dst] >= 0)

@@ -19,3 +19,8 @@ class NoRoute(FabricError):
 
 class Infeasible(FabricError):
     """A valid request that the hardware cannot realise (too large, too many ports)."""
+
+
+class TooLarge(FabricError, MemoryError):
+    """A request whose arrays would not fit in memory (:mod:`fabric.limits`), refused before
+    they are allocated."""

@@ -15,6 +15,7 @@ True
 6
 """
 
+import numbers
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -52,7 +53,11 @@ def _edge_arrays(G):
 def _capacities(G):
     """Edge capacities in whole FLOW_UNITs, in G.edges order."""
     edges = list(G.edges(data="bandwidth"))
-    bandwidth = np.array([b for _, _, b in edges], dtype=float)  # a missing value becomes nan
+    try:
+        bandwidth = np.array([b for _, _, b in edges], dtype=float)  # a missing value becomes nan
+    except (TypeError, ValueError):  # a string or a sequence: name the first such edge
+        u, v, b = next(e for e in edges if not isinstance(e[2], numbers.Real))
+        raise InvalidSpec(f"bandwidth of edge ({u!r}, {v!r})={b!r:.80} must be a number") from None
     bad = ~(np.isfinite(bandwidth) & (bandwidth >= 0))
     if bad.any():
         u, v, b = edges[int(np.argmax(bad))]

@@ -24,12 +24,21 @@ import scipy.sparse as sp
 
 from fabric.checks import require_choice, require_int, require_seed
 from fabric.errors import InvalidSpec, NoRoute
+from fabric.limits import check_memory
 from fabric.schema import ROUTINGS, ranks_array
 
 _UNREACHABLE = np.iinfo(np.int8).max  # switch hops never come near it
 # Adaptive paths are stored as shared up and down halves (exact on a healthy Clos) once
 # there are more leaf pairs than this many per target leaf; below it, per pair.
 SPLIT_PAIRS_PER_TARGET = 2
+# Bytes the routing of one flow variable (a flow, or a queue pair under ECMP) takes per
+# edge it crosses (coordinates, coefficients and the transposed copy of the routing
+# matrix, with temporaries; ECMP's hashed walk keeps more), and per candidate PXN sender of
+# a flow (cost, hops and masks), for the size checks of fabric.limits. Peaks measured with
+# tracemalloc on 4,096-GPU SuperPOD, NVL72 and top-of-rack fabrics are 0.7-1.0x of the estimate.
+_BYTES_PER_ENTRY = {"adaptive": 96, "ecmp": 160}
+_BYTES_PER_CANDIDATE = 48
+_BYTES_PER_CABLE = 40  # ECMP: capacity, owning edge, lane offset and latency of each cable
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +139,8 @@ def _compute_distances(C, targets):
     (``frontier @ adjacency``) reaches every switch one hop further from each target;
     about 2.5x faster than a search per target."""
     n = len(C.switch)
+    check_memory(f"a table of switch hops from {n:,} switches to {len(targets):,} leaves", len(targets) * n,
+                 "route between fewer leaves at once, or use level='analytic'")
     rows = np.full((len(targets), n), _UNREACHABLE, dtype=np.int8)
     g = C.switch_graph
     adjacency = sp.csr_matrix((np.ones(g.nnz, np.float32), g.indices, g.indptr), shape=g.shape)
@@ -558,6 +569,15 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     n = len(src)
     ecmp = routing == "ecmp"
     q = qps if ecmp else 1
+    hops = 8 + 2 * int(C.switch_tier.max(initial=1))  # host edges and the switch hops up and down
+    cables = int(C.links.sum()) if ecmp else 0
+    members, group = _domain_members(C)
+    senders = members.shape[1] if pxn else 1
+    check_memory(f"routing {n:,} flows" + (f" x {q:,} queue pairs over {cables:,} hashed cables" if ecmp else ""),
+                 n * q * hops * _BYTES_PER_ENTRY[routing] + cables * _BYTES_PER_CABLE
+                 + n * senders * _BYTES_PER_CANDIDATE,
+                 "route fewer flows at once, fewer queue pairs (qps) or fewer parallel cables per edge (links), "
+                 "or use level='analytic'")
 
     # Per-rank edge ids: NVLink up/down, PCIe up/down, NIC up/down.
     nv_up = C.edge_ids(C.gpu, C.domain)
@@ -587,7 +607,6 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     dist = _distances_to(C, targets)
 
     # PXN: choose the sending GPU of the source's domain whose NIC is nearest the target.
-    members, group = _domain_members(C)
     cand = members[group[s]] if pxn else s[:, None]
     ok = cand >= 0
     safe = np.where(ok, cand, 0)

@@ -217,6 +217,8 @@ def gpu_nodes(G):
             raise InvalidSpec(f"node {node!r} has no attribute 'kind'")
         if kind == "gpu":
             rank = data["rank"] if "rank" in data else node_attr(G, node, "rank")
+            if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
+                raise InvalidSpec(f"node {node!r} rank={rank!r:.80} must be an integer")
             if rank in by_rank:
                 raise InvalidSpec(f"rank={rank} is carried by both {by_rank[rank]!r} and {node!r}")
             by_rank[rank] = node

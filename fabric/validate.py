@@ -13,19 +13,23 @@ Examples
 >>> G.remove_edge("leaf0", "nic0")
 >>> for problem in validate(G):
 ...     print(problem)
-edge ('nic0', 'leaf0'): bandwidth=0 must be > 0
+edge ('nic0', 'leaf0'): bandwidth=0 must be a finite number >= 1 bytes/s
 edge ('nic0', 'leaf0') has no reverse edge ('leaf0', 'nic0')
 """
 
+import math
+import numbers
+
 import networkx as nx
 
-from fabric.checks import require_choice, require_int, require_non_negative, require_positive
+from fabric.checks import require_choice, require_int, require_non_negative
 from fabric.errors import InvalidSpec
 from fabric.schema import (
     EDGE_ATTRS,
     GRAPH_ATTRS,
     KINDS,
     MEDIA,
+    MIN_BANDWIDTH,
     NODE_ATTRS,
     ROUTINGS,
     TRANSPORTS,
@@ -44,12 +48,26 @@ _GRAPH_VALUE_CHECKS = {
     "gpus_per_node": lambda value: require_int("gpus_per_node", value, minimum=1),
     "qps": lambda value: require_int("qps", value, minimum=1),
 }
+# Integer node attributes: the smallest value each may take. The rail of a leaf is optional
+# (rail-optimized leaves carry it), the others are required by NODE_ATTRS.
+_NODE_INT_MINIMUM = {"tier": 1, "host": 0, "local_rank": 0, "rail": 0, "domain": 0, "pod": 0}
 _EDGE_VALUE_CHECKS = {
-    "bandwidth": lambda value: require_positive("bandwidth", value),
+    "bandwidth": lambda value: _bandwidth_check(value),
     "latency": lambda value: require_non_negative("latency", value),
     "medium": lambda value: require_choice("medium", value, MEDIA),
     "links": lambda value: require_int("links", value, minimum=1),
 }
+
+
+def _bandwidth_check(value):
+    """The bound :func:`fabric.schema.edge_bandwidth` applies where algorithms read it."""
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) \
+            and value >= MIN_BANDWIDTH
+    except OverflowError:  # an integer too large for a float
+        ok = False
+    if not ok:
+        raise InvalidSpec(f"bandwidth={value!r:.80} must be a finite number >= {MIN_BANDWIDTH:g} bytes/s")
 
 
 def _error(check, *args):
@@ -80,6 +98,11 @@ def _node_problems(G):
             problems.append(f"node {node!r}: {_error(require_choice, 'kind', kind, KINDS)}")
         else:
             problems += [_error(node_attr, G, node, name) for name in NODE_ATTRS[kind]]
+            data = G.nodes[node]
+            for name, minimum in _NODE_INT_MINIMUM.items():
+                if name in data:
+                    message = _error(lambda value: require_int(name, value, minimum=minimum), data[name])
+                    problems.append(message and f"node {node!r}: {message}")
     return problems
 
 
@@ -122,8 +145,10 @@ def validate(G):
     - every attribute required by :mod:`fabric.schema` (``GRAPH_ATTRS``, ``NODE_ATTRS`` per
       kind, ``EDGE_ATTRS``) is present;
     - ``kind``, ``medium``, ``transport`` and ``routing`` take known values;
-      ``bandwidth > 0``, ``latency >= 0``, ``links``, ``gpus_per_node`` and ``qps`` are
-      integers >= 1, ``G.graph["gpu"]`` is a :class:`~fabric.catalog.GPUSpec`;
+      ``bandwidth`` is finite and at least :data:`~fabric.schema.MIN_BANDWIDTH`,
+      ``latency >= 0``, ``links``, ``gpus_per_node`` and ``qps`` are integers >= 1,
+      ``tier`` an integer >= 1, ``host``, ``local_rank``, ``rail``, ``domain`` and ``pod``
+      integers >= 0, ``G.graph["gpu"]`` is a :class:`~fabric.catalog.GPUSpec`;
     - GPU ranks are exactly 0..n-1;
     - every edge has its reverse (a full-duplex cable is two directed edges);
     - every GPU can reach every other: GPUs outside the strongly connected component that

@@ -10,6 +10,12 @@ S2 = fabric.dgx_superpod(2)
 LLAMA = collectives.MODELS["llama3-8b"]
 
 
+def _edited(edit):
+    G = fabric.dgx_superpod(2)
+    edit(G)
+    return G
+
+
 def _with_gpu_name():
     G = fabric.dgx_superpod(2)
     G.graph["gpu"] = "H100"  # a name, not a spec
@@ -34,6 +40,19 @@ CASES = [
      "precision='fp4' must be one of"),
     (lambda: collectives.concurrent(S2, "all_gather", [[0, 8], [2, 3, 4, 9]], 2**20, level="flow"),
      "concurrent groups must run the same number of steps"),
+    (lambda: collectives.all_reduce(S2, 2**20, params={"collnet": True}),
+     r"params=\{'collnet': True\} must be a collectives.CommParams"),
+    (lambda: collectives.estimate_step(LLAMA, collectives.Parallelism(tp=8, dp=2, global_batch=32), S2,
+                                       compute={"gemm_efficiency": 0.7}), "must be a collectives.ComputeParams"),
+    (lambda: collectives.search(LLAMA, S2, global_batch=16, executor="pool", progress=False),
+     "executor='pool' must be a concurrent.futures.Executor"),
+    (lambda: fabric.bisection_bandwidth(_edited(lambda G: G.edges["leaf0", "spine0"].update(bandwidth="x"))),
+     r"bandwidth of edge \('leaf0', 'spine0'\)='x' must be a number"),
+    (lambda: collectives.all_reduce(_edited(lambda G: G.nodes["leaf0"].update(tier=None)), 2**20, level="flow"),
+     "node 'leaf0' tier=None must be an integer"),
+    (lambda: collectives.all_reduce(_edited(lambda G: G.nodes["gpu0"].update(rank=[1])), 2**20),
+     r"node 'gpu0' rank=\[1\] must be an integer"),
+    (lambda: fabric.completion_times(S2, [0], [8], [1e9], rtol=1.0), "rtol=1.0 must be < 1"),
 ]
 
 
@@ -94,3 +113,55 @@ def test_search_on_a_fabric_with_a_gpu_cut_off_is_no_route():
     G.remove_node("nic9")
     with pytest.raises(fabric.NoRoute, match="GPU rank 9 has no NIC"):
         collectives.search(LLAMA, G, global_batch=16, progress=False)
+
+
+@pytest.fixture
+def memory_budget(monkeypatch):
+    """A fixed 8 GiB budget, so the size checks answer the same on every machine."""
+    import fabric.limits
+
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 8 * 2**30)
+
+
+def test_ten_million_queue_pairs_are_refused_before_allocating(memory_budget):
+    G = fabric.fat_tree(4, routing="ecmp", qps=10**7)
+    with pytest.raises(fabric.TooLarge, match=r"routing 256 flows x 10,000,000 queue pairs .* needs about [\d,]+\.\d GiB; "
+                                              r"8.0 GiB is available"):
+        collectives.all_reduce(G, 2**20, level="flow")
+
+
+def test_a_hundred_million_cables_per_edge_are_refused_before_allocating(memory_budget):
+    G = fabric.fat_tree(4, routing="ecmp")
+    for u, v, data in G.edges(data=True):
+        if G.nodes[u]["kind"] == G.nodes[v]["kind"] == "switch":
+            data["links"] = 10**8
+    with pytest.raises(fabric.TooLarge, match=r"over 6,400,000,192 hashed cables"):
+        collectives.all_reduce(G, 2**20, level="flow")
+
+
+def test_a_distance_table_too_large_for_the_budget_is_refused(monkeypatch):
+    import fabric.limits
+
+    # 8,192 GPUs, 640 switches; 64 flows into 64 of the 256 leaves route in ~110 kB and need
+    # the table of hops to every leaf, 256 x 640 bytes.
+    G = fabric.dgx_superpod(1024)
+    src, dst = [1] * 64, [256 * unit + 8 + rail for unit in range(32) for rail in (0, 4)]  # 32 SUs x 2 rails
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 130_000)
+    with pytest.raises(fabric.TooLarge, match="a table of switch hops from 640 switches to 256 leaves"):
+        fabric.flow_rates(G, src, dst)
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", None)  # the machine's free memory
+    assert fabric.flow_rates(G, src, dst).min() > 0
+
+
+def test_completion_times_stay_within_their_tolerance_of_the_exact_simulation():
+    import numpy as np
+
+    G = fabric.dgx_superpod(8)
+    rng = np.random.default_rng(1)
+    src = rng.integers(0, 64, 300)
+    dst = (src + rng.integers(1, 63, 300)) % 64
+    nbytes = rng.uniform(1e6, 1e9, 300)
+    exact = fabric.completion_times(G, src, dst, nbytes, rtol=0)
+    fast = fabric.completion_times(G, src, dst, nbytes)
+    assert np.all(np.abs(fast - exact) <= fabric.flows.FLUID_RTOL * exact)
+    assert np.abs(fast - exact).max() > 0  # the batching did batch

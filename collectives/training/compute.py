@@ -103,6 +103,26 @@ class ComputeParams:
 DEFAULT_COMPUTE = ComputeParams()
 
 
+def checked_compute(compute):
+    """``compute``, or :data:`DEFAULT_COMPUTE` for None; ``InvalidSpec`` for anything else
+    than a :class:`ComputeParams`.
+
+    Examples
+    --------
+    >>> checked_compute(None) is DEFAULT_COMPUTE
+    True
+    >>> checked_compute({"gemm_efficiency": 0.7})
+    Traceback (most recent call last):
+    ...
+    collectives.errors.InvalidSpec: compute={'gemm_efficiency': 0.7} must be a collectives.ComputeParams or None
+    """
+    if compute is None:
+        return DEFAULT_COMPUTE
+    if not isinstance(compute, ComputeParams):
+        raise InvalidSpec(f"compute={compute!r:.80} must be a collectives.ComputeParams or None")
+    return compute
+
+
 def peak_flops(gpu, precision):
     """Dense peak FLOP/s of ``gpu`` at ``precision`` ("bf16", "fp16" or "fp8")."""
     if precision in ("bf16", "fp16"):

@@ -28,8 +28,8 @@ from fabric.schema import gpu_count, graph_attr
 
 from collectives.engine import check_uplinks, uniform_fabric
 from collectives.errors import Infeasible, InvalidSpec, collectives_errors
-from collectives.params import DEFAULT_PARAMS
-from collectives.training.compute import DEFAULT_COMPUTE
+from collectives.params import checked_params
+from collectives.training.compute import checked_compute
 from collectives.training.activations import PRECISIONS
 from collectives.training.memory import rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
@@ -178,8 +178,10 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         require_choice("precision", precision, PRECISIONS)
         if top is not None:
             require_int("top", top, minimum=1)
-    params = params or DEFAULT_PARAMS
-    compute = compute or DEFAULT_COMPUTE
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise InvalidSpec(f"executor={executor!r:.80} must be a concurrent.futures.Executor (with submit) or None")
+    params = checked_params(params)
+    compute = checked_compute(compute)
     gpu = graph_attr(G, "gpu")
     job = None if ranks is None else job_ranks(ranks, gpu_count(G))
     watts = bill_of_materials(G).network_watts * (1 if job is None else len(job) / gpu_count(G))

@@ -31,9 +31,9 @@ from fabric.tables import format_time, html_table, text_table
 from collectives.engine import UniformFabric
 from collectives.errors import InvalidSpec, MemoryWarning
 from collectives.groups import checked_ranks
-from collectives.params import DEFAULT_PARAMS
+from collectives.params import checked_params
 from collectives.training.communication import ACTIVATION_BYTES, Communication
-from collectives.training.compute import BACKWARD_GEMM, DEFAULT_COMPUTE, cross_entropy_time, gemm_time, peak_flops
+from collectives.training.compute import BACKWARD_GEMM, checked_compute, cross_entropy_time, gemm_time, peak_flops
 from collectives.training.layer import remembered_layer_times
 from collectives.training.memory import gradient_bytes, parameters_per_gpu, rank_contents, usable_memory, worst_memory
 from collectives.training.model import padded
@@ -135,7 +135,7 @@ class Cluster:
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
         self.G, self.level = G, level
-        params = params or DEFAULT_PARAMS
+        params = checked_params(params)
         if isinstance(G, UniformFabric):
             if ranks is not None:
                 raise InvalidSpec("ranks= needs the fabric graph, not its uniform summary")
@@ -247,7 +247,7 @@ def estimate_many(model, plans, cluster, compute=None, memories=None):
     """:func:`estimate_step` of checked ``plans`` on one prepared ``cluster``, with their
     pipeline schedules simulated together (:func:`collectives.training.pipeline.simulate_many`);
     ``memories``: their :func:`collectives.memory_per_gpu`, if already known."""
-    compute = compute or DEFAULT_COMPUTE
+    compute = checked_compute(compute)
     # Plans that differ only in ZeRO stage run the same pipeline (ZeRO changes memory and
     # data-parallel traffic only): a search meets each pipeline four times.
     keys = [tuple(value for name, value in vars(plan).items() if name != "zero") for plan in plans]
