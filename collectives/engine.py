@@ -167,6 +167,7 @@ class UniformFabric:
     profile: Profile
     network_watts: float
     name: str
+    slowdowns: tuple = None  # (pattern key, slowdown) pairs probed on the graph (collectives.patterns)
 
 
 def uniform_fabric(G, params, network_watts, ranks=None):

@@ -39,6 +39,8 @@ class CompiledFabric:
         Node index of each GPU rank.
     domain : ndarray of int64
         NVSwitch node index of each GPU rank's NVLink domain (-1 if none).
+    host : ndarray of int64
+        The ``host`` of each GPU rank (a DGX node, an NVL72 compute tray).
     nic : ndarray of int64
         NIC node index of each GPU rank (-1 if none).
     leaf : ndarray of int64
@@ -65,6 +67,7 @@ class CompiledFabric:
     medium: np.ndarray
     gpu: np.ndarray
     domain: np.ndarray
+    host: np.ndarray
     nic: np.ndarray
     leaf: np.ndarray
     leaf_rail: np.ndarray
@@ -169,6 +172,8 @@ def compile_fabric(G):
         medium=medium,
         gpu=np.array([index[g] for g in gpus], dtype=np.int64),
         domain=domain,
+        host=np.array([require_int(f"node {g!r} host", node_attr(G, g, "host"), minimum=0) for g in gpus],
+                      dtype=np.int64),
         nic=nic,
         leaf=leaf,
         leaf_rail=leaf_rail,

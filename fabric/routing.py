@@ -160,10 +160,14 @@ def _compute_distances(C, targets):
     return rows
 
 
-def _domain_members(C):
-    """Ranks of each GPU's NVLink domain, padded with -1: (n_gpus_distinct_domains, size)."""
+def _relay_members(C):
+    """The GPUs each GPU may relay through under PXN, padded with -1: (groups, size), and
+    each rank's group. NCCL's PXN moves data over NVLink to a GPU of the same node: the
+    GPUs sharing both the NVLink domain and the host (a DGX node; an NVL72 compute tray,
+    not the whole rack)."""
     has = C.domain >= 0
-    keys = np.where(has, C.domain, -1 - np.arange(C.n_gpus))
+    span = int(C.host.max(initial=0)) + 1
+    keys = np.where(has, C.domain * span + C.host, -1 - np.arange(C.n_gpus))
     uniq, inverse = np.unique(keys, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     counts = np.bincount(inverse, minlength=len(uniq))
@@ -571,7 +575,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     q = qps if ecmp else 1
     hops = 8 + 2 * int(C.switch_tier.max(initial=1))  # host edges and the switch hops up and down
     cables = int(C.links.sum()) if ecmp else 0
-    members, group = _domain_members(C)
+    members, group = _relay_members(C)
     senders = members.shape[1] if pxn else 1
     check_memory(f"routing {n:,} flows" + (f" x {q:,} queue pairs over {cables:,} hashed cables" if ecmp else ""),
                  n * q * hops * _BYTES_PER_ENTRY[routing] + cables * _BYTES_PER_CABLE
@@ -606,7 +610,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     target_row = np.searchsorted(targets, wanted)
     dist = _distances_to(C, targets)
 
-    # PXN: choose the sending GPU of the source's domain whose NIC is nearest the target.
+    # PXN: choose the sending GPU of the source's node whose NIC is nearest the target.
     cand = members[group[s]] if pxn else s[:, None]
     ok = cand >= 0
     safe = np.where(ok, cand, 0)

@@ -11,14 +11,21 @@ import numpy as np
 from fabric.compiled import compile_fabric
 
 from collectives import api
-from collectives.engine import Step, solve_steps
+from collectives.engine import UniformFabric
+from collectives.patterns import PatternProbes, PatternTable, send_bandwidth_time
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 
 
 class Communication:
     """Collective and send times of a plan's groups on one fabric, remembered by collective,
-    groups and size; the fabric is compiled once at the flow level.
+    groups and size; the fabric is compiled once.
+
+    At the analytic level on a fabric graph the closed forms are fabric-aware: each pattern
+    that leaves the NVLink domains (all concurrent groups of a collective, all sends of a
+    pipeline boundary) has its bandwidth time scaled by its flow-level slowdown, measured
+    once (:class:`collectives.patterns.PatternProbes`). On a fabric summary
+    (:class:`collectives.engine.UniformFabric`) they read the rates of one GPU only.
 
     Examples
     --------
@@ -29,53 +36,66 @@ class Communication:
     True
     """
 
-    def __init__(self, G, level, params, ranks=None):
-        self.G, self.level, self.params = G, level, params
+    def __init__(self, G, level, params, ranks=None, seed=0):
+        self.G, self.level, self.params, self.seed = G, level, params, seed
         # the job's GPUs: group member i of a plan is fabric rank ranks[i] (None: rank i)
         self.ranks = ranks
-        self.compiled = compile_fabric(G) if level == "flow" else None
+        graph = not isinstance(G, UniformFabric)
+        self.compiled = compile_fabric(G) if graph else None
+        if level == "flow":
+            self.probes = None
+        elif graph:
+            self.probes = PatternProbes(G, params, seed, self.compiled)
+        else:  # a summary of a graph carries the slowdowns probed on it, if any
+            self.probes = None if G.slowdowns is None else PatternTable(G.slowdowns, G.gpus_per_domain)
         self._memo = {}
 
+    @property
+    def sees_groups(self):
+        """Whether prices depend on where all groups sit (the flow level, and the analytic
+        level on a graph); if not, one representative group is enough."""
+        return self.level == "flow" or self.probes is not None
+
     def time(self, collective, groups, nbytes, concurrent=False):
-        """Seconds of ``collective`` on ``groups`` (all at once at the flow level when
-        ``concurrent``; otherwise one representative group, which has the fabric alone)."""
+        """Seconds of ``collective`` on ``groups`` (all at once when ``concurrent``; otherwise
+        one representative group, which has the fabric alone)."""
         groups = np.atleast_2d(groups)
         if nbytes <= 0 or groups.shape[1] < 2:
             return 0.0
-        groups = groups if concurrent and self.level == "flow" else groups[:1]
-        if self.ranks is not None:
-            groups = self.ranks[groups]
+        job_groups = groups if concurrent else groups[:1]
+        groups = job_groups if self.ranks is None else self.ranks[job_groups]
         key = (collective, groups.shape, groups.tobytes(), nbytes)
         if key not in self._memo:
             # Pick the algorithm with the instant closed forms, then price it at the level.
             choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
             if self.level == "analytic":
-                self._memo[key] = choice.time
+                scale = 1.0 if self.probes is None else \
+                    self.probes.slowdown(collective, choice.algorithm, job_groups, groups)
+                self._memo[key] = choice.latency + scale * (choice.time - choice.latency)
             else:
                 results = api.evaluate(
                     self.G, collective, groups, nbytes, algorithm=choice.algorithm, level=self.level,
-                    params=self.params, compiled=self.compiled,
+                    params=self.params, seed=self.seed, compiled=self.compiled,
                 )
                 self._memo[key] = max(r.time for r in results)
         return self._memo[key]
 
     def send(self, pairs, nbytes):
         """Seconds until the slowest of ``pairs`` (sender, receiver rows) has sent ``nbytes``,
-        all sending at once at the flow level (one representative pair otherwise)."""
-        pairs = np.atleast_2d(pairs)
-        if nbytes <= 0 or not len(pairs):
+        all sending at once (one representative pair on a fabric summary)."""
+        job_pairs = np.atleast_2d(pairs)
+        if nbytes <= 0 or not len(job_pairs):
             return 0.0
-        if self.ranks is not None:
-            pairs = self.ranks[pairs]
+        pairs = job_pairs if self.ranks is None else self.ranks[job_pairs]
         key = ("send", pairs.shape, pairs.tobytes(), nbytes)
         if key not in self._memo:
             first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)
             if self.level == "flow" and len(pairs) > 1:
-                ctx = api.contexts_for(self.G, "send_recv", [pairs[0]], nbytes, level="flow", params=self.params,
-                                       compiled=self.compiled)[0]
-                step = Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])
-                bandwidth = solve_steps(ctx, [[step]])[0][0].time
+                bandwidth = send_bandwidth_time(self.G, pairs, nbytes, self.params, self.seed, self.compiled)
                 self._memo[key] = first.latency + bandwidth
+            elif self.probes is not None:
+                scale = self.probes.slowdown("send_recv", first.algorithm, job_pairs, pairs)
+                self._memo[key] = first.latency + scale * (first.time - first.latency)
             else:
                 self._memo[key] = first.time
         return self._memo[key]

@@ -19,10 +19,11 @@ Examples
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from functools import lru_cache
 from itertools import groupby, product
 
-from fabric.checks import require_choice, require_int
+from fabric.checks import require_choice, require_int, require_seed
 from fabric.metrics import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 
@@ -104,22 +105,54 @@ def _analytic_cluster(fabric_summary, params):
     return Cluster(fabric_summary, "analytic", params)
 
 
-def _estimate_chunk(model, plans, fabric_summary, level, params, compute, ranks=None):
+def _fitting(model, plans, limit):
+    """The plans whose worst rank fits in ``limit`` bytes (candidate_plans yields valid
+    plans: the unchecked memory model), with their memory."""
+    fitting, memories = [], []
+    for plan in plans:
+        memory = worst_memory(model, plan, rank_contents(model, plan))
+        if memory["total"] <= limit:
+            fitting.append(plan)
+            memories.append(memory)
+    return fitting, memories
+
+
+def _fitting_chunk(model, plans, gpu):
+    """The plans of a chunk that fit in memory on ``gpu`` (a worker's first pass)."""
+    return _fitting(model, plans, usable_memory(gpu))[0]
+
+
+def _estimate_chunk(model, plans, fabric_summary, level, params, compute, ranks=None, seed=0):
     """Estimates of the plans that fit in memory (checked here, in the workers); their
     pipelines are simulated together. The analytic summary already describes the job's GPUs;
     the graph (flow level) needs ``ranks``."""
     if level == "analytic":
         cluster = _analytic_cluster(fabric_summary, params)
     else:
-        cluster = Cluster(fabric_summary, level, params, ranks=ranks)
-    limit = usable_memory(cluster.gpu)
-    fitting, memories = [], []
-    for plan in plans:  # candidate_plans yields valid plans: the unchecked memory model
-        memory = worst_memory(model, plan, rank_contents(model, plan))
-        if memory["total"] <= limit:
-            fitting.append(plan)
-            memories.append(memory)
+        cluster = Cluster(fabric_summary, level, params, ranks=ranks, seed=seed)
+    fitting, memories = _fitting(model, plans, usable_memory(cluster.gpu))
     return estimate_many(model, fitting, cluster, compute, memories=memories)
+
+
+def _layout(plan):
+    """What a plan's communication patterns and their algorithms depend on: every field but
+    recompute and the ZeRO stage beyond "sharded or not" (which change no group and no size)."""
+    return tuple(value for name, value in vars(plan).items() if name not in ("recompute", "zero")) + (plan.zero > 0,)
+
+
+def probed_summary(model, plans, G, summary, params, compute, ranks, seed, progress=False):
+    """``summary`` with the slowdowns of every communication pattern of ``plans`` probed on
+    ``G`` (:mod:`collectives.patterns`): one plan per :func:`_layout` is estimated on the
+    graph, which probes each distinct pattern once; the rest reuse them."""
+    cluster = Cluster(G, "analytic", params, ranks=ranks, seed=seed)
+    representatives = list({_layout(plan): plan for plan in plans}.values())
+    if progress:
+        from tqdm.auto import tqdm
+
+        representatives = tqdm(representatives, unit="layout", desc="probing the fabric")
+    for plan in representatives:
+        estimate_many(model, [plan], cluster, compute)
+    return replace(summary, slowdowns=tuple(cluster.comm.probes.table.items()))
 
 
 def _chunks(plans, size):
@@ -144,7 +177,7 @@ def _chunks(plans, size):
 
 
 def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
-           compute=None, progress=True, top=None, ranks=None):
+           compute=None, progress=True, top=None, ranks=None, seed=0):
     """Estimate every fitting plan of ``model`` on ``G`` and return them fastest first.
 
     Parameters
@@ -157,7 +190,10 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         Where chunks of plans are estimated; None makes a process pool of the machine's
         cores. A dask.distributed ``Client(...).get_executor()`` scales it out.
     level : {"analytic", "flow"}
-        ``"flow"`` ships the graph with every chunk and is far slower.
+        ``"analytic"``: closed forms, each communication pattern of the fitting plans
+        probed once at the flow level on ``G`` (:mod:`collectives.patterns`), so the
+        ranking sees oversubscription, ECMP collisions and failures. ``"flow"`` ships the
+        graph with every chunk and is far slower.
     precision : {"bf16", "fp16", "fp8"}
     progress : bool
         Show a tqdm progress bar.
@@ -167,6 +203,8 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         The job's GPUs on ``G`` (default all of them), in increasing rank order; at the
         analytic level they must fill the NVLink domains they touch equally (e.g. 8,192
         GPUs of a 16k-GPU fabric, or 64 GPUs of each NVL72 rack).
+    seed : int
+        ECMP hash seed.
 
     Returns
     -------
@@ -178,6 +216,7 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         require_choice("precision", precision, PRECISIONS)
         if top is not None:
             require_int("top", top, minimum=1)
+        require_seed(seed)
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidSpec(f"executor={executor!r:.80} must be a concurrent.futures.Executor (with submit) or None")
     params = checked_params(params)
@@ -190,17 +229,21 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         check_uplinks(G, range(summary.n_gpus) if job is None else job)
     plans = candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
                             precision=precision)
-    shipped = summary if level == "analytic" else G
     own = executor is None
     executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
     try:
-        # workers start on the first chunks while the rest are enumerated
-        futures = {executor.submit(_estimate_chunk, model, c, shipped, level, params, compute, job): len(c)
-                   for c in _chunks(plans, CHUNK)}
-        for _ in _progress(futures, sum(futures.values()), progress):
-            pass
-        # Collected in submission order so that ties rank the same on every executor.
-        results = [e for future in futures for e in future.result()]
+        if level == "analytic":
+            # First the plans that fit, then their patterns probed on the graph, then the
+            # estimates from the summary and its table of slowdowns.
+            plans = _run(executor, _fitting_chunk, (model,), _chunks(plans, CHUNK), (gpu,), progress,
+                         "checking memory")
+            shipped = probed_summary(model, plans, G, summary, params, compute, job, seed, progress) if plans \
+                else summary
+            results = _run(executor, _estimate_chunk, (model,), _chunks(plans, CHUNK),
+                           (shipped, level, params, compute), progress, "estimating plans")
+        else:
+            results = _run(executor, _estimate_chunk, (model,), _chunks(plans, CHUNK),
+                           (G, level, params, compute, job, seed), progress, "checking and estimating plans")
     finally:
         if own:
             executor.shutdown()
@@ -211,14 +254,24 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     return results[:top] if top else results
 
 
-def _progress(futures, total, show):
+def _run(executor, fn, before, chunks, after, progress, what):
+    """``fn(*before, chunk, *after)`` for every chunk on ``executor`` (workers start on the
+    first chunks while the rest are enumerated), joined in submission order so that ties
+    rank the same on every executor."""
+    futures = {executor.submit(fn, *before, chunk, *after): len(chunk) for chunk in chunks}
+    for _ in _progress(futures, sum(futures.values()), progress, what):
+        pass
+    return [item for future in futures for item in future.result()]
+
+
+def _progress(futures, total, show, what):
     """Futures (mapped to their plan counts) as they finish, with a tqdm bar when ``show``."""
     if not show:
         yield from as_completed(futures)
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, unit="plan", desc="checking and estimating plans") as bar:
+    with tqdm(total=total, unit="plan", desc=what) as bar:
         for future in as_completed(futures):
             bar.update(futures[future])
             yield future

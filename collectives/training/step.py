@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from fabric.checks import require_seed
 from fabric.metrics import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 from fabric.tables import format_time, html_table, text_table
@@ -128,12 +129,14 @@ class Cluster:
     :class:`collectives.engine.UniformFabric` summary (what a search ships to workers).
     ``ranks``: the job's GPUs on the graph (default all of them); the plan's rank ``i`` in
     Megatron order runs on fabric rank ``ranks[i]``, and the job is charged its GPUs'
-    share of the network's power.
+    share of the network's power. ``seed``: the ECMP hash seed of the flow level and of
+    the analytic level's probes (:mod:`collectives.patterns`).
     """
 
-    def __init__(self, G, level="flow", params=None, *, ranks=None):
+    def __init__(self, G, level="flow", params=None, *, ranks=None, seed=0):
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
+        require_seed(seed)
         self.G, self.level = G, level
         params = checked_params(params)
         if isinstance(G, UniformFabric):
@@ -146,7 +149,7 @@ class Cluster:
             self._network_watts = None
         self.ranks = None if ranks is None else job_ranks(ranks, self.fabric_gpus)
         self.n_gpus = self.fabric_gpus if self.ranks is None else len(self.ranks)
-        self.comm = Communication(G, level, params, self.ranks)
+        self.comm = Communication(G, level, params, self.ranks, seed)
         self.layer_times = {}
 
     @property
@@ -177,7 +180,7 @@ def job_ranks(ranks, n_gpus):
     return arr
 
 
-def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cluster=None, ranks=None):
+def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cluster=None, ranks=None, seed=0):
     """Estimate one optimizer step of ``model`` trained with ``plan`` on fabric ``G``.
 
     Parameters
@@ -189,7 +192,8 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
         A fabric; its GPU spec sets compute speed and memory.
     level : {"flow", "analytic"}
         Communication at the flow level (data-parallel and pipeline traffic of all
-        groups share the fabric) or with closed forms.
+        groups share the fabric) or with closed forms, whose network share each pattern
+        takes from one flow-level probe of it on ``G`` (:mod:`collectives.patterns`).
     params : collectives.CommParams or None
     compute : collectives.training.compute.ComputeParams or None
     cluster : Cluster or None
@@ -199,6 +203,8 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
         The job's GPUs on ``G`` (default all of them): plan rank ``i`` (Megatron order)
         runs on fabric rank ``ranks[i]``, so a job can use part of a fabric, e.g. 64 of
         each NVL72 rack's 72 GPUs.
+    seed : int
+        ECMP hash seed (:func:`collectives.step_spread` gives the distribution over seeds).
 
     Returns
     -------
@@ -217,9 +223,9 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     >>> half.time == est.time                               # 16 of 32 GPUs: the same job
     True
     """
-    if cluster is not None and ranks is not None:
-        raise InvalidSpec("give ranks= to the Cluster, not with cluster=")
-    cluster = cluster or Cluster(G, level, params, ranks=ranks)
+    if cluster is not None and (ranks is not None or seed):
+        raise InvalidSpec("give ranks= and seed= to the Cluster, not with cluster=")
+    cluster = cluster or Cluster(G, level, params, ranks=ranks, seed=seed)
     plan.check_against(model, gpus=cluster.n_gpus)
     est = estimate_many(model, [plan], cluster, compute)[0]
     if not est.fits:
@@ -297,7 +303,7 @@ def pipeline_stages(model, plan, cluster, compute):
     if plan.pp > 1:
         act = T * h * ACTIVATION_BYTES / (plan.tp if plan.sequence_parallel else 1)
         # The closed forms price one representative pair; only the flow level needs them all.
-        pairs = pp_pairs(plan) if cluster.level == "flow" else np.array([[0, plan.dp * plan.cp * plan.tp]])
+        pairs = pp_pairs(plan) if cluster.comm.sees_groups else np.array([[0, plan.dp * plan.cp * plan.tp]])
         transfer = comm.send(pairs, act)
     return PipelineStages((tuple(forward), tuple(backward), micro, v, transfer), tp_exposed, cp_exposed, ep_exposed)
 
@@ -353,8 +359,8 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
     params_here = parameters_per_gpu(contents)
     dp_time = 0.0
     if plan.dp > 1:
-        # the closed forms price one representative group; only the flow level needs them all
-        groups = dp_groups(plan) if cluster.level == "flow" else dp_ranks(plan)
+        # a fabric summary prices one representative group; a graph needs them all
+        groups = dp_groups(plan) if cluster.comm.sees_groups else dp_ranks(plan)
         grad_bytes = gradient_bytes(plan.precision)
         if plan.zero == 0:
             grads = comm.time("all_reduce", groups, params_here * grad_bytes, concurrent=True)

@@ -1,0 +1,143 @@
+"""What the fabric does to one communication pattern, measured once and reused at any size.
+
+The closed forms of the analytic level read the rates around one GPU: they cannot see
+oversubscription, ECMP collisions, rail misalignment or failed switches. A *pattern* is a
+collective with its algorithm on a fixed set of concurrent groups (the data-parallel rings
+of a plan, its pipeline sends, its expert all-to-all). :class:`PatternProbes` prices each
+pattern once at the flow level, at :data:`PROBE_BYTES`, and keeps the ratio of the flow
+level's bandwidth time to the closed form's (its *slowdown*, 1 where nothing contends).
+The analytic level then prices the pattern at any size as the closed form's latency plus
+its bandwidth time times that slowdown: as fast as before, and fabric-aware.
+
+What the probe sees: everything the flow level sees for that pattern alone (routing,
+ECMP hashing with the given seed, oversubscription, failures; ``NoRoute`` where a group
+cannot reach itself). What it does not: patterns of one step competing with each other
+(the flow level does not either; the step overlaps them in time), and size effects that
+are not a constant factor (the protocol the closed form picks at a small size keeps its
+own latency; only its bandwidth part is scaled).
+
+Examples
+--------
+>>> import fabric
+>>> from collectives.params import DEFAULT_PARAMS
+>>> G = fabric.fat_tree(16, routing="ecmp", rail_optimized=False, oversubscription=4.0)
+>>> probes = PatternProbes(G, DEFAULT_PARAMS)
+>>> rings = [list(range(i, 128, 8)) for i in range(8)]      # 8 rings of one GPU per server
+>>> probes.slowdown("all_reduce", "ring", rings) > 1.5      # 4:1 above the leaves
+True
+>>> probes.slowdown("all_reduce", "ring", [list(range(8))])  # inside one server: NVLink only
+1.0
+"""
+
+import hashlib
+
+import numpy as np
+
+from fabric.compiled import compile_fabric
+
+from collectives import api
+from collectives.engine import Step, solve_steps
+from collectives.errors import InvalidSpec
+
+# Bytes per probe: large enough that every algorithm runs at its bandwidth (Simple
+# protocol, latency a small share), so the ratio of bandwidth times is the fabric's effect.
+PROBE_BYTES = 2**28
+
+
+def pattern_key(collective, algorithm, groups):
+    """A compact key of a pattern: the groups' shape and a digest of their ranks (a
+    data-parallel pattern on 16k GPUs is 128 kB of ranks; its key is 16 bytes of digest)."""
+    groups = np.ascontiguousarray(groups, dtype=np.int64)
+    return collective, algorithm, groups.shape, hashlib.blake2b(groups.tobytes(), digest_size=16).digest()
+
+
+def send_bandwidth_time(G, pairs, nbytes, params, seed, compiled):
+    """Seconds until the slowest of ``pairs`` has sent ``nbytes``, all at once, at the flow
+    level, latency excluded."""
+    ctx = api.contexts_for(G, "send_recv", [pairs[0]], nbytes, level="flow", params=params, seed=seed,
+                           compiled=compiled)[0]
+    return solve_steps(ctx, [[Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])]])[0][0].time
+
+
+class PatternProbes:
+    """Flow-level slowdowns of communication patterns on one fabric graph, each measured once.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+    params : collectives.CommParams
+    seed : int
+        ECMP hash seed of the probes.
+    compiled : fabric.compiled.CompiledFabric or None
+        ``compile_fabric(G)`` when the caller has it.
+
+    Attributes
+    ----------
+    table : dict
+        :func:`pattern_key` -> slowdown of every pattern probed so far that leaves its
+        NVLink domains; what :class:`PatternTable` serves to worker processes.
+    """
+
+    def __init__(self, G, params, seed=0, compiled=None):
+        self.G, self.params, self.seed = G, params, seed
+        self.compiled = compiled or compile_fabric(G)
+        self.table = {}
+
+    def crosses_domains(self, groups):
+        """Whether any group (fabric ranks) spans NVLink domains: only those meet the network."""
+        domain = self.compiled.domain[np.asarray(groups)]
+        return bool(((domain < 0) | (domain != domain[:, :1])).any())
+
+    def slowdown(self, collective, algorithm, groups, on_fabric=None):
+        """Flow-level over closed-form bandwidth time of ``collective`` with ``algorithm`` on
+        the concurrent ``groups`` (1.0 for groups inside their NVLink domains).
+
+        ``groups`` are the job's ranks, which name the pattern; ``on_fabric`` the fabric
+        ranks they run on (default the same)."""
+        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
+        fabric_groups = groups if on_fabric is None else np.atleast_2d(np.asarray(on_fabric, dtype=np.int64))
+        if not self.crosses_domains(fabric_groups):
+            return 1.0
+        key = pattern_key(collective, algorithm, groups)
+        if key not in self.table:
+            if collective == "send_recv":
+                closed = api.send_recv(self.G, PROBE_BYTES, ranks=fabric_groups[0], level="analytic",
+                                       params=self.params)
+                flow = send_bandwidth_time(self.G, fabric_groups, PROBE_BYTES, self.params, self.seed,
+                                           self.compiled)
+            else:
+                closed = api.evaluate(self.G, collective, fabric_groups[:1], PROBE_BYTES, algorithm=algorithm,
+                                      level="analytic", params=self.params)[0]
+                flow = max(r.time - r.latency for r in api.evaluate(
+                    self.G, collective, fabric_groups, PROBE_BYTES, algorithm=algorithm, level="flow",
+                    params=self.params, seed=self.seed, compiled=self.compiled))
+            self.table[key] = flow / (closed.time - closed.latency)
+        return self.table[key]
+
+
+class PatternTable:
+    """The slowdowns a :class:`PatternProbes` measured, served without the graph (to the
+    worker processes of a search): the job's NVLink domains are consecutive blocks of
+    ``gpus_per_domain`` ranks, and a pattern leaving them must have been probed.
+
+    Examples
+    --------
+    >>> table = PatternTable({pattern_key("all_reduce", "ring", [[0, 8]]): 1.25}, 8)
+    >>> table.slowdown("all_reduce", "ring", [[0, 8]]), table.slowdown("all_reduce", "ring", [[0, 1]])
+    (1.25, 1.0)
+    """
+
+    def __init__(self, table, gpus_per_domain):
+        self.table, self.gpus_per_domain = dict(table), gpus_per_domain
+
+    def slowdown(self, collective, algorithm, groups, on_fabric=None):
+        """As :meth:`PatternProbes.slowdown`, from the table (``on_fabric`` is not needed)."""
+        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
+        domain = groups // self.gpus_per_domain
+        if not (domain != domain[:, :1]).any():
+            return 1.0
+        key = pattern_key(collective, algorithm, groups)
+        if key not in self.table:
+            raise InvalidSpec(f"{collective} with {algorithm} on {groups.shape[0]} group(s) of {groups.shape[1]} "
+                              "ranks was not probed on the fabric: the table serves the patterns it was built for")
+        return self.table[key]
