@@ -26,6 +26,7 @@ from collectives.api import (
 from collectives.errors import CollectivesError, Infeasible, InvalidSpec, MemoryWarning, Unsupported
 from collectives.params import DEFAULT_PARAMS, CommParams
 from collectives.result import CollectiveResult, Phase
+from collectives.spread import Spread, collective_spread
 # The training-step estimator (collectives.training), re-exported as the public contract names it.
 from collectives.training import (
     MODELS,
@@ -33,6 +34,7 @@ from collectives.training import (
     StepEstimate,
     Transformer,
     estimate_step,
+    step_spread,
     memory_per_gpu,
     memory_per_stage,
     padded_vocab,
@@ -48,6 +50,7 @@ __all__ = [
     "padded_vocab",
     "StepEstimate",
     "estimate_step",
+    "step_spread",
     "search",
     "all_gather",
     "all_reduce",
@@ -58,6 +61,8 @@ __all__ = [
     "reduce_scatter",
     "send_recv",
     "sweep",
+    "Spread",
+    "collective_spread",
     "CollectivesError",
     "Infeasible",
     "InvalidSpec",

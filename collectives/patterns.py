@@ -44,10 +44,18 @@ from collectives.errors import InvalidSpec
 PROBE_BYTES = 2**28
 
 
+# Ring and halving-doubling all-reduce are a reduce-scatter then an all-gather over the same
+# flows (steps mirrored), so the three share one slowdown and one probe.
+_SAME_FLOWS = {(collective, algorithm): "reduce_scatter" for collective in ("all_reduce", "all_gather")
+               for algorithm in ("ring", "halving_doubling")}
+
+
 def pattern_key(collective, algorithm, groups):
     """A compact key of a pattern: the groups' shape and a digest of their ranks (a
-    data-parallel pattern on 16k GPUs is 128 kB of ranks; its key is 16 bytes of digest)."""
+    data-parallel pattern on 16k GPUs is 128 kB of ranks; its key is 16 bytes of digest).
+    Collectives that move the same flows share a key."""
     groups = np.ascontiguousarray(groups, dtype=np.int64)
+    collective = _SAME_FLOWS.get((collective, algorithm), collective)
     return collective, algorithm, groups.shape, hashlib.blake2b(groups.tobytes(), digest_size=16).digest()
 
 

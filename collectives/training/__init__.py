@@ -2,7 +2,7 @@
 
 One concept per module:
 
-=================  =====================================================================
+=================  ====================================================================================
 ``model``          :class:`Transformer`: shapes, parameter and FLOP counts
 ``presets``        :data:`MODELS`: published shapes with their sources
 ``plan``           :class:`Parallelism` and its rank groups in Megatron-LM order
@@ -12,13 +12,13 @@ One concept per module:
 ``communication``  the collectives and sends of a plan's groups on a fabric
 ``layer``          one transformer layer's time: compute plus exposed communication
 ``pipeline``       the 1F1B / interleaved pipeline schedule, simulated
-``step``           :func:`estimate_step`, :class:`Cluster`, :class:`StepEstimate`
+``step``           :func:`estimate_step`, :func:`step_spread`, :class:`Cluster`, :class:`StepEstimate`
 ``search``         :func:`search` over every plan that fits
 ``published``      the published runs of the package data, rebuilt as model, plan, fabric
 ``calibration``    fitting the compute efficiencies to published runs
 ``validation``     every published measurement against the model (the report)
 ``plot``           figures of estimates and of the validation (plotly, imported on use)
-=================  =====================================================================
+=================  ====================================================================================
 
 The collective layer (:mod:`collectives.api` and below) never imports this package.
 
@@ -38,7 +38,7 @@ from collectives.training.model import Transformer, padded_vocab
 from collectives.training.plan import Parallelism
 from collectives.training.presets import MODELS
 from collectives.training.search import search
-from collectives.training.step import Cluster, StepEstimate, estimate_step
+from collectives.training.step import Cluster, StepEstimate, estimate_step, step_spread
 
 __all__ = [
     "MODELS",
@@ -50,5 +50,6 @@ __all__ = [
     "Cluster",
     "StepEstimate",
     "estimate_step",
+    "step_spread",
     "search",
 ]

@@ -135,24 +135,37 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute, ranks=
 
 
 def _layout(plan):
-    """What a plan's communication patterns and their algorithms depend on: every field but
-    recompute and the ZeRO stage beyond "sharded or not" (which change no group and no size)."""
-    return tuple(value for name, value in vars(plan).items() if name not in ("recompute", "zero")) + (plan.zero > 0,)
+    """What a plan's probed patterns depend on: its groups (tp, pp, dp, cp, ep, etp) and the
+    sizes that pick a data-parallel algorithm (virtual stages, sharded or not). Micro-batch
+    size, recompute and the ZeRO stage beyond that change no group, and the sizes they
+    change (sends, all-to-all) have one algorithm each."""
+    return tuple(value for name, value in vars(plan).items()
+                 if name not in ("recompute", "zero", "micro_batch")) + (plan.zero > 0,)
 
 
-def probed_summary(model, plans, G, summary, params, compute, ranks, seed, progress=False):
+def _probe_chunk(model, plans, G, params, compute, ranks, seed):
+    """The (pattern key, slowdown) pairs the communication of ``plans`` meets on graph ``G``
+    (a worker's share of the probing)."""
+    cluster = Cluster(G, "analytic", params, ranks=ranks, seed=seed)
+    for plan in plans:
+        estimate_many(model, [plan], cluster, compute)
+    return list(cluster.comm.probes.table.items())
+
+
+def probed_summary(model, plans, G, summary, params, compute, ranks, seed, executor, progress=False):
     """``summary`` with the slowdowns of every communication pattern of ``plans`` probed on
     ``G`` (:mod:`collectives.patterns`): one plan per :func:`_layout` is estimated on the
-    graph, which probes each distinct pattern once; the rest reuse them."""
-    cluster = Cluster(G, "analytic", params, ranks=ranks, seed=seed)
+    graph, which probes each distinct pattern once. Layouts are dealt to the workers by
+    their data-parallel shape (``tp * cp``, ``dp``, ``pp``), so the layouts that share the
+    costliest patterns share a worker."""
     representatives = list({_layout(plan): plan for plan in plans}.values())
-    if progress:
-        from tqdm.auto import tqdm
-
-        representatives = tqdm(representatives, unit="layout", desc="probing the fabric")
+    workers = max(1, os.cpu_count() or 1)
+    shares = [[] for _ in range(workers)]
     for plan in representatives:
-        estimate_many(model, [plan], cluster, compute)
-    return replace(summary, slowdowns=tuple(cluster.comm.probes.table.items()))
+        shares[hash((plan.tp * plan.cp, plan.dp, plan.pp)) % workers].append(plan)
+    pairs = _run(executor, _probe_chunk, (model,), [share for share in shares if share],
+                 (G, params, compute, ranks, seed), progress, "probing the fabric (layouts)")
+    return replace(summary, slowdowns=tuple(dict(pairs).items()))
 
 
 def _chunks(plans, size):
@@ -237,8 +250,8 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
             # estimates from the summary and its table of slowdowns.
             plans = _run(executor, _fitting_chunk, (model,), _chunks(plans, CHUNK), (gpu,), progress,
                          "checking memory")
-            shipped = probed_summary(model, plans, G, summary, params, compute, job, seed, progress) if plans \
-                else summary
+            shipped = probed_summary(model, plans, G, summary, params, compute, job, seed, executor, progress) \
+                if plans else summary
             results = _run(executor, _estimate_chunk, (model,), _chunks(plans, CHUNK),
                            (shipped, level, params, compute), progress, "estimating plans")
         else:

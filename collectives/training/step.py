@@ -33,6 +33,7 @@ from collectives.engine import UniformFabric
 from collectives.errors import InvalidSpec, MemoryWarning
 from collectives.groups import checked_ranks
 from collectives.params import checked_params
+from collectives.spread import over_seeds
 from collectives.training.communication import ACTIVATION_BYTES, Communication
 from collectives.training.compute import BACKWARD_GEMM, checked_compute, cross_entropy_time, gemm_time, peak_flops
 from collectives.training.layer import remembered_layer_times
@@ -409,3 +410,21 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
                                             "recompute", "zero", "precision") if k != "etp" or model.is_moe},
         level=cluster.level,
     )
+
+
+def step_spread(model, plan, G, *, seeds=8, level="flow", **kwargs):
+    """:class:`collectives.spread.Spread` of :func:`estimate_step`'s step time over ECMP hash
+    seeds ``0..seeds-1`` (at either level: the analytic level's probes hash as the flow
+    level does).
+
+    Examples
+    --------
+    >>> import fabric, collectives
+    >>> G = fabric.fat_tree(8, routing="ecmp", rail_optimized=False)
+    >>> plan = collectives.Parallelism(tp=8, dp=8, global_batch=64)
+    >>> s = step_spread(collectives.MODELS["llama3-8b"], plan, G, seeds=3, level="analytic")
+    >>> s.min <= s.mean <= s.max
+    True
+    """
+    return over_seeds(lambda seed: estimate_step(model, plan, G, level=level, seed=seed, **kwargs).time, seeds,
+                      f"{model.name or 'model'} step, {level} level, on {G.graph.get('name', 'the fabric')}")
