@@ -3,7 +3,7 @@
 With no subcommand it prints the built-in example (Llama-3-8B, tp8 x dp4, on a 4-server
 H100 DGX SuperPOD at the flow level), as the README's quick start shows.
 
-Clusters are named ``KIND[-GPU]:COUNT`` (see :data:`CLUSTER_HELP`), or given as a GPU
+Clusters are named ``KIND[-GPU]:COUNT`` (see :mod:`collectives.arguments`), or given as a GPU
 count with ``--gpus N --fabric KIND [--gpu GPU]``. Errors from the models or from bad
 flag values print one line, ``error: ...``, on stderr and exit with status 2, as
 argparse does for usage errors.
@@ -14,15 +14,10 @@ Examples
 Fabric summary
 ...
 0
->>> parse_cluster("spectrum-x-h200:16")
-('spectrum-x', 'H200', 16)
->>> parse_ranks("0-31:8,40")
-[0, 8, 16, 24, 40]
 """
 
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import replace
@@ -33,6 +28,16 @@ from fabric.tables import format_time
 
 from collectives import algorithms
 from collectives.api import sweep
+from collectives.arguments import (
+    CLUSTER_HELP,
+    DEFAULT_CLUSTER,
+    FABRICS,
+    CLIError,
+    build_cluster,
+    parse_op,
+    parse_ranks,
+    parse_size,
+)
 from collectives.errors import CollectivesError
 from collectives.params import CommParams
 from collectives.training.activations import PRECISIONS, RECOMPUTE
@@ -40,147 +45,8 @@ from collectives.training.model import MLPS, Transformer
 from collectives.training.presets import MODELS
 from collectives.training.plan import ZERO_STAGES, Parallelism
 from collectives.training.search import search
-from collectives.training.step import estimate_step
+from collectives.training.step import estimate_step, step_spread
 from collectives.training.validation import validate
-
-# Cluster kinds: (builder, GPUs per COUNT unit, default GPU, what COUNT counts).
-# HGX/DGX servers hold 8 GPUs; an NVL72 rack holds 72 (18 trays of 4 GB200).
-FABRICS = {
-    "superpod": (fabric.dgx_superpod, 8, "H100", "DGX servers"),
-    "spectrum-x": (fabric.spectrum_x, 8, "H100", "servers"),
-    "fat-tree": (fabric.fat_tree, 8, "H100", "servers"),
-    "rail-only": (fabric.rail_only, 8, "H100", "servers"),
-    "nvl72": (fabric.nvl72, 72, "GB200", "racks"),
-}
-DEFAULT_CLUSTER = "superpod-h100:4"
-
-CLUSTER_HELP = f"""\
-clusters:
-  --cluster KIND[-GPU]:COUNT
-      KIND   superpod    NVIDIA DGX SuperPOD, InfiniBand fat tree (fabric.dgx_superpod)
-             spectrum-x  Spectrum-X Ethernet (fabric.spectrum_x)
-             fat-tree    RoCE Ethernet fat tree with ECMP (fabric.fat_tree defaults)
-             rail-only   rail-only network, no spines (fabric.rail_only)
-             nvl72       GB200 NVL72 racks plus InfiniBand scale-out (fabric.nvl72)
-      GPU    one of {', '.join(g.lower() for g in fabric.GPUS)}; default h100 (gb200 for nvl72)
-      COUNT  8-GPU servers; NVL72 racks (72 GPUs each) for nvl72
-    e.g. superpod-h100:4 (32 GPUs), spectrum-x:128, fat-tree-h200:16, nvl72:2
-  --gpus N --fabric KIND [--gpu GPU]
-      the same by GPU count: N must be a multiple of 8 (72 for nvl72)
-  default: {DEFAULT_CLUSTER}
-"""
-
-
-class CLIError(ValueError):
-    """A flag value the command line itself rejects (reported like model errors)."""
-
-
-# ---------------------------------------------------------------------------- parsing helpers
-
-
-def parse_cluster(spec):
-    """``"KIND[-GPU]:COUNT"`` -> ``(kind, gpu, count)``.
-
-    Examples
-    --------
-    >>> parse_cluster("superpod:4"), parse_cluster("nvl72:2")
-    (('superpod', 'H100', 4), ('nvl72', 'GB200', 2))
-    >>> parse_cluster("superpod-x100:4")
-    Traceback (most recent call last):
-    ...
-    collectives.cli.CLIError: cluster='superpod-x100:4': GPU 'x100' must be one of a100, h100, h200, b200, gb200
-    """
-    name, sep, count = spec.strip().lower().replace("_", "-").partition(":")
-    if not sep:
-        raise CLIError(f"cluster={spec!r} must be KIND[-GPU]:COUNT, e.g. {DEFAULT_CLUSTER}")
-    for kind in sorted(FABRICS, key=len, reverse=True):
-        if name == kind or name.startswith(kind + "-"):
-            break
-    else:
-        raise CLIError(f"cluster={spec!r}: kind must be one of {', '.join(FABRICS)}")
-    gpu = name[len(kind) + 1:] or FABRICS[kind][2].lower()
-    gpus = {g.lower(): g for g in fabric.GPUS}
-    if gpu not in gpus:
-        raise CLIError(f"cluster={spec!r}: GPU {gpu!r} must be one of {', '.join(gpus)}")
-    try:
-        n = int(count)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise CLIError(f"cluster={spec!r}: COUNT={count!r} must be an integer >= 1")
-    return kind, gpus[gpu], n
-
-
-def build_cluster(args):
-    """The fabric graph named by ``--cluster`` or ``--gpus/--fabric/--gpu``."""
-    if args.gpus is not None and args.cluster is not None:
-        raise CLIError("give --cluster or --gpus, not both")
-    if args.gpus is None:
-        if args.fabric is not None or args.gpu is not None:
-            raise CLIError("--fabric and --gpu go with --gpus N; with --cluster write KIND-GPU:COUNT")
-        kind, gpu, count = parse_cluster(args.cluster or DEFAULT_CLUSTER)
-    else:
-        kind = args.fabric or "superpod"
-        builder, per, default_gpu, unit = FABRICS[kind]
-        gpus = {g.lower(): g for g in fabric.GPUS}
-        gpu = gpus.get((args.gpu or default_gpu).lower())
-        if gpu is None:
-            raise CLIError(f"gpu={args.gpu!r} must be one of {', '.join(gpus)}")
-        if args.gpus < 1 or args.gpus % per:
-            raise CLIError(f"gpus={args.gpus} must be a positive multiple of {per} ({kind} {unit} hold {per} GPUs)")
-        count = args.gpus // per
-    return FABRICS[kind][0](count, gpu=gpu)
-
-
-def parse_ranks(spec):
-    """``"0-15"``, ``"0,8,16"``, ``"0-1015:8"`` (every 8th) or a comma list of those -> ranks.
-
-    Examples
-    --------
-    >>> parse_ranks("0-3"), parse_ranks("0,8,16"), parse_ranks("0-15:4")
-    ([0, 1, 2, 3], [0, 8, 16], [0, 4, 8, 12])
-    """
-    ranks = []
-    for part in spec.split(","):
-        part = part.strip()
-        try:
-            span, _, step = part.partition(":")
-            lo, dash, hi = span.partition("-")
-            lo, hi, step = int(lo), int(hi) if dash else int(lo), int(step) if step else 1
-        except ValueError:
-            raise CLIError(f"ranks={spec!r}: {part!r} must be N, N-M or N-M:STEP") from None
-        if lo < 0 or hi < lo or step < 1:
-            raise CLIError(f"ranks={spec!r}: {part!r} needs 0 <= N <= M and STEP >= 1")
-        ranks.extend(range(lo, hi + 1, step))
-    return ranks
-
-
-_SUFFIX = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def parse_size(text):
-    """Bytes with an optional binary suffix, as nccl-tests reads ``-b``/``-e``: ``8``, ``64K``, ``1G``.
-
-    Examples
-    --------
-    >>> parse_size("8"), parse_size("64K"), parse_size("1GB")
-    (8, 65536, 1073741824)
-    """
-    t = text.strip().upper()
-    t = t[:-1] if t.endswith("B") else t
-    suffix = t[-1:] if t[-1:] in _SUFFIX else ""
-    try:
-        value = float(t[: len(t) - len(suffix)]) * _SUFFIX[suffix]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 8, 64K, 32M or 1G") from None
-    if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 byte")
-    return int(value)
-
-
-def _op(text):
-    return text.replace("-", "_").lower()
-
 
 # ---------------------------------------------------------------------------- the parser
 
@@ -235,7 +101,13 @@ def build_model(args):
 
 def _level(p, default):
     p.add_argument("--level", choices=("flow", "analytic"), default=default,
-                   help=f"flow-level on the graph or closed forms (default {default})")
+                   help="analytic: closed forms whose network share each communication pattern takes from one "
+                        "flow-level probe on the graph (sees oversubscription, ECMP collisions, failures); flow: "
+                        f"every collective routed and solved on the graph (default {default})")
+
+
+def _seed(p):
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="ECMP hash seed (default 0)")
 
 
 def _json(p):
@@ -279,7 +151,10 @@ def build_parser():
     g.add_argument("--zero", type=int, choices=ZERO_STAGES, default=1, help="ZeRO stage (default 1)")
     g.add_argument("--precision", choices=PRECISIONS, default="bf16", help="(default bf16)")
     g.add_argument("--no-sequence-parallel", action="store_true", help="turn Megatron sequence parallelism off")
-    _level(p, "flow")
+    _level(p, "analytic")
+    _seed(p)
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="also the spread of the step time over ECMP seeds 0..N-1 (mean, p5, p50, p95)")
     _json(p)
     p.set_defaults(run=run_estimate)
 
@@ -287,7 +162,7 @@ def build_parser():
                        help="an nccl-tests style table of one collective over message sizes",
                        description="Cost of a collective over message sizes (collectives.sweep), "
                                    "nccl-tests style: sizes from --min-bytes to --max-bytes times --factor.")
-    p.add_argument("--op", type=_op, default="all_reduce",
+    p.add_argument("--op", type=parse_op, default="all_reduce",
                    choices=("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast"),
                    help="the collective (default all_reduce)")
     p.add_argument("--min-bytes", "-b", type=parse_size, default=8, metavar="SIZE",
@@ -315,6 +190,7 @@ def build_parser():
                    help="worker processes (default: one per core; 1 runs in this process)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _level(p, "analytic")
+    _seed(p)
     _json(p)
     p.set_defaults(run=run_search)
 
@@ -382,11 +258,16 @@ def run_estimate(args):
     model = build_model(args)
     G = build_cluster(args)
     plan = build_plan(args, gpu_count(G))
-    est = estimate_step(model, plan, G, level=args.level, params=CommParams(collnet=args.collnet))
+    params = CommParams(collnet=args.collnet)
+    est = estimate_step(model, plan, G, level=args.level, params=params, seed=args.seed)
+    spread = None if args.seeds is None else step_spread(model, plan, G, seeds=args.seeds, level=args.level,
+                                                         params=params)
     if args.json:
-        _print_json(est.to_dict())
+        _print_json(dict(est.to_dict(), **({} if spread is None else {"spread": spread.to_dict()})))
     else:
         print(est)
+        if spread is not None:
+            print(spread)
     return 0
 
 
@@ -431,7 +312,8 @@ def run_search(args):
         raise CLIError(f"jobs={args.jobs} must be >= 1")
     global_batch = args.global_batch if args.global_batch is not None else 2 * gpu_count(G)
     kwargs = dict(global_batch=global_batch, level=args.level, precision=args.precision,
-                  progress=not args.no_progress, top=args.top, params=CommParams(collnet=args.collnet))
+                  progress=not args.no_progress, top=args.top, params=CommParams(collnet=args.collnet),
+                  seed=args.seed)
     if args.jobs == 1:
         from concurrent.futures import ThreadPoolExecutor
 

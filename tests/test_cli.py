@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from collectives.cli import main, message_sizes, parse_cluster, parse_ranks
+from collectives.arguments import parse_cluster, parse_ranks
+from collectives.cli import main, message_sizes
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--cluster", "superpod-h100:2"]  # 16 GPUs

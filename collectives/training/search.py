@@ -99,10 +99,10 @@ def _expert_layouts(model, tp, cp, dp):
 
 
 @lru_cache(maxsize=4)
-def _analytic_cluster(fabric_summary, params):
-    """One prepared cluster per worker process and fabric summary, so the collective
-    times priced for one chunk serve the next."""
-    return Cluster(fabric_summary, "analytic", params)
+def _analytic_cluster(fabric_summary, params, seed):
+    """One prepared cluster per worker process and fabric summary (its slowdowns probed
+    with ``seed``), so the collective times priced for one chunk serve the next."""
+    return Cluster(fabric_summary, "analytic", params, seed=seed)
 
 
 def _fitting(model, plans, limit):
@@ -127,7 +127,7 @@ def _estimate_chunk(model, plans, fabric_summary, level, params, compute, ranks=
     pipelines are simulated together. The analytic summary already describes the job's GPUs;
     the graph (flow level) needs ``ranks``."""
     if level == "analytic":
-        cluster = _analytic_cluster(fabric_summary, params)
+        cluster = _analytic_cluster(fabric_summary, params, seed)
     else:
         cluster = Cluster(fabric_summary, level, params, ranks=ranks, seed=seed)
     fitting, memories = _fitting(model, plans, usable_memory(cluster.gpu))
@@ -253,7 +253,7 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
             shipped = probed_summary(model, plans, G, summary, params, compute, job, seed, executor, progress) \
                 if plans else summary
             results = _run(executor, _estimate_chunk, (model,), _chunks(plans, CHUNK),
-                           (shipped, level, params, compute), progress, "estimating plans")
+                           (shipped, level, params, compute, None, seed), progress, "estimating plans")
         else:
             results = _run(executor, _estimate_chunk, (model,), _chunks(plans, CHUNK),
                            (G, level, params, compute, job, seed), progress, "checking and estimating plans")

@@ -73,6 +73,9 @@ class StepEstimate:
         estimated, with a :class:`collectives.MemoryWarning`.
     energy : float
         Joules per step: GPUs at board power plus the fabric's bill-of-materials watts.
+    model, plan, level, seed
+        What it was computed for: the model's name, the plan, the level and the ECMP hash
+        seed.
     """
 
     time: float
@@ -87,6 +90,7 @@ class StepEstimate:
     model: str = ""
     plan: dict = field(default_factory=dict)
     level: str = "flow"
+    seed: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -138,7 +142,7 @@ class Cluster:
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
         require_seed(seed)
-        self.G, self.level = G, level
+        self.G, self.level, self.seed = G, level, seed
         params = checked_params(params)
         if isinstance(G, UniformFabric):
             if ranks is not None:
@@ -409,6 +413,7 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "etp", "micro_batch", "virtual_stages",
                                             "recompute", "zero", "precision") if k != "etp" or model.is_moe},
         level=cluster.level,
+        seed=cluster.seed,
     )
 
 
