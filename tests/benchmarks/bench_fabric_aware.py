@@ -6,7 +6,9 @@ down, 6 of 8 uplinks of one leaf cut) and each plan (Llama-3 8B, 70B, 405B, a 64
 Mixtral-shaped MoE with expert parallelism across servers), prints the analytic step time
 at seed 0, the flow level's mean and p5..p95 over 8 ECMP seeds, the analytic level's mean
 over the same seeds, and the errors; then the medians and maxima, and the time of the
-probing and of one analytic estimate on a prepared cluster.
+probing and of one analytic estimate on a prepared cluster. Last, a Llama-3-8B search on a
+SuperPOD and on a 3:1 oversubscribed top-of-rack ECMP fabric: how the rankings differ, and the
+flow-level times of the ECMP search's top 20.
 
 Run: python tests/benchmarks/bench_fabric_aware.py [gpus] [seeds]   (default 1024 GPUs, 8 seeds)
 """
@@ -106,5 +108,29 @@ def main():
           f"another plan on the prepared cluster: median {1e3 * statistics.median(fast_times):.2f} ms")
 
 
+def rankings(gpus):
+    """Searches on a SuperPOD and on a 3:1 top-of-rack ECMP fabric; the ECMP top 20 at the flow level."""
+    model = collectives.MODELS["llama3-8b"]
+    superpod = fabric.dgx_superpod(gpus // 8)
+    roce = fabric.fat_tree(gpus // 8, routing="ecmp", rail_optimized=False, oversubscription=3.0)
+    keys = {}
+    for name, G in (("SuperPOD", superpod), ("RoCE ToR 3:1 ECMP", roce)):
+        start = time.perf_counter()
+        ranked = collectives.search(model, G, global_batch=gpus, progress=False)
+        print(f"\nsearch on {name}: {len(ranked):,} plans in {time.perf_counter() - start:.1f} s; best "
+              f"{ranked[0].time:.3f} s {ranked[0].plan}")
+        keys[name] = [tuple(sorted(e.plan.items())) for e in ranked]
+    top = keys["SuperPOD"][:20]
+    moved = sum(1 for k in top if k not in keys["RoCE ToR 3:1 ECMP"][:20])
+    print(f"of the SuperPOD's top 20 plans, {moved} are not in the ECMP fabric's top 20")
+    flow = []
+    for key in keys["RoCE ToR 3:1 ECMP"][:20]:
+        plan = collectives.Parallelism(**dict(key), global_batch=gpus)
+        flow.append(collectives.estimate_step(model, plan, roce, level="flow").time)
+    print(f"flow level of the ECMP search's top 20: its best plan {flow[0]:.4f} s, best of the 20 {min(flow):.4f} s "
+          f"({flow[0] / min(flow) - 1:+.2%})")
+
+
 if __name__ == "__main__":
     main()
+    rankings(int(sys.argv[1]) if len(sys.argv) > 1 else 1024)
