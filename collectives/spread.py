@@ -129,4 +129,4 @@ def collective_spread(collective, G, nbytes, *, seeds=8, **kwargs):
         require_choice("collective", collective, COLLECTIVES)
     fn = getattr(api, collective)
     return over_seeds(lambda seed: fn(G, nbytes, seed=seed, **kwargs).time, seeds,
-                      f"{collective} of {nbytes:g} bytes on {G.graph.get('name', 'the fabric')}")
+                      f"{collective} of {nbytes!r} bytes on {getattr(G, 'graph', {}).get('name', 'the fabric')}")

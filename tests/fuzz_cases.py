@@ -118,12 +118,27 @@ def step_calls(draw):
     fields = dict(tp=draw(maybe(1, 2, 4, 8)), pp=draw(maybe(1, 2)), dp=draw(maybe(1, 2, 4)), ep=draw(maybe(1, 2)),
                   micro_batch=draw(maybe(1, 2)), global_batch=draw(maybe(8, 16, 32)),
                   recompute=draw(maybe("none", "selective", "full", "op")), zero=draw(maybe(0, 1, 2, 3)))
-    level = draw(maybe("analytic", "flow"))
+    level, seed = draw(maybe("analytic", "flow")), draw(maybe(0, 3))
+    G = SMALL[draw(st.sampled_from(sorted(SMALL)))]
 
     def call():
-        return collectives.estimate_step(model, collectives.Parallelism(**fields), SMALL["superpod"], level=level)
+        return collectives.estimate_step(model, collectives.Parallelism(**fields), G, level=level, seed=seed)
 
     return "estimate_step", call
+
+
+@st.composite
+def spread_calls(draw):
+    """A spread over ECMP seeds of a collective or a step, with arguments valid or not."""
+    G = fabric.fat_tree(2, routing="ecmp", rail_optimized=False)
+    seeds = draw(maybe(1, 2))
+    if draw(st.booleans()):
+        collective, nbytes = draw(maybe("all_reduce", "all_to_all")), draw(maybe(0, 2**20))
+        return "collective_spread", lambda: collectives.collective_spread(collective, G, nbytes, seeds=seeds)
+    plan = collectives.Parallelism(tp=8, dp=2, global_batch=16)
+    level = draw(maybe("analytic", "flow"))
+    return "step_spread", lambda: collectives.step_spread(collectives.MODELS["llama3-8b"], plan, G, seeds=seeds,
+                                                           level=level)
 
 
 def run(call):
@@ -138,8 +153,10 @@ def run(call):
             return
     results = result if isinstance(result, list) else [result]
     for r in results:
-        for attr in ("time", "busbw", "algbw", "mfu", "memory_per_gpu"):
+        for attr in ("time", "busbw", "algbw", "mfu", "memory_per_gpu", "mean", "min", "max"):
             value = getattr(r, attr, None)
+            if callable(value):  # ndarray.min and .max are methods; the array is checked below
+                continue
             assert value is None or (math.isfinite(value) and value >= 0), f"{label}: {attr}={value!r}"
         if isinstance(r, np.ndarray) and r.size:
             assert np.isfinite(r).all() and (r >= 0).all(), f"{label}: {r!r}"

@@ -5,7 +5,7 @@ here; tests/benchmarks/fuzz_api.py runs many more."""
 
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_cases import builder_calls, collective_calls, edited_fabric_calls, run, step_calls
+from fuzz_cases import builder_calls, collective_calls, edited_fabric_calls, run, spread_calls, step_calls
 
 
 
@@ -36,4 +36,10 @@ def test_edited_fabrics(call):
 @fuzz(300)
 @given(call=step_calls())
 def test_training_steps(call):
+    run(call)
+
+
+@fuzz(100)
+@given(call=spread_calls())
+def test_spreads(call):
     run(call)

@@ -432,4 +432,5 @@ def step_spread(model, plan, G, *, seeds=8, level="flow", **kwargs):
     True
     """
     return over_seeds(lambda seed: estimate_step(model, plan, G, level=level, seed=seed, **kwargs).time, seeds,
-                      f"{model.name or 'model'} step, {level} level, on {G.graph.get('name', 'the fabric')}")
+                      f"{getattr(model, 'name', '') or 'model'} step, {level} level, on "
+                      f"{getattr(G, 'graph', {}).get('name', 'the fabric')}")

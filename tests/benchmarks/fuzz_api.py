@@ -14,14 +14,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for fuzz_cases
-from fuzz_cases import builder_calls, collective_calls, edited_fabric_calls, run, step_calls  # noqa: E402
+from fuzz_cases import (  # noqa: E402
+    builder_calls, collective_calls, edited_fabric_calls, run, spread_calls, step_calls)
 
 
 def main():
     examples = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     print("| family | examples | seconds |\n|---|---|---|")
     for name, strategy in (("builders", builder_calls()), ("collectives and flows", collective_calls()),
-                           ("edited fabrics", edited_fabric_calls()), ("training steps", step_calls())):
+                           ("edited fabrics", edited_fabric_calls()), ("training steps", step_calls()),
+                           ("spreads over seeds", spread_calls())):
         test = settings(max_examples=examples, deadline=None, database=None,
                         suppress_health_check=list(HealthCheck))(given(call=strategy)(run))
         start = time.perf_counter()
