@@ -120,6 +120,11 @@ def test_scaling_two_axes_sorted_by_gpus():
     assert all("MFU" in text and "tp=8" in text for text in time.hovertext)
     series = scaling({"IB": points, "RoCE": points[:2]})
     assert [t.name for t in series.data] == ["IB: step time", "IB: MFU", "RoCE: step time", "RoCE: MFU"]
+    # readable on a slide: a title, round GPU-count ticks, one series in two colours matching its axes
+    assert fig.layout.title.text.startswith("Scaling") and list(fig.layout.xaxis.ticktext) == ["8", "16", "32"]
+    assert time.line.color != mfu.line.color
+    assert (fig.layout.yaxis.title.font.color, fig.layout.yaxis2.title.font.color) == (time.line.color, mfu.line.color)
+    assert series.data[0].line.color == series.data[1].line.color != series.data[2].line.color
 
 
 @pytest.mark.parametrize("bad", [[], [(0, None)], [(8.0, None)]])

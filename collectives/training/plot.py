@@ -160,8 +160,10 @@ def scaling(points):
         series = {"": _pairs(points, "points")}
     traces, gpus = [], set()
     colors = palette()
+    single = len(series) == 1  # one series: step time and MFU in two colours, matching their axes
     for i, (label, pairs) in enumerate(series.items()):
         color = colors[i % len(colors)]
+        mfu_color = colors[1] if single else color
         prefix = f"{label}: " if label else ""
         xs = [n for n, _ in pairs]
         gpus.update(xs)
@@ -176,7 +178,7 @@ def scaling(points):
             line=dict(color=color), legendgroup=label, hovertext=hover, hoverinfo="text"))
         traces.append(go.Scatter(
             x=xs, y=[100 * est.mfu for _, est in pairs], yaxis="y2", mode="lines+markers", name=f"{prefix}MFU",
-            line=dict(color=color, dash="dash"), marker=dict(symbol="diamond"), legendgroup=label,
+            line=dict(color=mfu_color, dash="dash"), marker=dict(symbol="diamond"), legendgroup=label,
             hovertext=hover, hoverinfo="text"))
     ticks = sorted(gpus)
     if len(ticks) > 12:
@@ -185,8 +187,10 @@ def scaling(points):
         LAYOUT,
         title=dict(text="Scaling<br><sup>step time (solid, left) and MFU (dashed, right) by GPU count</sup>", x=0.01),
         xaxis=dict(type="log", title="GPUs", tickvals=ticks, ticktext=[f"{n:,}" for n in ticks]),
-        yaxis=dict(title="seconds per step", rangemode="tozero"),
-        yaxis2=dict(title="MFU", overlaying="y", side="right", ticksuffix="%", rangemode="tozero", showgrid=False),
+        yaxis=dict(title=dict(text="seconds per step", font=dict(color=colors[0]) if single else {}),
+                   rangemode="tozero"),
+        yaxis2=dict(title=dict(text="MFU", font=dict(color=colors[1]) if single else {}), overlaying="y",
+                    side="right", ticksuffix="%", rangemode="tozero", showgrid=False),
         legend=dict(orientation="h", yanchor="bottom", y=-0.3, x=0),
     )
     return go.Figure(data=traces, layout=layout)
