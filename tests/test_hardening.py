@@ -165,3 +165,60 @@ def test_completion_times_stay_within_their_tolerance_of_the_exact_simulation():
     fast = fabric.completion_times(G, src, dst, nbytes)
     assert np.all(np.abs(fast - exact) <= fabric.flows.FLUID_RTOL * exact)
     assert np.abs(fast - exact).max() > 0  # the batching did batch
+
+
+def _every_edge(attr, value, routing=None):
+    def edit(G):
+        if routing:
+            G.graph["routing"] = routing
+        for _, _, data in G.edges(data=True):
+            data[attr] = value
+    return edit
+
+
+def _first_edge_without_bandwidth(G):
+    del G.edges["nic0", "leaf0"]["bandwidth"]
+
+
+EDITED = [  # (edit, call on the edited graph, message): each once hung, crashed or gave garbage
+    (_every_edge("bandwidth", float("inf")), lambda G: fabric.completion_times(G, [0], [8], [1e9]),
+     "bandwidth=inf must be a finite number"),
+    (_every_edge("bandwidth", float("inf")), lambda G: collectives.all_to_all(G, 2**20, level="flow"),
+     "bandwidth=inf must be a finite number"),
+    (_every_edge("bandwidth", float("inf")), lambda G: collectives.all_reduce(G, 2**20),
+     "bandwidth=inf must be a finite number"),
+    (_every_edge("latency", -1.0), lambda G: fabric.completion_times(G, [0], [8], [1e9]), "latency=-1.0 must be >= 0"),
+    (_every_edge("latency", float("nan")), lambda G: fabric.completion_times(G, [0], [8], [1e9]),
+     "latency=nan must be finite"),
+    (_every_edge("bandwidth", 1e-300), lambda G: collectives.estimate_step(
+        LLAMA, collectives.Parallelism(tp=8, dp=2, global_batch=32), G), "bandwidth=1e-300 must be a finite number"),
+    (_every_edge("bandwidth", "fast"), lambda G: collectives.all_reduce(G, 2**20, level="flow"),
+     "bandwidth='fast' must be a finite number"),
+    (_every_edge("latency", "slow"), lambda G: collectives.all_reduce(G, 2**20, level="flow"),
+     "latency='slow' must be a number"),
+    (_every_edge("links", None), lambda G: collectives.all_reduce(G, 2**20, level="flow"), "links=None must be an integer"),
+    (_every_edge("links", float("nan")), lambda G: collectives.all_reduce(G, 2**20, level="flow"),
+     "links=nan must be an integer"),
+    (_every_edge("links", -1, "ecmp"), lambda G: collectives.all_reduce(G, 2**20, level="flow"), "links=-1 must be >= 1"),
+    (_every_edge("links", 0, "ecmp"), lambda G: collectives.all_reduce(G, 2**20, level="flow"), "links=0 must be >= 1"),
+    (_every_edge("links", 1.5, "ecmp"), lambda G: collectives.all_reduce(G, 2**20, level="flow"),
+     "links=1.5 must be an integer"),
+    (_first_edge_without_bandwidth, lambda G: collectives.all_reduce(G, 2**20, ranks=[0, 8], level="analytic"),
+     r"edge \('nic0', 'leaf0'\) has no attribute 'bandwidth'"),
+    (lambda G: G.edges["nvswitch0", "gpu0"].update(bandwidth=None), fabric.summary, "=None must be a number"),
+]
+
+
+@pytest.mark.parametrize("edit, call, message", EDITED, ids=[m[:40] for _, _, m in EDITED])
+def test_a_bad_edge_value_is_a_typed_error(edit, call, message):
+    G = fabric.dgx_superpod(2)
+    edit(G)
+    with pytest.raises(fabric.InvalidSpec, match=message):
+        call(G)
+
+
+def test_builders_refuse_servers_without_gpus_and_more_gpus_than_nics_fit():
+    with pytest.raises(fabric.InvalidSpec, match="gpus_per_node=0 must be >= 1"):
+        fabric.fat_tree(2, gpus_per_node=0)
+    with pytest.raises(fabric.FabricError):
+        fabric.fat_tree(2, gpus_per_node=129)
