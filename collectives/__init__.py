@@ -23,7 +23,7 @@ from collectives.api import (
     send_recv,
     sweep,
 )
-from collectives.errors import CollectivesError, Infeasible, InvalidSpec, MemoryWarning, Unsupported
+from collectives.errors import CollectivesError, FabricBlindWarning, Infeasible, InvalidSpec, MemoryWarning, Unsupported
 from collectives.params import DEFAULT_PARAMS, CommParams
 from collectives.result import CollectiveResult, Phase
 from collectives.spread import Spread, collective_spread
@@ -67,6 +67,7 @@ __all__ = [
     "Infeasible",
     "InvalidSpec",
     "MemoryWarning",
+    "FabricBlindWarning",
     "Unsupported",
     "DEFAULT_PARAMS",
     "CommParams",

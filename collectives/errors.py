@@ -30,6 +30,12 @@ class MemoryWarning(UserWarning):
     that cannot run as given (the message names the memory needed and available)."""
 
 
+class FabricBlindWarning(UserWarning):
+    """The analytic level could not probe the fabric's communication patterns (their routing
+    tables would not fit in memory) and priced them from one GPU's links: contention,
+    oversubscription, ECMP collisions and failures are not in the estimate."""
+
+
 @contextmanager
 def collectives_errors():
     """Re-raise ``fabric`` ``InvalidSpec`` (from :mod:`fabric.checks`) as the ``collectives`` one.

@@ -18,7 +18,7 @@ Examples
 >>> limits.check_memory("routing 10 flows", 2**30, "ask for less")
 Traceback (most recent call last):
 ...
-fabric.errors.TooLarge: routing 10 flows needs about 1.0 GiB; 0.0 GiB is available (fabric.limits.MEMORY_BUDGET); ask for less
+fabric.errors.TooLarge: routing 10 flows needs about 1 GiB; 1 MiB is available (fabric.limits.MEMORY_BUDGET); ask for less
 >>> limits.MEMORY_BUDGET = old
 """
 
@@ -26,12 +26,10 @@ import os
 import resource
 
 from fabric.errors import TooLarge
+from fabric.tables import format_bytes
 
 # Bytes a single request may allocate; None: what the machine has available at the check.
 MEMORY_BUDGET = None
-
-GiB = 2**30
-
 
 def _meminfo_available():
     """``MemAvailable`` in bytes, or None where /proc/meminfo does not exist (not Linux)."""
@@ -88,5 +86,5 @@ def check_memory(what, nbytes, advice):
     """
     free = available_memory()
     if nbytes > free:
-        raise TooLarge(f"{what} needs about {nbytes / GiB:,.1f} GiB; {free / GiB:,.1f} GiB is available "
+        raise TooLarge(f"{what} needs about {format_bytes(nbytes)}; {format_bytes(free)} is available "
                        f"(fabric.limits.MEMORY_BUDGET); {advice}")

@@ -52,3 +52,17 @@ def format_time(seconds):
         if seconds >= scale:
             return f"{seconds / scale:.4g} {unit}"
     return f"{seconds * 1e9:.4g} ns"
+
+
+def format_bytes(nbytes):
+    """Bytes in GiB, MiB or KiB (binary prefixes, as memory is quoted), three significant digits.
+
+    Examples
+    --------
+    >>> format_bytes(3 * 2**30), format_bytes(5824), format_bytes(12)
+    ('3 GiB', '5.69 KiB', '12 B')
+    """
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:,.3g} {unit}"
+    return f"{nbytes:.0f} B"

@@ -125,8 +125,8 @@ def memory_budget(monkeypatch):
 
 def test_ten_million_queue_pairs_are_refused_before_allocating(memory_budget):
     G = fabric.fat_tree(4, routing="ecmp", qps=10**7)
-    with pytest.raises(fabric.TooLarge, match=r"routing 256 flows x 10,000,000 queue pairs .* needs about [\d,]+\.\d GiB; "
-                                              r"8.0 GiB is available"):
+    with pytest.raises(fabric.TooLarge, match=r"routing 256 flows x 10,000,000 queue pairs .* needs about [\d.]+ TiB; "
+                                              r"8 GiB is available"):
         collectives.all_reduce(G, 2**20, level="flow")
 
 
@@ -222,3 +222,19 @@ def test_builders_refuse_servers_without_gpus_and_more_gpus_than_nics_fit():
         fabric.fat_tree(2, gpus_per_node=0)
     with pytest.raises(fabric.FabricError):
         fabric.fat_tree(2, gpus_per_node=129)
+
+
+def test_a_fabric_too_large_to_probe_is_refused_at_the_flow_level_and_blind_at_the_analytic(monkeypatch):
+    import fabric.limits
+
+    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)  # its routing tables: ~6 KiB
+    plan = collectives.Parallelism(tp=8, dp=32, global_batch=256)
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 1000)
+    with pytest.raises(fabric.TooLarge, match="routing a training step on 256 GPUs .* needs about 5.69 KiB; 1000 B"):
+        collectives.estimate_step(LLAMA, plan, G, level="flow")
+    with pytest.warns(collectives.FabricBlindWarning, match="reads one GPU's links instead"):
+        blind = collectives.estimate_step(LLAMA, plan, G, level="analytic")
+    assert not blind.fabric_aware and "fabric-blind" in str(blind)
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", None)
+    aware = collectives.estimate_step(LLAMA, plan, G, level="analytic")
+    assert aware.fabric_aware and aware.time >= blind.time

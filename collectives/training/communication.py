@@ -6,12 +6,18 @@ prepared fabric with the collective models of :mod:`collectives.api`, at the ana
 the flow level.
 """
 
+import warnings
+
 import numpy as np
 
 from fabric.compiled import compile_fabric
+from fabric.errors import TooLarge
+from fabric.limits import check_memory
+from fabric.routing import all_leaves_table_bytes
 
 from collectives import api
 from collectives.engine import UniformFabric
+from collectives.errors import FabricBlindWarning
 from collectives.patterns import PatternProbes, PatternTable, send_bandwidth_time
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
@@ -42,12 +48,23 @@ class Communication:
         self.ranks = ranks
         graph = not isinstance(G, UniformFabric)
         self.compiled = compile_fabric(G) if graph else None
-        if level == "flow":
-            self.probes = None
-        elif graph:
-            self.probes = PatternProbes(G, params, seed, self.compiled)
-        else:  # a summary of a graph carries the slowdowns probed on it, if any
-            self.probes = None if G.slowdowns is None else PatternTable(G.slowdowns, G.gpus_per_domain)
+        self.probes = None
+        if graph:
+            try:  # a plan's data-parallel traffic reaches every leaf: refuse up front what cannot fit
+                check_memory(f"routing a training step on {self.compiled.n_gpus:,} GPUs (tables toward every leaf)",
+                             all_leaves_table_bytes(self.compiled),
+                             "model a smaller fabric of the same structure, or set fabric.limits.MEMORY_BUDGET "
+                             "if the machine has the memory")
+            except TooLarge as error:
+                if level == "flow":
+                    raise
+                warnings.warn(FabricBlindWarning(f"{error}; the analytic level reads one GPU's links instead"),
+                              stacklevel=4)
+            else:
+                if level == "analytic":
+                    self.probes = PatternProbes(G, params, seed, self.compiled)
+        elif G.slowdowns is not None:  # a summary of a graph carries the slowdowns probed on it, if any
+            self.probes = PatternTable(G.slowdowns, G.gpus_per_domain)
         self._memo = {}
 
     @property

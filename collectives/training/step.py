@@ -76,6 +76,10 @@ class StepEstimate:
     model, plan, level, seed
         What it was computed for: the model's name, the plan, the level and the ECMP hash
         seed.
+    fabric_aware : bool
+        Whether the communication was priced on the fabric as it is (the flow level, or the
+        analytic level with its patterns probed); False where it read one GPU's links only
+        (a fabric summary, or a fabric too large to probe: :class:`collectives.errors.FabricBlindWarning`).
     """
 
     time: float
@@ -91,6 +95,7 @@ class StepEstimate:
     plan: dict = field(default_factory=dict)
     level: str = "flow"
     seed: int = 0
+    fabric_aware: bool = True
 
     def to_dict(self):
         return asdict(self)
@@ -110,10 +115,13 @@ class StepEstimate:
         return rows
 
     def __str__(self):
-        return text_table(f"Step estimate ({self.level} level)", self._rows())
+        return text_table(f"Step estimate ({self._what()})", self._rows())
 
     def _repr_html_(self):
-        return html_table(f"Step estimate ({self.level} level)", self._rows())
+        return html_table(f"Step estimate ({self._what()})", self._rows())
+
+    def _what(self):
+        return f"{self.level} level" + ("" if self.fabric_aware else ", fabric-blind: one GPU's links")
 
 
 @lru_cache(maxsize=64)
@@ -414,6 +422,7 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
                                             "recompute", "zero", "precision") if k != "etp" or model.is_moe},
         level=cluster.level,
         seed=cluster.seed,
+        fabric_aware=cluster.comm.sees_groups,
     )
 
 
