@@ -238,3 +238,13 @@ def test_a_fabric_too_large_to_probe_is_refused_at_the_flow_level_and_blind_at_t
     monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", None)
     aware = collectives.estimate_step(LLAMA, plan, G, level="analytic")
     assert aware.fabric_aware and aware.time >= blind.time
+
+
+def test_a_search_on_a_fabric_too_large_to_probe_is_fabric_blind_and_says_so(monkeypatch):
+    import fabric.limits
+
+    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)  # its routing tables: ~6 KiB
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 1000)
+    with pytest.warns(collectives.FabricBlindWarning, match="the search reads one GPU's links instead"):
+        ranked = collectives.search(LLAMA, G, global_batch=256, progress=False, top=5)
+    assert ranked and not any(e.fabric_aware for e in ranked)

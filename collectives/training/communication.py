@@ -23,6 +23,15 @@ from collectives.patterns import PatternProbes, PatternTable, send_bandwidth_tim
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 
 
+def check_routing_memory(compiled):
+    """``TooLarge`` unless the routing tables a training step builds on ``compiled`` fit in
+    memory: its data-parallel traffic reaches every leaf, so refuse up front what cannot fit."""
+    check_memory(f"routing a training step on {compiled.n_gpus:,} GPUs (tables toward every leaf)",
+                 all_leaves_table_bytes(compiled),
+                 "model a smaller fabric of the same structure, or set fabric.limits.MEMORY_BUDGET if the machine "
+                 "has the memory")
+
+
 class Communication:
     """Collective and send times of a plan's groups on one fabric, remembered by collective,
     groups and size; the fabric is compiled once.
@@ -50,11 +59,8 @@ class Communication:
         self.compiled = compile_fabric(G) if graph else None
         self.probes = None
         if graph:
-            try:  # a plan's data-parallel traffic reaches every leaf: refuse up front what cannot fit
-                check_memory(f"routing a training step on {self.compiled.n_gpus:,} GPUs (tables toward every leaf)",
-                             all_leaves_table_bytes(self.compiled),
-                             "model a smaller fabric of the same structure, or set fabric.limits.MEMORY_BUDGET "
-                             "if the machine has the memory")
+            try:
+                check_routing_memory(self.compiled)
             except TooLarge as error:
                 if level == "flow":
                     raise

@@ -18,18 +18,22 @@ Examples
 """
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from functools import lru_cache
 from itertools import groupby, product
 
 from fabric.checks import require_choice, require_int, require_seed
+from fabric.compiled import compile_fabric
+from fabric.errors import TooLarge
 from fabric.metrics import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 
 from collectives.engine import check_uplinks, uniform_fabric
-from collectives.errors import Infeasible, InvalidSpec, collectives_errors
+from collectives.errors import FabricBlindWarning, Infeasible, InvalidSpec, collectives_errors
 from collectives.params import checked_params
+from collectives.training.communication import check_routing_memory
 from collectives.training.compute import checked_compute
 from collectives.training.activations import PRECISIONS
 from collectives.training.memory import rank_contents, usable_memory, worst_memory
@@ -147,6 +151,8 @@ def _probe_chunk(model, plans, G, params, compute, ranks, seed):
     """The (pattern key, slowdown) pairs the communication of ``plans`` meets on graph ``G``
     (a worker's share of the probing)."""
     cluster = Cluster(G, "analytic", params, ranks=ranks, seed=seed)
+    if cluster.comm.probes is None:  # the parent found that the tables fit; this worker does not
+        raise TooLarge("the routing tables of the probes do not fit in a worker's memory (see the FabricBlindWarning)")
     for plan in plans:
         estimate_many(model, [plan], cluster, compute)
     return list(cluster.comm.probes.table.items())
@@ -157,7 +163,13 @@ def probed_summary(model, plans, G, summary, params, compute, ranks, seed, execu
     ``G`` (:mod:`collectives.patterns`): one plan per :func:`_layout` is estimated on the
     graph, which probes each distinct pattern once. Layouts are dealt to the workers by
     their data-parallel shape (``tp * cp``, ``dp``, ``pp``), so the layouts that share the
-    costliest patterns share a worker."""
+    costliest patterns share a worker. A fabric whose routing tables would not fit is not
+    probed: the summary is returned as it is, with a :class:`collectives.FabricBlindWarning`."""
+    try:
+        check_routing_memory(compile_fabric(G))
+    except TooLarge as error:
+        warnings.warn(FabricBlindWarning(f"{error}; the search reads one GPU's links instead"), stacklevel=3)
+        return summary
     representatives = list({_layout(plan): plan for plan in plans}.values())
     workers = max(1, os.cpu_count() or 1)
     shares = [[] for _ in range(workers)]
