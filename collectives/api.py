@@ -12,7 +12,7 @@ from fabric.schema import ROUTINGS, gpu_count, gpu_name, graph_attr, node_attr
 from collectives import algorithms
 from collectives.engine import LEVELS, Context, UniformFabric, check_uplinks, profile, solve_steps
 from collectives.errors import InvalidSpec, Unsupported
-from collectives.groups import make_group
+from collectives.groups import make_groups
 from collectives.params import PROTOCOL_BANDWIDTH, checked_params
 from collectives.result import Phase, make_result
 
@@ -129,8 +129,7 @@ def _contexts(G, collective, groups, nbytes, *, level, params, routing, seed, ro
         exists = lambda r: gpu_name(r) in G  # noqa: E731
     extras = extras or [{}] * len(groups)
     contexts = []
-    for group, extra in zip(groups, extras):
-        g = make_group(group, n_gpus=n_gpus, domain_of=domain_of, exists=exists)
+    for g, extra in zip(make_groups(groups, n_gpus=n_gpus, domain_of=domain_of, exists=exists), extras):
         r = int(g.ranks[0]) if root is None else root
         if r not in g.ranks:
             raise InvalidSpec(f"root={r!r} must be one of the group's ranks")

@@ -109,3 +109,42 @@ def make_group(ranks, *, n_gpus, domain_of, exists=None, minimum=2):
     bounds = np.cumsum(np.bincount(domain_index, minlength=len(order))).tolist()
     domains = [members[lo:hi] for lo, hi in zip([0] + bounds[:-1], bounds)]  # np.split, without its overhead
     return Group(ranks=arr, domains=domains, domain_index=domain_index)
+
+
+def make_groups(groups, *, n_gpus, domain_of, exists=None, minimum=2):
+    """:func:`make_group` of every group, vectorised for many groups of one size whose NVLink
+    domains are runs of their sorted ranks (the concurrent groups of a training step): the
+    same groups, without a sort and a unique per group. Anything else, and any group that
+    ``make_group`` would refuse, goes through ``make_group`` one by one (with its errors).
+
+    Examples
+    --------
+    >>> gs = make_groups([[8, 0], [9, 1]], n_gpus=lambda: 16, domain_of=lambda r: r // 8)
+    >>> [[d.tolist() for d in g.domains] for g in gs]
+    [[[0], [8]], [[1], [9]]]
+    """
+    one_by_one = lambda: [make_group(g, n_gpus=n_gpus, domain_of=domain_of, exists=exists,  # noqa: E731
+                                     minimum=minimum) for g in groups]
+    try:
+        arr = np.asarray(groups)
+    except ValueError:  # groups of different sizes
+        return one_by_one()
+    if exists is not None or arr.ndim != 2 or len(arr) < 2 or arr.shape[1] < minimum \
+            or not np.issubdtype(arr.dtype, np.integer):
+        return one_by_one()
+    ranks = np.sort(arr.astype(np.int64), axis=1)
+    if ranks.min() < 0 or ranks.max() >= n_gpus() or (ranks[:, 1:] == ranks[:, :-1]).any():
+        return one_by_one()
+    domain = np.asarray(domain_of(ranks.ravel())).reshape(ranks.shape)
+    change = domain[:, 1:] != domain[:, :-1]
+    distinct = 1 + (np.diff(np.sort(domain, axis=1), axis=1) != 0).sum(axis=1)
+    if (distinct != 1 + change.sum(axis=1)).any():  # a domain comes back after another: not runs
+        return one_by_one()
+    domain_index = np.concatenate([np.zeros((len(ranks), 1), np.int64), np.cumsum(change, axis=1)], axis=1)
+    width = ranks.shape[1]
+    out = []
+    for row, cuts, index in zip(ranks, change, domain_index):
+        bounds = [0, *(np.flatnonzero(cuts) + 1).tolist(), width]
+        out.append(Group(ranks=row, domains=[row[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])],
+                         domain_index=index))
+    return out
