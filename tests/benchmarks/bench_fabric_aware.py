@@ -29,8 +29,9 @@ import mdtable  # tests/benchmarks/mdtable.py, beside this script
 
 
 def _remove_spines(G, down, of):
-    spines = sorted((n for n, d in G.nodes(data=True) if d.get("tier") == 2), key=str)
-    G.remove_nodes_from(spines[: len(spines) * down // of])
+    """``down`` of every ``of`` spines in index order (so each pod of a 3-tier fabric loses its share)."""
+    spines = sorted((n for n, d in G.nodes(data=True) if d.get("tier") == 2), key=lambda n: int(n.removeprefix("spine")))
+    G.remove_nodes_from(n for i, n in enumerate(spines) if i % of < down)
     return G
 
 
@@ -105,8 +106,8 @@ def main():
             try:
                 rows.append(_cell(fname, G, pname, model, plan, seeds, seed0_errors, mean_errors, probe_times,
                                   fast_times))
-            except fabric.TooLarge as error:
-                rows.append([fname, pname, f"too large: {error}"] + [""] * 5)
+            except (fabric.TooLarge, fabric.NoRoute) as error:
+                rows.append([fname, pname, f"{type(error).__name__}: {error}"] + [""] * 5)
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)  # progress; the table follows
     header = ["fabric", "plan", "analytic seed 0 (s)", f"flow mean of {seeds} (s)", "flow p5..p95",
               f"analytic mean of {seeds}", "seed 0 vs flow mean", "mean vs flow mean"]
