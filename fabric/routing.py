@@ -17,7 +17,6 @@ A flow from GPU ``s`` to GPU ``d``:
 Resources are edges under adaptive routing and single cables ("lanes") under ECMP.
 """
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +25,9 @@ import scipy.sparse as sp
 from fabric.checks import require_choice, require_int, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.limits import check_memory
+from fabric.next_hops import UNREACHABLE, by_target_chunks, distances_to, ranges, rows_per_chunk
 from fabric.schema import ROUTINGS, ranks_array
 
-_UNREACHABLE = np.iinfo(np.int8).max  # switch hops never come near it
 # Adaptive paths are stored as shared up and down halves (exact on a healthy Clos) once
 # there are more leaf pairs than this many per target leaf; below it, per pair.
 SPLIT_PAIRS_PER_TARGET = 2
@@ -40,11 +39,6 @@ SPLIT_PAIRS_PER_TARGET = 2
 _BYTES_PER_ENTRY = {"adaptive": 96, "ecmp": 160}
 _BYTES_PER_CANDIDATE = 48
 _BYTES_PER_CABLE = 40  # ECMP: capacity, owning edge, lane offset and latency of each cable
-# A (target, switch link) cell of a next-hop table: 8 bytes kept (next switch and edge of the
-# downhill half of the links) and a peak of 18 while it is built (gathers, masks, indices);
-# measured with tracemalloc on the 21M cells of a 16k-GPU top-of-rack fat tree: 8.3 and 17.6.
-_BYTES_PER_NEXT_HOP_CELL = 18
-_BYTES_PER_KEPT_CELL = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,41 +126,7 @@ def _uniform(*keys):
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _distances_to(C, targets):
-    """Switch hops from every switch to each target switch position (rows), int8."""
-    key = ("distances", targets.tobytes())
-    if key not in C.cache:
-        C.cache[key] = _compute_distances(C, targets)
-    return C.cache[key]
-
-
-def _compute_distances(C, targets):
-    """Breadth-first search from a block of targets at once: one sparse product per hop
-    (``frontier @ adjacency``) reaches every switch one hop further from each target;
-    about 2.5x faster than a search per target."""
-    n = len(C.switch)
-    check_memory(f"a table of switch hops from {n:,} switches to {len(targets):,} leaves", len(targets) * n,
-                 "route between fewer leaves at once, or model a smaller fabric of the same structure")
-    rows = np.full((len(targets), n), _UNREACHABLE, dtype=np.int8)
-    g = C.switch_graph
-    adjacency = sp.csr_matrix((np.ones(g.nnz, np.float32), g.indices, g.indptr), shape=g.shape)
-    step = max(1, 8_000_000 // max(1, n))  # (switches x targets) float32 blocks of ~32 MB
-    for lo in range(0, len(targets), step):
-        block = targets[lo : lo + step]
-        dist = rows[lo : lo + step].T  # a view: switches x targets
-        frontier = np.zeros((n, len(block)), np.float32)
-        frontier[block, np.arange(len(block))] = 1.0
-        dist[block, np.arange(len(block))] = 0
-        hops = 0
-        while frontier.any():
-            hops += 1
-            reached = ((adjacency @ frontier) > 0) & (dist == _UNREACHABLE)
-            dist[reached] = hops
-            frontier = reached.astype(np.float32)
-    return rows
-
-
-def _relay_members(C):
+def relay_members(C):
     """The GPUs each GPU may relay through under PXN, padded with -1: (groups, size), and
     each rank's group. NCCL's PXN moves data over NVLink to a GPU of the same node: the
     GPUs sharing both the NVLink domain and the host (a DGX node; an NVL72 compute tray,
@@ -185,131 +145,10 @@ def _relay_members(C):
     return table, inverse
 
 
-class _DownhillGraph:
-    """Next hops toward a set of target switches: edges that lower the distance by one.
-
-    One CSR over (target row, switch) pairs, so a frontier entry expands to exactly its
-    equal-cost next hops. Costs (targets x switch edges) to build; pays off when many
-    walks share the targets.
-    """
-
-    def __init__(self, C, dist_rows):
-        cells = len(dist_rows) * C.switch_graph.nnz
-        check_memory(f"next-hop tables toward {len(dist_rows):,} leaves over {C.switch_graph.nnz:,} switch links",
-                     cells * _BYTES_PER_NEXT_HOP_CELL + len(dist_rows) * len(C.switch) * 16,
-                     "route fewer flows at once, or model a smaller fabric of the same structure")
-        g = C.switch_graph.tocoo()
-        u, v, eid = g.row.astype(np.int64), g.col.astype(np.int64), g.data.astype(np.int64) - 1
-        order = np.lexsort((v, u))
-        u, v, eid = u[order], v[order], eid[order]
-        # Gathering whole rows of the transposed distances, and a flat nonzero, are several
-        # times faster than gathering columns and a 2-D nonzero.
-        by_switch = np.ascontiguousarray(dist_rows.T)
-        keep = np.ascontiguousarray((by_switch[v] == by_switch[u] - 1).T)
-        n = len(C.switch)
-        self.n = n
-        # Row-major order and edges sorted by source: the kept edges come out ordered by
-        # (row, source), a CSR over row * n + source.
-        row, e = np.divmod(np.flatnonzero(keep), len(u))
-        counts = np.bincount(row * n + u[e], minlength=len(dist_rows) * n)
-        self.indptr = np.concatenate(([0], np.cumsum(counts)))
-        self.next = v[e]
-        self.edge = eid[e]
-
-    def has_next(self, row, node):
-        """Whether (row, node) has next hops, i.e. is not the target itself."""
-        key = row * self.n + node
-        return self.indptr[key + 1] > self.indptr[key]
-
-    def expand(self, row, node):
-        """For entries (row, node): (entry index, next switch, edge id) of every next hop."""
-        key = row * self.n + node
-        entry, pos = _ranges(self.indptr[key], self.indptr[key + 1] - self.indptr[key])
-        return entry, self.next[pos], self.edge[pos]
-
-
-class _LazyDownhill:
-    """The same next hops as :class:`_DownhillGraph`, found on demand from the switch
-    adjacency and the distance rows: work follows the frontiers walked, for few walks."""
-
-    def __init__(self, C, dist_rows):
-        key = "switch_adjacency"
-        if key not in C.cache:
-            g = C.switch_graph
-            C.cache[key] = (g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.int64) - 1)
-        self.indptr, self.next, self.edge = C.cache[key]
-        self.dist = dist_rows
-
-    def has_next(self, row, node):
-        """Whether (row, node) has next hops, i.e. is not the target itself."""
-        return self.dist[row, node] > 0
-
-    def expand(self, row, node):
-        """For entries (row, node): (entry index, next switch, edge id) of every next hop."""
-        entry, pos = _ranges(self.indptr[node], self.indptr[node + 1] - self.indptr[node])
-        nbr, r = self.next[pos], row[entry]
-        down = self.dist[r, nbr] == self.dist[r, node[entry]] - 1
-        return entry[down], nbr[down], self.edge[pos[down]]
-
-
-def all_leaves_table_bytes(C):
-    """Bytes of the routing tables toward every leaf of ``C`` (hop distances and next hops,
-    kept for reuse): what routing traffic that reaches every leaf, such as a data-parallel
-    ring over all GPUs, builds.
-
-    Examples
-    --------
-    >>> import fabric
-    >>> from fabric.compiled import compile_fabric
-    >>> all_leaves_table_bytes(compile_fabric(fabric.dgx_superpod(4))) < 2**20
-    True
-    """
-    leaves = len(np.unique(C.leaf[C.leaf >= 0]))
-    return leaves * (C.switch_graph.nnz * _BYTES_PER_KEPT_CELL + len(C.switch) * 18)
-
-
-def _rows_per_chunk(C):
-    """Target rows of next-hop tables built at once (~32M cells of (row, edge), a few
-    hundred MB of temporaries; every leaf of a 16k-GPU SuperPOD fits)."""
-    return max(1, 32_000_000 // max(1, C.switch_graph.nnz))
-
-
-def _by_target_chunks(C, dist, row):
-    """Yield (downhill graph, item indices, local rows) for items grouped by target row.
-
-    Only rows some item needs are built, a chunk at a time to bound memory. Fewer walks
-    than twice the target rows (e.g. one per leaf pair of a pipeline's sends) expand
-    lazily instead: a walk touches a small part of the (targets x edges) a table covers;
-    unless an earlier call on the same compiled fabric already built the table.
-    """
-    per_chunk = _rows_per_chunk(C)
-    key = ("downhill", id(dist))
-    if len(row) <= 2 * len(dist) and key not in C.cache:  # a table built for earlier calls beats lazy walks
-        yield _LazyDownhill(C, dist), np.arange(len(row)), row
-        return
-    if len(dist) <= per_chunk:  # every target fits one table: build it once, reuse it in later calls
-        if key not in C.cache:
-            C.cache[key] = _DownhillGraph(C, dist)
-        yield C.cache[key], np.arange(len(row)), row
-        return
-    needed, local = np.unique(row, return_inverse=True)
-    order = np.argsort(local, kind="stable")
-    bounds = np.searchsorted(local[order], np.arange(0, len(needed) + per_chunk, per_chunk))
-    for i in range(len(bounds) - 1):
-        items = order[bounds[i] : bounds[i + 1]]
-        if len(items):
-            lo = i * per_chunk
-            rows = dist[needed[lo : lo + per_chunk]]
-            key = ("downhill", hashlib.blake2b(rows.tobytes(), digest_size=16).digest())  # not the rows themselves
-            if key not in C.cache:
-                C.cache[key] = _DownhillGraph(C, rows)
-            yield C.cache[key], items, local[items] - lo
-
-
 def _spread_adaptive(C, dist, class_start, class_row):
     """Even split over equal-cost cables; returns (class, edge id, fraction) triplets."""
     out = []
-    for dag, items, rows in _by_target_chunks(C, dist, class_row):
+    for dag, items, rows in by_target_chunks(C, dist, class_row):
         c, e, f = _spread(C, dag, rows, np.arange(len(items)), class_start[items], np.ones(len(items)))
         out.append((items[c], e, f))
     return _concatenated(out)
@@ -329,12 +168,6 @@ def _spread(C, dag, row_of, item, node, mass):
         item, node, mass = _gather(item[entry[moving]], nbr[moving], frac[moving], n)
         row = row_of[item]
     return _concatenated(out)
-
-
-def _ranges(begin, count):
-    """(range index, position) of every element of the ranges ``begin[i] : begin[i] + count[i]``."""
-    entry = np.repeat(np.arange(len(begin)), count)
-    return entry, begin[entry] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
 
 
 def _even_split(C, mass, entry, eid):
@@ -393,7 +226,7 @@ def _split_rows(C, dist):
         descends = by_down @ downhill[~up].astype(np.float32)
         above = d == (tier[:, None] - target_tier[None, lo : lo + step])
         fine = (
-            (d >= _UNREACHABLE)
+            (d >= UNREACHABLE)
             | (d == 0)
             | (above & (climbs == 0))
             | (~above & (n_up > 0) & (climbs == n_up) & (descends == 0))
@@ -440,7 +273,7 @@ def _climb(C, start, steps):
         item, node, mass = item[~at_top], node[~at_top], mass[~at_top]
         if not len(item):
             break
-        entry, pos = _ranges(indptr[node], indptr[node + 1] - indptr[node])
+        entry, pos = ranges(indptr[node], indptr[node + 1] - indptr[node])
         eid, nbr = edge[pos], nxt[pos]
         frac = _even_split(C, mass, entry, eid)
         out.append((item[entry], eid, frac))
@@ -470,7 +303,7 @@ def _descend(C, target, steps, item, node, mass):
     while len(item):
         want = item * n + node
         begin = np.searchsorted(key, want)
-        entry, pos = _ranges(begin, np.searchsorted(key, want, side="right") - begin)
+        entry, pos = ranges(begin, np.searchsorted(key, want, side="right") - begin)
         eid, nbr = down_edge[pos], child[pos]
         frac = _even_split(C, mass, entry, eid)
         out.append((item[entry], eid, frac))
@@ -516,7 +349,7 @@ def _split_parts(C, dist, class_start, class_row, m):
     # Initial frontier of each down half: the top of a climb with its signature.
     climb_of = first_of_top[halves[:, 1]]
     lo = bounds[climb_of]
-    half, pos = _ranges(lo, bounds[climb_of + 1] - lo)
+    half, pos = ranges(lo, bounds[climb_of + 1] - lo)
     half_target = target[halves[:, 0]]
     c, e, f = _descend(C, half_target, tier[top_node[lo]] - tier[half_target], half, top_node[pos], top_mass[pos])
     down = sp.csr_matrix((f, (e, c)), shape=(m, len(halves) + 1))
@@ -531,7 +364,7 @@ def _split_parts(C, dist, class_start, class_row, m):
 def _walk_ecmp(C, dist, start, row, keys, lane_base):
     """One hashed cable per switch for each queue pair; returns (variable, lane) pairs."""
     out_v, out_l = [], []
-    for dag, items, rows in _by_target_chunks(C, dist, row):
+    for dag, items, rows in by_target_chunks(C, dist, row):
         item, r, node = items, rows, start[items]
         while len(item):
             entry, nbr, eid = dag.expand(r, node)
@@ -602,7 +435,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     q = qps if ecmp else 1
     hops = 8 + 2 * int(C.switch_tier.max(initial=1))  # host edges and the switch hops up and down
     cables = int(C.links.sum()) if ecmp else 0
-    members, group = _relay_members(C)
+    members, group = relay_members(C)
     senders = members.shape[1] if pxn else 1
     check_memory(f"routing {n:,} flows" + (f" x {q:,} queue pairs over {cables:,} hashed cables" if ecmp else ""),
                  n * q * hops * _BYTES_PER_ENTRY[routing] + cables * _BYTES_PER_CABLE
@@ -631,17 +464,17 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     # of them, so later calls on the same compiled fabric reuse the distances and next hops;
     # otherwise only towards the leaves needed.
     needed = np.unique(wanted)
-    shared = len(every_leaf) <= _rows_per_chunk(C) and 4 * len(needed) >= len(every_leaf)
+    shared = len(every_leaf) <= rows_per_chunk(C) and 4 * len(needed) >= len(every_leaf)
     targets = every_leaf if shared else needed
     target_row = np.searchsorted(targets, wanted)
-    dist = _distances_to(C, targets)
+    dist = distances_to(C, targets)
 
     # PXN: choose the sending GPU of the source's node whose NIC is nearest the target.
     cand = members[group[s]] if pxn else s[:, None]
     ok = cand >= 0
     safe = np.where(ok, cand, 0)
     hops = dist[target_row[:, None], np.maximum(C.switch_pos[C.leaf[safe]], 0)].astype(np.float64)
-    ok &= can_send[safe] & (hops < _UNREACHABLE)
+    ok &= can_send[safe] & (hops < UNREACHABLE)
     peer = safe != s[:, None]
     ok &= ~peer | ((nv_up[s][:, None] >= 0) & (nv_down[safe] >= 0))
     # Ties (fractions < 1 hop): prefer a NIC on the destination's rail, as NCCL's PXN keeps

@@ -13,7 +13,7 @@ import numpy as np
 from fabric.compiled import compile_fabric
 from fabric.errors import TooLarge
 from fabric.limits import check_memory
-from fabric.routing import all_leaves_table_bytes
+from fabric.next_hops import all_leaves_table_bytes
 
 from collectives import api
 from collectives.engine import UniformFabric

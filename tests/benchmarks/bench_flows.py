@@ -53,9 +53,9 @@ def leaf_group(C):
     Two ranks with different ids cannot reach each other's leaves without a spine: on a
     rail-optimized fabric the id is the scalable unit, on a top-of-rack fabric the rack.
     """
-    from fabric.routing import _domain_members
+    from fabric.routing import relay_members
 
-    members, group = _domain_members(C)
+    members, group = relay_members(C)
     leaves = np.where(members >= 0, C.leaf[np.maximum(members, 0)], np.iinfo(np.int64).max)
     return leaves.min(axis=1)[group]
 
