@@ -130,6 +130,22 @@ def edge_attr(G, u, v, name):
 MIN_BANDWIDTH = 1.0
 
 
+def is_bandwidth(value):
+    """Whether ``value`` is a usable edge bandwidth: a finite real number (not a bool) of at
+    least :data:`MIN_BANDWIDTH` bytes/s.
+
+    Examples
+    --------
+    >>> is_bandwidth(50e9), is_bandwidth(float("inf")), is_bandwidth("fast"), is_bandwidth(10**400)
+    (True, False, False, False)
+    """
+    try:
+        return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) \
+            and value >= MIN_BANDWIDTH
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def edge_bandwidth(G, u, v):
     """``G.edges[u, v]["bandwidth"]`` checked: a finite number of at least
     :data:`MIN_BANDWIDTH` bytes/s, or ``InvalidSpec`` naming the edge and the value.
@@ -147,12 +163,7 @@ def edge_bandwidth(G, u, v):
     fabric.errors.InvalidSpec: edge ('gpu0', 'nic0') bandwidth='fast' must be a finite number >= 1 bytes/s
     """
     value = edge_attr(G, u, v, "bandwidth")
-    try:
-        valid = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) \
-            and value >= MIN_BANDWIDTH
-    except OverflowError:  # an integer too large for a float
-        valid = False
-    if not valid:
+    if not is_bandwidth(value):
         raise InvalidSpec(
             f"edge ({u!r}, {v!r}) bandwidth={value!r} must be a finite number >= {MIN_BANDWIDTH:g} bytes/s")
     return float(value)

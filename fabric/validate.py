@@ -17,9 +17,6 @@ edge ('nic0', 'leaf0'): bandwidth=0 must be a finite number >= 1 bytes/s
 edge ('nic0', 'leaf0') has no reverse edge ('leaf0', 'nic0')
 """
 
-import math
-import numbers
-
 import networkx as nx
 
 from fabric.checks import require_choice, require_int, require_non_negative
@@ -36,6 +33,7 @@ from fabric.schema import (
     edge_attr,
     gpu_nodes,
     graph_attr,
+    is_bandwidth,
     node_attr,
 )
 
@@ -61,12 +59,7 @@ _EDGE_VALUE_CHECKS = {
 
 def _bandwidth_check(value):
     """The bound :func:`fabric.schema.edge_bandwidth` applies where algorithms read it."""
-    try:
-        ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) \
-            and value >= MIN_BANDWIDTH
-    except OverflowError:  # an integer too large for a float
-        ok = False
-    if not ok:
+    if not is_bandwidth(value):
         raise InvalidSpec(f"bandwidth={value!r:.80} must be a finite number >= {MIN_BANDWIDTH:g} bytes/s")
 
 
