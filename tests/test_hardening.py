@@ -227,10 +227,18 @@ def test_builders_refuse_servers_without_gpus_and_more_gpus_than_nics_fit():
 def test_a_fabric_too_large_to_probe_is_refused_at_the_flow_level_and_blind_at_the_analytic(monkeypatch):
     import fabric.limits
 
-    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)  # its routing tables: ~6 KiB
+    from fabric.tables import format_bytes
+
+    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)
+    # the tables toward every leaf: per leaf, 8 bytes per switch-to-switch link and 18 per switch
+    kinds = dict(G.nodes(data="kind"))
+    switches = [n for n, k in kinds.items() if k == "switch"]
+    leaves = sum(1 for n in switches if G.nodes[n]["tier"] == 1)
+    links = sum(1 for u, v in G.edges if kinds[u] == kinds[v] == "switch")
+    needed = format_bytes(leaves * (8 * links + 18 * len(switches)))
     plan = collectives.Parallelism(tp=8, dp=32, global_batch=256)
     monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 1000)
-    with pytest.raises(fabric.TooLarge, match="routing a training step on 256 GPUs .* needs about 5.69 KiB; 1000 B"):
+    with pytest.raises(fabric.TooLarge, match=f"routing a training step on 256 GPUs .* needs about {needed}; 1000 B"):
         collectives.estimate_step(LLAMA, plan, G, level="flow")
     with pytest.warns(collectives.FabricBlindWarning, match="reads one GPU's links instead"):
         blind = collectives.estimate_step(LLAMA, plan, G, level="analytic")
