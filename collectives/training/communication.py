@@ -72,6 +72,18 @@ class Communication:
         elif G.slowdowns is not None:  # a summary of a graph carries the slowdowns probed on it, if any
             self.probes = PatternTable(G.slowdowns, G.gpus_per_domain)
         self._memo = {}
+        self._array_keys = {}
+
+    def _key(self, groups):
+        """``groups``' shape and bytes, remembered for the read-only arrays plans share
+        (:func:`collectives.training.plan.dp_groups`...), so a search does not read and hash
+        the same 16k ranks once per plan."""
+        if groups.flags.writeable or not groups.flags.owndata:
+            return groups.shape, groups.tobytes()
+        entry = self._array_keys.get(id(groups))
+        if entry is None or entry[0] is not groups:  # kept alive with its key: the id is not reused
+            entry = self._array_keys[id(groups)] = (groups, (groups.shape, groups.tobytes()))
+        return entry[1]
 
     @property
     def sees_groups(self):
@@ -87,7 +99,7 @@ class Communication:
             return 0.0
         job_groups = groups if concurrent else groups[:1]
         groups = job_groups if self.ranks is None else self.ranks[job_groups]
-        key = (collective, groups.shape, groups.tobytes(), nbytes)
+        key = (collective, self._key(groups), nbytes)
         if key not in self._memo:
             # Pick the algorithm with the instant closed forms, then price it at the level.
             choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
@@ -110,7 +122,7 @@ class Communication:
         if nbytes <= 0 or not len(job_pairs):
             return 0.0
         pairs = job_pairs if self.ranks is None else self.ranks[job_pairs]
-        key = ("send", pairs.shape, pairs.tobytes(), nbytes)
+        key = ("send", self._key(pairs), nbytes)
         if key not in self._memo:
             first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)
             if self.level == "flow" and len(pairs) > 1:

@@ -356,9 +356,14 @@ def layout(plan):
 @lru_cache(maxsize=64)
 def _ranks(*shape):
     """A read-only ``arange`` of ``shape`` (a search asks for the same few shapes thousands of times)."""
-    ranks = np.arange(np.prod(shape)).reshape(shape)
-    ranks.flags.writeable = False
-    return ranks
+    return _read_only(np.arange(np.prod(shape)).reshape(shape))
+
+
+def _read_only(array):
+    """A read-only copy owning its data (nothing can change it through another array)."""
+    array = np.array(array)
+    array.flags.writeable = False
+    return array
 
 
 def tp_ranks(plan):
@@ -377,8 +382,15 @@ def dp_ranks(plan):
 
 
 def dp_groups(plan):
-    """Every data-parallel group, one row per (pipeline stage, CP rank, TP rank)."""
-    return layout(plan).transpose(0, 2, 3, 1).reshape(-1, plan.dp)
+    """Every data-parallel group, one row per (pipeline stage, CP rank, TP rank); one
+    read-only array per shape, which :class:`collectives.training.communication.Communication`
+    recognises again without reading it."""
+    return _dp_groups(plan.pp, plan.dp, plan.cp, plan.tp)
+
+
+@lru_cache(maxsize=16)
+def _dp_groups(pp, dp, cp, tp):
+    return _read_only(_ranks(pp, dp, cp, tp).transpose(0, 2, 3, 1).reshape(-1, dp))
 
 
 def expert_layout(plan):
@@ -397,7 +409,12 @@ def ep_groups(plan):
     >>> ep_groups(Parallelism(tp=2, dp=4, ep=2, global_batch=4))[0].tolist()   # etp = tp
     [0, 2]
     """
-    return expert_layout(plan).transpose(0, 1, 3, 2).reshape(-1, plan.ep)
+    return _ep_groups(plan.pp, plan.expert_dp, plan.ep, plan.etp)
+
+
+@lru_cache(maxsize=16)
+def _ep_groups(pp, expert_dp, ep, etp):
+    return _read_only(_ranks(pp, expert_dp, ep, etp).transpose(0, 1, 3, 2).reshape(-1, ep))
 
 
 def etp_ranks(plan):
@@ -406,6 +423,12 @@ def etp_ranks(plan):
 
 
 def pp_pairs(plan):
-    """(sender, receiver) rows: every rank of every stage to the same slot of the next."""
-    ranks = layout(plan)
-    return np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1)
+    """(sender, receiver) rows: every rank of every stage to the same slot of the next
+    (read-only, one array per shape)."""
+    return _pp_pairs(plan.pp, plan.dp, plan.cp, plan.tp)
+
+
+@lru_cache(maxsize=16)
+def _pp_pairs(*shape):
+    ranks = _ranks(*shape)
+    return _read_only(np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1))

@@ -296,17 +296,14 @@ def pipeline_stages(model, plan, cluster, compute):
     loss_forward = cross_entropy_time(T, vocab // plan.tp, gpu, compute)
     loss_backward = cross_entropy_time(T, vocab // plan.tp, gpu, compute, backward=True)
 
-    forward, backward, tp_exposed, cp_exposed, ep_exposed = [], [], [], [], []
-    first_layer = 0
-    for count in stages:
-        n_moe = model.moe_layers_in(first_layer, first_layer + count)
-        n_dense = count - n_moe
-        forward.append(n_dense * dense.forward + n_moe * moe.forward)
-        backward.append(n_dense * dense.backward + n_moe * moe.backward)
-        tp_exposed.append(n_dense * dense.tp + n_moe * moe.tp)
-        cp_exposed.append(n_dense * dense.cp + n_moe * moe.cp)
-        ep_exposed.append(n_dense * dense.ep + n_moe * moe.ep)
-        first_layer += count
+    # per virtual stage, its dense and MoE layer counts, each times that layer's seconds
+    ends = np.cumsum(stages)
+    n_moe = np.array([model.moe_layers_in(end - count, end) for count, end in zip(stages, ends.tolist())]) \
+        if model.is_moe else 0
+    counts = np.stack([np.asarray(stages) - n_moe, np.broadcast_to(n_moe, len(stages))], axis=1)
+    forward, backward, tp_exposed, cp_exposed, ep_exposed = (
+        (counts @ [getattr(dense, name), getattr(moe, name)]).tolist()
+        for name in ("forward", "backward", "tp", "cp", "ep"))
     forward[-1] += logits + loss_forward
     backward[-1] += BACKWARD_GEMM * logits + loss_backward
 
