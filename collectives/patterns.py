@@ -16,6 +16,11 @@ cannot reach itself). What it does not: patterns of one step competing with each
 are not a constant factor (the protocol the closed form picks at a small size keeps its
 own latency; only its bandwidth part is scaled).
 
+A pattern whose flow-level probe does not fit in memory (``fabric.TooLarge``: a 64-rank
+all-to-all on 16k GPUs with 16 queue pairs is a million flows times 16) is priced by its
+closed form, slowdown 1, with a :class:`collectives.FabricBlindWarning`; it is recorded
+as :data:`BLIND` so that results can say they are not fully fabric-aware.
+
 Examples
 --------
 >>> import fabric
@@ -30,18 +35,23 @@ True
 """
 
 import hashlib
+import warnings
 
 import numpy as np
 
 from fabric.compiled import compile_fabric
+from fabric.errors import TooLarge
 
 from collectives import api
 from collectives.engine import Step, solve_steps
-from collectives.errors import InvalidSpec
+from collectives.errors import FabricBlindWarning, InvalidSpec
 
 # Bytes per probe: large enough that every algorithm runs at its bandwidth (Simple
 # protocol, latency a small share), so the ratio of bandwidth times is the fabric's effect.
 PROBE_BYTES = 2**28
+
+# A table's entry for a pattern too large to probe: priced as its closed form (slowdown 1).
+BLIND = None
 
 
 # Ring and halving-doubling all-reduce are a reduce-scatter then an all-gather over the same
@@ -83,13 +93,17 @@ class PatternProbes:
     ----------
     table : dict
         :func:`pattern_key` -> slowdown of every pattern probed so far that leaves its
-        NVLink domains; what :class:`PatternTable` serves to worker processes.
+        NVLink domains (:data:`BLIND` where the probe did not fit in memory); what
+        :class:`PatternTable` serves to worker processes.
+    blind : bool
+        Whether some pattern was too large to probe.
     """
 
     def __init__(self, G, params, seed=0, compiled=None):
         self.G, self.params, self.seed = G, params, seed
         self.compiled = compiled or compile_fabric(G)
         self.table = {}
+        self.blind = False  # whether some pattern was too large to probe (priced blind)
 
     def crosses_domains(self, groups):
         """Whether any group (fabric ranks) spans NVLink domains: only those meet the network."""
@@ -108,19 +122,34 @@ class PatternProbes:
             return 1.0
         key = pattern_key(collective, algorithm, groups)
         if key not in self.table:
-            if collective == "send_recv":
-                closed = api.send_recv(self.G, PROBE_BYTES, ranks=fabric_groups[0], level="analytic",
-                                       params=self.params)
-                flow = send_bandwidth_time(self.G, fabric_groups, PROBE_BYTES, self.params, self.seed,
-                                           self.compiled)
-            else:
-                closed = api.evaluate(self.G, collective, fabric_groups[:1], PROBE_BYTES, algorithm=algorithm,
-                                      level="analytic", params=self.params)[0]
-                flow = max(r.time - r.latency for r in api.evaluate(
-                    self.G, collective, fabric_groups, PROBE_BYTES, algorithm=algorithm, level="flow",
-                    params=self.params, seed=self.seed, compiled=self.compiled))
-            self.table[key] = flow / (closed.time - closed.latency)
-        return self.table[key]
+            try:
+                self.table[key] = self._probe(collective, algorithm, fabric_groups)
+            except TooLarge as error:
+                warnings.warn(FabricBlindWarning(
+                    f"{collective} ({algorithm}) on {len(groups):,} concurrent groups of {groups.shape[1]} ranks: "
+                    f"{error}; priced from one GPU's links"), stacklevel=2)
+                self.table[key] = BLIND
+                self.blind = True
+        return _served(self.table[key])
+
+    def _probe(self, collective, algorithm, fabric_groups):
+        """The slowdown of one pattern, measured at the flow level."""
+        if collective == "send_recv":
+            closed = api.send_recv(self.G, PROBE_BYTES, ranks=fabric_groups[0], level="analytic",
+                                   params=self.params)
+            flow = send_bandwidth_time(self.G, fabric_groups, PROBE_BYTES, self.params, self.seed,
+                                       self.compiled)
+        else:
+            closed = api.evaluate(self.G, collective, fabric_groups[:1], PROBE_BYTES, algorithm=algorithm,
+                                  level="analytic", params=self.params)[0]
+            flow = max(r.time - r.latency for r in api.evaluate(
+                self.G, collective, fabric_groups, PROBE_BYTES, algorithm=algorithm, level="flow",
+                params=self.params, seed=self.seed, compiled=self.compiled))
+        return flow / (closed.time - closed.latency)
+
+
+def _served(slowdown):
+    return 1.0 if slowdown is BLIND else slowdown
 
 
 class PatternTable:
@@ -137,6 +166,7 @@ class PatternTable:
 
     def __init__(self, table, gpus_per_domain):
         self.table, self.gpus_per_domain = dict(table), gpus_per_domain
+        self.blind = BLIND in self.table.values()  # a pattern was too large to probe
 
     def slowdown(self, collective, algorithm, groups, on_fabric=None):
         """As :meth:`PatternProbes.slowdown`, from the table (``on_fabric`` is not needed)."""
@@ -148,4 +178,4 @@ class PatternTable:
         if key not in self.table:
             raise InvalidSpec(f"{collective} with {algorithm} on {groups.shape[0]} group(s) of {groups.shape[1]} "
                               "ranks was not probed on the fabric: the table serves the patterns it was built for")
-        return self.table[key]
+        return _served(self.table[key])

@@ -1,6 +1,8 @@
 """Regression tests for defects the fuzz campaign of the public API found (the hardening issue):
 each call below escaped as an untyped Python error or was accepted silently."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 import collectives
@@ -256,3 +258,25 @@ def test_a_search_on_a_fabric_too_large_to_probe_is_fabric_blind_and_says_so(mon
     with pytest.warns(collectives.FabricBlindWarning, match="the search reads one GPU's links instead"):
         ranked = collectives.search(LLAMA, G, global_batch=256, progress=False, top=5)
     assert ranked and not any(e.fabric_aware for e in ranked)
+
+
+def test_a_pattern_too_large_to_probe_is_priced_blind_with_a_warning_not_refused(monkeypatch):
+    import fabric.limits
+
+    # 8 servers under one top-of-rack switch, 16 queue pairs per flow: the routing tables are
+    # a few bytes, the data-parallel rings' flows x queue pairs x cables several MiB
+    G = fabric.fat_tree(8, routing="ecmp", rail_optimized=False, qps=16)
+    model = collectives.MODELS["mixtral-8x7b"]
+    plan = collectives.Parallelism(tp=2, pp=2, dp=16, ep=8, etp=1, global_batch=64)
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 2**20)
+    ring_too_large = r"\(ring\) on 4 concurrent groups of 16 ranks: .* needs about .*priced from one GPU's links"
+    with pytest.warns(collectives.FabricBlindWarning, match=ring_too_large):
+        blind = collectives.estimate_step(model, plan, G, level="analytic")
+    assert not blind.fabric_aware and "fabric-blind" in str(blind)
+    too_large = r"\d+ of the \d+ communication patterns of the search were too large"
+    with pytest.warns(collectives.FabricBlindWarning, match=too_large), ThreadPoolExecutor(1) as pool:
+        ranked = collectives.search(model, G, global_batch=64, progress=False, top=3, executor=pool)
+    assert ranked and not any(e.fabric_aware for e in ranked)
+    monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", None)
+    aware = collectives.estimate_step(model, plan, G, level="analytic")
+    assert aware.fabric_aware

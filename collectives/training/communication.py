@@ -91,6 +91,12 @@ class Communication:
         level on a graph); if not, one representative group is enough."""
         return self.level == "flow" or self.probes is not None
 
+    @property
+    def fabric_aware(self):
+        """Whether every price so far saw the fabric: :attr:`sees_groups`, and no pattern
+        was too large to probe (:data:`collectives.patterns.BLIND`)."""
+        return self.sees_groups and not (self.probes is not None and self.probes.blind)
+
     def time(self, collective, groups, nbytes, concurrent=False):
         """Seconds of ``collective`` on ``groups`` (all at once when ``concurrent``; otherwise
         one representative group, which has the fabric alone)."""

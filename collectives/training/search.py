@@ -33,6 +33,7 @@ from fabric.schema import gpu_count, graph_attr
 from collectives.engine import check_uplinks, uniform_fabric
 from collectives.errors import FabricBlindWarning, Infeasible, InvalidSpec, collectives_errors
 from collectives.params import checked_params
+from collectives.patterns import BLIND
 from collectives.training.communication import check_routing_memory
 from collectives.training.compute import checked_compute
 from collectives.training.activations import PRECISIONS
@@ -164,7 +165,8 @@ def probed_summary(model, plans, G, summary, params, compute, ranks, seed, execu
     graph, which probes each distinct pattern once. Layouts are dealt to the workers by
     their data-parallel shape (``tp * cp``, ``dp``, ``pp``), so the layouts that share the
     costliest patterns share a worker. A fabric whose routing tables would not fit is not
-    probed: the summary is returned as it is, with a :class:`collectives.FabricBlindWarning`."""
+    probed: the summary is returned as it is, with a :class:`collectives.FabricBlindWarning`;
+    so is a pattern too large to probe (:data:`collectives.patterns.BLIND`)."""
     try:
         check_routing_memory(compile_fabric(G))
     except TooLarge as error:
@@ -175,9 +177,14 @@ def probed_summary(model, plans, G, summary, params, compute, ranks, seed, execu
     shares = [[] for _ in range(workers)]
     for plan in representatives:
         shares[hash((plan.tp * plan.cp, plan.dp, plan.pp)) % workers].append(plan)
-    pairs = _run(executor, _probe_chunk, (model,), [share for share in shares if share],
-                 (G, params, compute, ranks, seed), progress, "probing the fabric (layouts)")
-    return replace(summary, slowdowns=tuple(dict(pairs).items()))
+    pairs = dict(_run(executor, _probe_chunk, (model,), [share for share in shares if share],
+                      (G, params, compute, ranks, seed), progress, "probing the fabric (layouts)"))
+    blind = sum(slowdown is BLIND for slowdown in pairs.values())
+    if blind:  # the workers' warnings stay in the workers
+        warnings.warn(FabricBlindWarning(f"{blind} of the {len(pairs)} communication patterns of the search were too "
+                                         "large to probe (fabric.TooLarge) and are priced from one GPU's links"),
+                      stacklevel=3)
+    return replace(summary, slowdowns=tuple(pairs.items()))
 
 
 def _chunks(plans, size):

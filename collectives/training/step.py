@@ -79,7 +79,9 @@ class StepEstimate:
     fabric_aware : bool
         Whether the communication was priced on the fabric as it is (the flow level, or the
         analytic level with its patterns probed); False where it read one GPU's links only
-        (a fabric summary, or a fabric too large to probe: :class:`collectives.errors.FabricBlindWarning`).
+        (a fabric summary, or a fabric too large to probe: :class:`collectives.errors.FabricBlindWarning`),
+        and where some pattern priced on the same prepared cluster was too large to probe
+        (its closed form was used).
     """
 
     time: float
@@ -419,7 +421,7 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
                                             "recompute", "zero", "precision") if k != "etp" or model.is_moe},
         level=cluster.level,
         seed=cluster.seed,
-        fabric_aware=cluster.comm.sees_groups,
+        fabric_aware=cluster.comm.fabric_aware,
     )
 
 
