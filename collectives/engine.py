@@ -346,13 +346,28 @@ def solve_steps(ctx, steps_per_group):
             done = fluid_completion(replace(routes, latency=np.zeros(routes.n_flows)), per_flow)
         # the max-min rates: of every lockstep step, and of fluid steps that move nothing
         rates = max_min_rates(routes)[0] if not fluid or any(s.bytes_per_flow <= 0 for s in steps) else None
-        for g, (s, own) in enumerate(zip(steps, owners)):
+        # per group, the last of its flows to finish and the slowest of its flows' rates
+        # (variables are split between the groups' steps, so one sum over all serves all)
+        last = _per_group(done, routes.owner, owners, np.maximum) if fluid else None
+        slowest = None if rates is None else \
+            _per_group(np.bincount(routes.owner, rates, minlength=routes.n_flows), routes.owner, owners, np.minimum)
+        for g, s in enumerate(steps):
             if fluid and s.bytes_per_flow > 0:
-                t = float(done[np.unique(routes.owner[own])].max()) * s.repeats
+                t = float(last[g]) * s.repeats
                 rate = s.bytes_per_flow * s.repeats / t
             else:  # lockstep, or nothing to move: the rate the flows would get
-                per_flow = np.bincount(routes.owner[own], rates[own], minlength=routes.n_flows)
-                rate = float(per_flow[np.unique(routes.owner[own])].min())
+                rate = float(slowest[g])
                 t = s.repeats * s.bytes_per_flow / rate
             phases[g].append(Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, rate, t))
     return phases
+
+
+def _per_group(per_flow, owner, owners, reduce):
+    """``reduce`` (``np.minimum`` or ``np.maximum``) of ``per_flow`` over the flows of each
+    group's variables ``owners[g]`` (``owner``: the flow of each variable), in one pass."""
+    sizes = np.fromiter((len(own) for own in owners), np.int64, len(owners))
+    if not sizes.all():
+        raise InvalidSpec(f"group {int(np.argmin(sizes))} of a step has no flow to time")
+    flows = owner[np.concatenate(owners)]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return reduce.reduceat(per_flow[flows], starts)

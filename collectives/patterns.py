@@ -41,6 +41,7 @@ import numpy as np
 
 from fabric.compiled import compile_fabric
 from fabric.errors import TooLarge
+from fabric.next_hops import prepare_tables
 
 from collectives import api
 from collectives.engine import Step, solve_steps
@@ -134,6 +135,7 @@ class PatternProbes:
 
     def _probe(self, collective, algorithm, fabric_groups):
         """The slowdown of one pattern, measured at the flow level."""
+        prepare_tables(self.compiled)  # many small flow sets follow: walks read one table
         if collective == "send_recv":
             closed = api.send_recv(self.G, PROBE_BYTES, ranks=fabric_groups[0], level="analytic",
                                    params=self.params)

@@ -136,6 +136,42 @@ def all_leaves_table_bytes(C):
     return leaves * (C.switch_graph.nnz * _BYTES_PER_KEPT_CELL + len(C.switch) * 18)
 
 
+def leaf_positions(C):
+    """Switch positions of every leaf of ``C``, sorted: the targets of the shared tables."""
+    return np.unique(C.switch_pos[C.leaf[C.leaf >= 0]])
+
+
+def prepare_tables(C):
+    """Build now the hop distances and next hops toward every leaf of ``C``, for a caller
+    that will route many small flow sets on it (the probes of a search): a walk then reads
+    the table instead of expanding lazily, and :func:`fabric.routing.route` routes every
+    later call toward these targets. Does nothing where the leaves need more than one
+    table (:func:`rows_per_chunk`). Returns whether the tables are ready.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.compiled import compile_fabric
+    >>> C = compile_fabric(fabric.dgx_superpod(4))
+    >>> prepare_tables(C), tables_ready(C)
+    (True, True)
+    """
+    targets = leaf_positions(C)
+    if len(targets) > rows_per_chunk(C):
+        return False
+    dist = distances_to(C, targets)
+    key = ("downhill", id(dist))
+    if key not in C.cache:
+        C.cache[key] = DownhillGraph(C, dist)
+    C.cache["tables_ready"] = True
+    return True
+
+
+def tables_ready(C):
+    """Whether :func:`prepare_tables` built the tables toward every leaf of ``C``."""
+    return C.cache.get("tables_ready", False)
+
+
 def rows_per_chunk(C):
     """Target rows of next-hop tables built at once (~32M cells of (row, edge), a few
     hundred MB of temporaries; every leaf of a 16k-GPU SuperPOD fits)."""

@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from fabric.checks import require_choice, require_int, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.limits import check_memory
-from fabric.next_hops import UNREACHABLE, by_target_chunks, distances_to, ranges, rows_per_chunk
+from fabric.next_hops import (UNREACHABLE, by_target_chunks, distances_to, leaf_positions, ranges, rows_per_chunk,
+                              tables_ready)
 from fabric.schema import ROUTINGS, ranks_array
 
 # Adaptive paths are stored as shared up and down halves (exact on a healthy Clos) once
@@ -459,12 +460,12 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}: the destination's NIC is not cabled")
 
     wanted = C.switch_pos[C.leaf[d]]
-    every_leaf = np.unique(C.switch_pos[C.leaf[C.leaf >= 0]])
+    every_leaf = leaf_positions(C)
     # Route towards every leaf when one table holds them all and the flows need a good share
-    # of them, so later calls on the same compiled fabric reuse the distances and next hops;
-    # otherwise only towards the leaves needed.
+    # of them (or the tables were prepared for many calls), so later calls on the same
+    # compiled fabric reuse the distances and next hops; otherwise only towards the leaves needed.
     needed = np.unique(wanted)
-    shared = len(every_leaf) <= rows_per_chunk(C) and 4 * len(needed) >= len(every_leaf)
+    shared = len(every_leaf) <= rows_per_chunk(C) and (4 * len(needed) >= len(every_leaf) or tables_ready(C))
     targets = every_leaf if shared else needed
     target_row = np.searchsorted(targets, wanted)
     dist = distances_to(C, targets)
