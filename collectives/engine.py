@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
-from fabric.catalog import SWITCHES
+from fabric.catalog import model_spec
 from fabric.errors import NoRoute
 from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route
@@ -118,13 +118,22 @@ def profile(G, rank, params):
         )
         rail = "rail" in G.nodes[leaf]
         tree = [leaf] + [v for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"]
-        reduces = all(getattr(SWITCHES.get(G.nodes[v].get("model")), "in_network_reduction", False) for v in tree)
+        reduces = all(_reduces_in_network(G, G.nodes[v].get("model")) for v in tree)
     switch = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "nvswitch"), None)
     domain = 0 if switch is None else sum(1 for v in G.successors(switch) if G.nodes[v].get("kind") == "gpu")
     return Profile(
         gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail,
         gpu.nvlink_generation, reduces, domain > graph_attr(G, "gpus_per_node"),
     )
+
+
+def _reduces_in_network(G, model):
+    """Whether switch ``model`` of ``G`` (its own spec or the catalog's) reduces in the
+    network; an unknown model does not."""
+    try:
+        return model_spec(G, "switch", model).in_network_reduction
+    except InvalidSpec:
+        return False
 
 
 def check_uplinks(G, ranks):

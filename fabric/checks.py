@@ -84,8 +84,11 @@ def require_choice(field, value, choices):
     return value
 
 
-def lookup(field, name, table):
-    """Return ``table[name]``, or raise ``InvalidSpec`` listing the known names."""
+def lookup(field, name, table, spec_type=None):
+    """Return ``table[name]``, or ``name`` itself when it is a ``spec_type`` (a user's own
+    part, validated when it was made), or raise ``InvalidSpec`` listing the known names."""
+    if spec_type is not None and isinstance(name, spec_type):
+        return name
     try:
         return table[name]
     except (KeyError, TypeError):

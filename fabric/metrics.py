@@ -23,8 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow, shortest_path
 
-from fabric.catalog import NICS, OPTICS, SWITCHES
-from fabric.checks import lookup, require_int, require_non_negative, require_positive, require_seed
+from fabric.catalog import OPTICS, model_spec
+from fabric.checks import require_int, require_non_negative, require_positive, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr, node_items, successor_items
 from fabric.tables import format_rate, html_table, text_table
@@ -468,9 +468,9 @@ def bill_of_materials(G):
     for (tier, speed), n in _cables(G, tiers).items():
         cables[tier] += n
         optics[_optic_for(speed).name] += 2 * n
-    switch_watts = sum(lookup("switch model", model, SWITCHES).power * n for (_, model), n in switches.items())
+    switch_watts = sum(model_spec(G, "switch", model).power * n for (_, model), n in switches.items())
     optic_watts = sum(OPTICS[name].power * n for name, n in optics.items())
-    nic_watts = sum(lookup("NIC model", model, NICS).power * n for model, n in nics.items())
+    nic_watts = sum(model_spec(G, "nic", model).power * n for model, n in nics.items())
     by_tier = {}
     for (tier, model), n in sorted(switches.items()):
         by_tier.setdefault(tier, {})[model] = n

@@ -14,13 +14,13 @@ GPU nodes (named ``gpu{rank}``)
     ``host``, ``local_rank``, ``rail`` (the rail its NIC is cabled to, = ``local_rank``),
     ``domain`` (the NVLink domain: the host for 8-GPU servers, the rack for NVL72).
 NIC nodes (named ``nic{rank}``, the NIC of GPU ``rank``)
-    ``host``, ``rail``, ``model`` (a key of :data:`fabric.catalog.NICS`).
+    ``host``, ``rail``, ``model`` (a key of :data:`fabric.catalog.NICS` or of ``G.graph["specs"]["nic"]``).
 NVSwitch nodes (named ``nvswitch{domain}``; one node stands for all NVSwitch chips of a domain)
     ``domain``, ``model`` (``"nvlink{generation}"``).
 Switch nodes (named ``leaf{i}``, ``spine{i}``, ``core{i}``, ``tier{t}-{i}`` above)
     ``tier`` (1 leaf/ToR, 2 spine, 3 core, 4 and up beyond), ``model`` (a key of
-    :data:`fabric.catalog.SWITCHES`), ``pod`` where pods exist, ``rail`` on rail-optimized
-    leaves.
+    :data:`fabric.catalog.SWITCHES` or of ``G.graph["specs"]["switch"]``), ``pod`` where pods
+    exist, ``rail`` on rail-optimized leaves.
 
 Edges
 -----
@@ -40,7 +40,9 @@ Graph (``G.graph``)
 ``gpu`` (a :class:`fabric.catalog.GPUSpec`), ``gpus_per_node``, ``transport``
 (``"infiniband"`` or ``"ethernet"``), ``routing`` (``"adaptive"`` or ``"ecmp"``), ``qps``
 (queue pairs per connection, for ECMP hashing), ``name``, ``builder`` (the builder's
-name) and ``params`` (the arguments it was called with).
+name) and ``params`` (the arguments it was called with). Optional: ``specs``, the switch
+and NIC specs the nodes' ``model`` names that are not catalog entries
+(:func:`fabric.catalog.own_specs`).
 
 Examples
 --------

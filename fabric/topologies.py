@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import networkx as nx
 
-from fabric.catalog import GPUS, NICS, SWITCHES
+from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec, own_specs
 from fabric.checks import lookup, require_bool, require_choice, require_int, require_positive
 from fabric.clos import add_clos, design_clos
 from fabric.errors import Infeasible, InvalidSpec
@@ -60,12 +60,12 @@ def generic_nic(bandwidth, transport):
 
 def _pick_nic(nic, nic_bandwidth, transport):
     if nic is not None:
-        spec = lookup("nic", nic, NICS)
+        spec = lookup("nic", nic, NICS, NICSpec)
         if nic_bandwidth is not None:
             require_positive("nic_bandwidth", nic_bandwidth)
             if abs(spec.bandwidth - nic_bandwidth) > 1e-9 * spec.bandwidth:
                 raise InvalidSpec(
-                    f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={nic!r} "
+                    f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={spec.name!r} "
                     f"({spec.bandwidth / Gbps:g} Gb/s)"
                 )
     else:
@@ -118,12 +118,12 @@ def _scale_out(
     pod_nodes,
     oversubscription,
 ):
-    gpu_spec = lookup("gpu", gpu, GPUS)
-    switch_spec = lookup("switch", switch, SWITCHES)
+    gpu_spec = lookup("gpu", gpu, GPUS, GPUSpec)
+    switch_spec = lookup("switch", switch, SWITCHES, SwitchSpec)
     transport = switch_spec.transport if transport is None else transport
     require_choice("transport", transport, TRANSPORTS)
     if transport != switch_spec.transport:
-        raise InvalidSpec(f"transport={transport!r} does not match switch={switch!r} ({switch_spec.transport})")
+        raise InvalidSpec(f"transport={transport!r} does not match switch={switch_spec.name!r} ({switch_spec.transport})")
     require_choice("routing", routing, ROUTINGS)
     require_int("qps", qps, minimum=1)
     nic_spec = _pick_nic(nic, nic_bandwidth, transport)
@@ -131,7 +131,7 @@ def _scale_out(
     radix = switch_spec.radix(link)
     if radix == 0:
         raise InvalidSpec(
-            f"switch={switch!r} ports ({switch_spec.port_bandwidth / Gbps:g} Gb/s, split up to "
+            f"switch={switch_spec.name!r} ports ({switch_spec.port_bandwidth / Gbps:g} Gb/s, split up to "
             f"{switch_spec.max_breakout}) cannot run {link / Gbps:g} Gb/s NIC links"
         )
     if rail_only:
@@ -183,6 +183,9 @@ def _scale_out(
         builder=builder,
         params=params,
     )
+    specs = own_specs(switch_spec, nic_spec)
+    if specs:
+        G.graph["specs"] = specs
     return G
 
 

@@ -19,6 +19,7 @@ edge ('nic0', 'leaf0') has no reverse edge ('leaf0', 'nic0')
 
 import networkx as nx
 
+from fabric.catalog import check_own_specs, model_spec
 from fabric.checks import require_choice, require_int, require_non_negative
 from fabric.errors import InvalidSpec
 from fabric.schema import (
@@ -45,6 +46,7 @@ _GRAPH_VALUE_CHECKS = {
     "routing": lambda value: require_choice("routing", value, ROUTINGS),
     "gpus_per_node": lambda value: require_int("gpus_per_node", value, minimum=1),
     "qps": lambda value: require_int("qps", value, minimum=1),
+    "specs": check_own_specs,
 }
 # Integer node attributes: the smallest value each may take. The rail of a leaf is optional
 # (rail-optimized leaves carry it), the others are required by NODE_ATTRS.
@@ -82,7 +84,7 @@ def _graph_problems(G):
 
 
 def _node_problems(G):
-    problems = []
+    problems, models = [], set()
     for node in G:
         kind = G.nodes[node].get("kind")
         if kind is None:
@@ -96,6 +98,12 @@ def _node_problems(G):
                 if name in data:
                     message = _error(lambda value: require_int(name, value, minimum=minimum), data[name])
                     problems.append(message and f"node {node!r}: {message}")
+            if kind in ("switch", "nic") and "model" in data:
+                models.add((kind, data["model"]))
+    # each model once: its spec, the graph's own or the catalog's, is what the bill of materials reads
+    for kind, model in sorted(models, key=repr):
+        message = _error(model_spec, G, kind, model)
+        problems.append(message and f"{kind} nodes: {message}")
     return problems
 
 

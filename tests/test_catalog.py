@@ -10,6 +10,9 @@ import re
 
 import pytest
 
+import collectives
+import fabric
+
 from fabric.catalog import GPUS, NICS, OPTICS, SWITCHES, TRANSPORTS, GPUSpec, NICSpec, OpticSpec, SwitchSpec
 from fabric.errors import FabricError, InvalidSpec
 from fabric.units import GB, GBps, Gbps, GiB, PFLOPS, TB, TBps, Tbps, TFLOPS
@@ -357,3 +360,62 @@ def test_nic_host_link_is_pcie_x16(name, gen):
 
 def test_sharp_only_on_quantum():
     assert {name for name, s in SWITCHES.items() if s.in_network_reduction} == {"qm8700", "qm9700", "q3400"}
+
+
+# A user's own parts (the open catalog)
+
+
+def _count(G, kind, **attrs):
+    return sum(1 for _, d in G.nodes(data=True) if d["kind"] == kind and all(d.get(k) == v for k, v in attrs.items()))
+
+
+def test_a_users_own_switch_is_built_counted_saved_and_validated():
+    # a 128-port variant of Tomahawk 5 at 400G (2 x breakout of 64 x 800G would be 128 ports)
+    mine = dataclasses.replace(SWITCHES["tomahawk5"], name="my-radix-256", ports=128, power=1234.0)
+    # 512 GPUs at 400G under top-of-rack leaves; 256 logical ports per switch
+    G = fabric.fat_tree(64, switch=mine, rail_optimized=False)
+    assert fabric.validate(G) == []
+    leaves, spines = _count(G, "switch", tier=1), _count(G, "switch", tier=2)
+    assert _count(G, "switch", model="my-radix-256") == leaves + spines > 0
+    # full bisection: every leaf serves half its 256 logical ports to NICs, 512 NICs over 128 each
+    assert leaves == 512 // 128
+    bom = fabric.bill_of_materials(G)
+    assert bom.switch_watts == pytest.approx(1234.0 * (leaves + spines))
+    again = fabric.from_json(fabric.to_json(G))
+    assert again.graph["specs"] == {"switch": {"my-radix-256": mine}}
+    assert fabric.bill_of_materials(again).switch_watts == bom.switch_watts
+
+
+def test_a_users_own_nic_and_gpu_are_used_as_given():
+    nic = dataclasses.replace(NICS["cx7"], name="my-400g", power=31.0)
+    gpu = dataclasses.replace(GPUS["H100"], name="H100 at 500 W", power=500.0)
+    G = fabric.fat_tree(8, nic=nic, gpu=gpu)
+    assert G.graph["gpu"] is gpu and _count(G, "nic", model="my-400g") == 64
+    assert fabric.bill_of_materials(G).nic_watts == pytest.approx(64 * 31.0)
+    assert collectives.all_reduce(G, 2**26).time > 0
+
+
+def test_a_nic_at_a_rate_of_its_own_has_a_bill_of_materials():
+    # 100 Gb/s per GPU (BLOOM's Omni-Path era): no catalog NIC runs at that rate
+    G = fabric.fat_tree(8, nic_bandwidth=100 * Gbps)
+    assert fabric.validate(G) == []
+    (name, spec), = G.graph["specs"]["nic"].items()
+    assert spec.bandwidth == 100 * Gbps
+    assert fabric.bill_of_materials(G).nic_watts == pytest.approx(64 * spec.power)
+
+
+def test_a_users_part_under_a_catalog_name_must_be_the_catalogs():
+    changed = dataclasses.replace(SWITCHES["qm9700"], power=1.0)
+    with pytest.raises(fabric.InvalidSpec, match="differs from the catalog's 'qm9700': give it a name of its own"):
+        fabric.fat_tree(8, switch=changed, transport="infiniband")
+    same = dataclasses.replace(SWITCHES["qm9700"])
+    assert "specs" not in fabric.fat_tree(8, switch=same, transport="infiniband").graph
+
+
+def test_a_model_name_nobody_defines_is_a_validation_problem():
+    G = fabric.fat_tree(8)
+    leaf = next(n for n, d in G.nodes(data=True) if d["kind"] == "switch")
+    G.nodes[leaf]["model"] = "nonesuch"
+    assert any("switch model='nonesuch' is neither in the catalog" in p for p in fabric.validate(G))
+    G.graph["specs"] = {"router": {}}
+    assert any("specs kind='router' must be one of" in p for p in fabric.validate(G))
