@@ -395,6 +395,52 @@ SWITCHES = _table(
         transport="ethernet",
         in_network_reduction=False,
     ),
+    SwitchSpec(
+        name="tomahawk6",
+        # Broadcom Tomahawk 6 (BCM78910): 102.4 Tb/s, 64 x 1.6TbE, or 512 x 200G from 200G PAM4
+        # SerDes (1,024 x 100G on the 100G-SerDes part) [3p: ServeTheHome and All About Circuits on
+        # Broadcom's June 2025 launch]
+        ports=64,
+        port_bandwidth=1600 * Gbps,
+        max_breakout=8,  # 512 x 200G [3p, as above]
+        latency=500 * ns,  # [estimate: no published port-to-port latency; taken equal to Tomahawk 5's]
+        # [estimate: no published box power; Tomahawk 5's box energy per bit (950 W for 51.2 Tb/s)
+        # at twice the bandwidth]
+        power=1900,
+        transport="ethernet",
+        in_network_reduction=False,
+    ),
+    SwitchSpec(
+        name="arista-7808r3",
+        # Arista 7800R3 white paper: the 8-slot 7808R3 "enables 288 x 400G" (16 RU; the 4-slot 7804R3
+        # 144 x 400G), a deep-buffer VoQ chassis on Broadcom Jericho2-class packet processors, the
+        # "universal spine" class Meta's RoCE clusters use above the racks [3p: a copy of the paper]
+        ports=288,
+        port_bandwidth=400 * Gbps,
+        max_breakout=4,  # [unverified: 400G ports split 4 x 100G as on Arista's fixed 400G boxes]
+        # [estimate: no published figure; a cell-switched chassis crosses an ingress and an egress
+        # packet processor and the fabric: ~2 us, several times a single-ASIC box]
+        latency=2000 * ns,
+        # [estimate: no typical power found; ~36 W per Tb/s (twice a fixed 51.2T box's 18 W per Tb/s,
+        # for fabric cards, line-card processors and their packet memory) x 115.2 Tb/s]
+        power=4150,
+        transport="ethernet",
+        in_network_reduction=False,
+    ),
+    SwitchSpec(
+        name="arista-7816r4",
+        # Arista 7800R4 (Jericho3-AI class line cards, 800G): [unverified: a 16-slot chassis of 36 x 800G
+        # line cards, 576 x 800G, by analogy with the 7800R3's 36-port 400G cards; Arista's R4 pages
+        # were not reachable]
+        ports=576,
+        port_bandwidth=800 * Gbps,
+        max_breakout=2,  # [unverified: 800G ports split 2 x 400G]
+        latency=2000 * ns,  # [estimate: as arista-7808r3]
+        # [estimate: ~36 W per Tb/s, as arista-7808r3, x 460.8 Tb/s]
+        power=16600,
+        transport="ethernet",
+        in_network_reduction=False,
+    ),
 )
 
 OPTICS = _table(

@@ -99,15 +99,17 @@ def _smallest_divisor_at_least(n, minimum):
     return None
 
 
-def design_clos(*, hosts, rails, radix, rail_optimized, tiers=None, pod_nodes=None, oversubscription=1.0):
+def design_clos(*, hosts, rails, radix, rail_optimized, tiers=None, pod_nodes=None, oversubscription=1.0,
+                servers_per_leaf=None):
     """Size a Clos for ``hosts`` servers with ``rails`` NICs each.
 
     Parameters
     ----------
     hosts, rails : int
         Servers and NICs per server (= GPUs per server).
-    radix : int
-        Switch ports at the link speed (after breakout).
+    radix : int or tuple of int
+        Switch ports at the link speed (after breakout): one for every tier, or one per
+        tier (leaf, spine, core, ...), which fixes the tiers to its length.
     rail_optimized : bool
         NIC i of every server in a leaf group goes to that group's leaf i; otherwise all
         NICs of a server go to one top-of-rack leaf.
@@ -117,14 +119,36 @@ def design_clos(*, hosts, rails, radix, rail_optimized, tiers=None, pod_nodes=No
         Servers per pod (tier-2 block); requires 3 or more tiers.
     oversubscription : float
         A pod's (or, with 2 tiers, a leaf's) down bandwidth over its up bandwidth.
+    servers_per_leaf : int or None
+        Servers under one leaf (or leaf group, rail-optimized); their NIC ports are the
+        leaf's down ports in use, and its uplinks carry them at the leaf's ratio (1 above a
+        pod). None fills the leaf's down ports.
 
     Returns
     -------
     ClosDesign
+
+    Examples
+    --------
+    >>> d = design_clos(hosts=768, rails=8, radix=(64, 576, 576), rail_optimized=False,
+    ...                 pod_nodes=384, oversubscription=192 / 27, servers_per_leaf=2)
+    >>> d.switches, d.down, d.up   # 8 spines per pod take 2 cables from each of its 192 leaves
+    ((384, 16, 8), (16, 384, 576), (16, 54, 0))
     """
     require_int("hosts", hosts, minimum=1)
     require_int("rails", rails, minimum=1)
-    require_int("radix", radix, minimum=2)
+    if isinstance(radix, tuple):
+        if not 1 <= len(radix) <= MAX_TIERS:
+            raise InvalidSpec(f"radix={radix} must give 1 to {MAX_TIERS} tiers")
+        for r in radix:
+            require_int("radix", r, minimum=2)
+        if tiers is not None and tiers != len(radix):
+            raise InvalidSpec(f"tiers={tiers} differs from the {len(radix)} tiers of radix={radix}")
+        tiers = len(radix)
+    else:
+        require_int("radix", radix, minimum=2)
+    if servers_per_leaf is not None:
+        require_int("servers_per_leaf", servers_per_leaf, minimum=1)
     require_positive("oversubscription", oversubscription)
     if oversubscription < 1:
         raise InvalidSpec(f"oversubscription={oversubscription} must be >= 1")
@@ -139,46 +163,73 @@ def design_clos(*, hosts, rails, radix, rail_optimized, tiers=None, pod_nodes=No
                 f"tiers={tiers} must be >= 2 with rail_optimized=True: one tier leaves the "
                 f"{rails} rails unconnected (use rail_only for that design)"
             )
+        ports = radix if isinstance(radix, tuple) else (radix,) * tiers
         try:
-            return _design(hosts, rails, radix, rail_optimized, tiers, pod_nodes, oversubscription)
+            return _design(hosts, rails, ports, rail_optimized, tiers, pod_nodes, oversubscription, servers_per_leaf)
         except _TooFewTiers as error:
-            raise Infeasible(f"hosts={hosts} need more than tiers={tiers} of {radix}-port switches: {error}") from None
+            raise Infeasible(f"hosts={hosts} need more than tiers={tiers} of {_ports(ports)} switches: {error}") from None
     lowest = 3 if pod_nodes is not None else (2 if rail_optimized and rails > 1 else 1)
     last_error = None
     for t in range(lowest, MAX_TIERS + 1):
         try:
-            return _design(hosts, rails, radix, rail_optimized, t, pod_nodes, oversubscription)
+            return _design(hosts, rails, (radix,) * t, rail_optimized, t, pod_nodes, oversubscription, servers_per_leaf)
         except _TooFewTiers as error:
             last_error = error
     raise Infeasible(f"hosts={hosts} do not fit in {MAX_TIERS} tiers of {radix}-port switches: {last_error}")
 
 
-def _design(hosts, rails, radix, rail_optimized, tiers, pod_nodes, ratio):
+def _ports(radix):
+    """``"64-port"`` for one radix, ``"64/576/576-port"`` per tier."""
+    return f"{radix[0]}-port" if len(set(radix)) == 1 else "/".join(map(str, radix)) + "-port"
+
+
+def _leaf_ports(radix, ratio, rails, rail_optimized, servers_per_leaf):
+    """A leaf's (down, up) ports in use: filled by the ratio, or the NIC ports of
+    ``servers_per_leaf`` servers and their uplinks at the ratio."""
+    if servers_per_leaf is None:
+        return split_ports(radix, ratio, "oversubscription")
+    down = servers_per_leaf * (1 if rail_optimized else rails)
+    up = down / ratio
+    if abs(up - round(up)) > 1e-9 or down + round(up) > radix or round(up) < 1:
+        fitting = [n for n in range(1, radix) if n * (1 if rail_optimized else rails) * (1 + 1 / ratio) <= radix]
+        raise Infeasible(
+            f"servers_per_leaf={servers_per_leaf} ({down} NIC ports) and their uplinks at {ratio:g}:1 do not fit "
+            f"{radix}-port leaves in whole cables" + (f"; at most {max(fitting)} servers fit" if fitting else ""))
+    return down, int(round(up))
+
+
+def _design(hosts, rails, radix, rail_optimized, tiers, pod_nodes, ratio, servers_per_leaf=None):
     # With 2 tiers the oversubscription sits above the leaf: its ports are split by the
     # ratio. With more, it sits above the pod: each spine's uplinks are its used downlinks
     # over the ratio, exactly. Other tiers are non-blocking; the top spends every port down.
+    # radix: ports per tier.
     over_pod = tiers >= 3
     if tiers == 1:
-        down, up = [radix], [0]
+        down, up = [radix[0] if servers_per_leaf is None else
+                    servers_per_leaf * (1 if rail_optimized else rails)], [0]
+        if down[0] > radix[0]:
+            raise Infeasible(f"servers_per_leaf={servers_per_leaf} need {down[0]} ports of a {radix[0]}-port leaf")
     else:
-        down, up = map(list, zip(split_ports(radix, 1 if over_pod else ratio, "oversubscription")))
+        down, up = map(list, zip(_leaf_ports(radix[0], 1 if over_pod else ratio, rails, rail_optimized,
+                                             servers_per_leaf)))
     if rail_optimized:
         hosts_per_group, leaves_per_group = down[0], rails
     else:
         hosts_per_group, leaves_per_group = down[0] // rails, 1
         if hosts_per_group < 1:
-            raise Infeasible(f"a {radix}-port leaf has {down[0]} down ports, fewer than rails={rails} NICs of one server")
+            raise Infeasible(f"a {radix[0]}-port leaf has {down[0]} down ports, fewer than rails={rails} NICs of "
+                             "one server")
     leaves = -(-hosts // hosts_per_group) * leaves_per_group
     if tiers == 1 and leaves > leaves_per_group:
         raise _TooFewTiers(f"{leaves} leaves need switches above them")
 
     children, per_plane, blocks = [0], [1], [leaves]
     for t in range(2, tiers + 1):
-        below, uplinks = blocks[-1], up[t - 2]
+        below, uplinks, ports = blocks[-1], up[t - 2], radix[t - 1]
         if t == tiers:
-            n, d, u = below, radix, 0
+            n, d, u = below, ports, 0
         elif t == 2 and over_pod:
-            most = radix * ratio / (ratio + 1)  # spine downlinks when uplinks = downlinks / ratio
+            most = ports * ratio / (ratio + 1)  # spine downlinks when uplinks = downlinks / ratio
             if pod_nodes is not None:
                 if pod_nodes % hosts_per_group:
                     raise InvalidSpec(
@@ -188,20 +239,20 @@ def _design(hosts, rails, radix, rail_optimized, tiers, pod_nodes, ratio):
                 if n > most:
                     largest = int(most) // leaves_per_group * hosts_per_group
                     raise Infeasible(
-                        f"pod_nodes={pod_nodes} is larger than {radix}-port spines can connect "
+                        f"pod_nodes={pod_nodes} is larger than {ports}-port spines can connect "
                         f"at oversubscription={ratio} (at most {largest})"
                     )
             else:
                 n = int(most + 1e-9)
                 if rail_optimized:
                     n -= n % leaves_per_group  # a pod holds whole leaf groups
-            c, d, u = _oversubscribed_spine(n, uplinks, radix, ratio)
+            c, d, u = _oversubscribed_spine(n, uplinks, ports, ratio)
         else:
-            n, (d, u) = radix // 2, split_ports(radix, 1, "oversubscription")
+            n, (d, u) = ports // 2, split_ports(ports, 1, "oversubscription")
         if not (t == 2 and over_pod):
             c = _smallest_divisor_at_least(uplinks, n * uplinks / d) if n >= 1 else None
             if c is None:
-                raise _TooFewTiers(f"{n} tier-{t - 1} blocks exceed what {radix}-port tier-{t} switches can connect")
+                raise _TooFewTiers(f"{n} tier-{t - 1} blocks exceed what {ports}-port tier-{t} switches can connect")
         children.append(n)
         per_plane.append(c)
         blocks.append(-(-below // n))
@@ -245,15 +296,15 @@ def _oversubscribed_spine(n, leaf_uplinks, radix, ratio):
         u = d / ratio
         if abs(u - round(u)) < 1e-9 and d + round(u) <= radix and round(u) >= 1:
             return c, d, int(round(u))
-    exact = sorted(
-        {total // c / k for c in range(1, leaf_uplinks + 1) if leaf_uplinks % c == 0 for k in range(1, radix)
-         if (total // c) % k == 0 and total // c + k <= radix and total // c / k >= 1}
-    )
+    # the ratios whole uplinks give around the one asked, each spine down / up cables
+    exact = {(total // c) / u for c in range(1, leaf_uplinks + 1) if leaf_uplinks % c == 0
+             for u in {math.floor(total // c / ratio), math.ceil(total // c / ratio)}
+             if u >= 1 and total // c + u <= radix and total // c >= u}
     near = sorted(exact, key=lambda x: abs(x - ratio))[:3]
     raise Infeasible(
         f"oversubscription={ratio} cannot be realised in whole cables above a pod of {n} leaves with "
         f"{leaf_uplinks} uplinks each on {radix}-port spines; exact ratios nearby: "
-        + ", ".join(f"{x:g}" for x in sorted(near))
+        + ", ".join(f"{x:.6g}" for x in sorted(near))
     )
 
 
@@ -271,7 +322,9 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
     design : ClosDesign
     nics : sequence of str
         NIC node names, host-major: ``nics[host * design.rails + rail]``.
-    switch : fabric.catalog.SwitchSpec
+    switch : fabric.catalog.SwitchSpec or tuple of them
+        One spec for every tier, or one per tier of ``design`` (leaf first): each
+        switch's ``model`` and the forwarding latency of the cables into it.
     link_bandwidth : float
         Bytes/s of one cable (= NIC speed; switch ports are split to it).
     medium : str
@@ -288,6 +341,9 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
         Switch node names per tier (index 0 is tier 1).
     """
     first_index = {} if first_index is None else first_index
+    specs = switch if isinstance(switch, tuple) else (switch,) * design.tiers
+    if len(specs) != design.tiers:
+        raise InvalidSpec(f"{len(specs)} switch specs for a {design.tiers}-tier design: give one, or one per tier")
     names = []
     nodes = []
     for t in range(1, design.tiers + 1):
@@ -296,7 +352,7 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
         tier_names = [switch_name(t, start + i) for i in range(design.switches[t - 1])]
         names.append(tier_names)
         for i, name in enumerate(tier_names):
-            attrs = {"kind": "switch", "tier": t, "model": switch.name}
+            attrs = {"kind": "switch", "tier": t, "model": specs[t - 1].name}
             if design.tiers >= 3 and t <= 2:
                 attrs["pod"] = i // (design.children[1] if t == 1 else design.planes(2))
             if t == 1 and design.rail_optimized:
@@ -309,10 +365,12 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
     edges = []
 
     def cable(a, b, links, tier):
+        # a cable's latency: the wire and the forwarding of the switch it enters
         wire = cable_latency(tier)
         bw = links * link_bandwidth
-        edges.append((a, b, {"bandwidth": bw, "latency": wire + switch.latency, "medium": medium, "links": links}))
-        down_latency = wire + (switch.latency if G.nodes[a].get("kind") == "switch" else 0.0)
+        edges.append((a, b, {"bandwidth": bw, "latency": wire + specs[tier - 1].latency, "medium": medium,
+                             "links": links}))
+        down_latency = wire + (specs[tier - 2].latency if tier >= 2 else 0.0)
         edges.append((b, a, {"bandwidth": bw, "latency": down_latency, "medium": medium, "links": links}))
 
     leaves = names[0]

@@ -5,16 +5,8 @@ to it, so a 64 x 800G switch serves 128 x 400G NICs. Parallel cables between the
 two switches are one edge whose ``links`` attribute counts them.
 """
 
-from dataclasses import replace
-
-import networkx as nx
-
-from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec, own_specs
-from fabric.checks import lookup, require_bool, require_choice, require_int, require_positive
-from fabric.clos import add_clos, design_clos
-from fabric.errors import Infeasible, InvalidSpec
-from fabric.schema import ROUTINGS, TRANSPORTS
-from fabric.server import add_servers
+from fabric.checks import lookup, require_bool, require_int
+from fabric.scale_out import build_scale_out
 from fabric.units import Gbps
 
 # DGX/HGX servers carry 8 GPUs on one NVSwitch baseboard (DGX H100/B200 datasheets).
@@ -35,160 +27,6 @@ SUPERPOD_HARDWARE = {
 }
 
 
-def generic_nic(bandwidth, transport):
-    """A NIC of ``bandwidth`` bytes/s that no catalog part has (older or slower cards, e.g. the
-    100 Gb/s links of 2021-2022 clusters, or a share of a NIC per GPU): the slowest catalog
-    NIC of ``transport`` at least that fast, with its line rate set to ``bandwidth``; its
-    host link and power are that part's (an upper bound for a slower card).
-
-    Examples
-    --------
-    >>> nic = generic_nic(50 * Gbps, "infiniband")
-    >>> nic.name, nic.bandwidth / Gbps, nic.power
-    ('cx6 at 50 Gb/s', 50.0, 23)
-    """
-    speaking = sorted((s for s in NICS.values() if transport in s.transports), key=lambda s: s.bandwidth)
-    if not speaking:
-        raise InvalidSpec(f"transport={transport!r}: no NIC in fabric.NICS speaks it")
-    faster = [s for s in speaking if s.bandwidth >= bandwidth]
-    if not faster:
-        raise InvalidSpec(f"nic_bandwidth={bandwidth / Gbps:g} Gb/s is faster than every {transport} NIC in "
-                          f"fabric.NICS (at most {speaking[-1].bandwidth / Gbps:g} Gb/s)")
-    base = faster[0]
-    return replace(base, name=f"{base.name} at {bandwidth / Gbps:g} Gb/s", bandwidth=bandwidth)
-
-
-def _pick_nic(nic, nic_bandwidth, transport):
-    if nic is not None:
-        spec = lookup("nic", nic, NICS, NICSpec)
-        if nic_bandwidth is not None:
-            require_positive("nic_bandwidth", nic_bandwidth)
-            if abs(spec.bandwidth - nic_bandwidth) > 1e-9 * spec.bandwidth:
-                raise InvalidSpec(
-                    f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={spec.name!r} "
-                    f"({spec.bandwidth / Gbps:g} Gb/s)"
-                )
-    else:
-        require_positive("nic_bandwidth", nic_bandwidth)
-        speaking = [s for s in NICS.values() if transport in s.transports]
-        matches = [s for s in speaking if abs(s.bandwidth - nic_bandwidth) <= 1e-9 * s.bandwidth]
-        spec = matches[0] if matches else generic_nic(nic_bandwidth, transport)
-    if transport not in spec.transports:
-        raise InvalidSpec(f"nic={spec.name!r} does not speak transport={transport!r}")
-    return spec
-
-
-# A Clos for n GPUs needs a fraction of a switch per GPU (a SuperPOD ~0.2, an 8-GPU rail-only
-# fabric 1); far more means the tiers asked for dwarf the GPUs: fat_tree(1, tiers=6) would
-# build 2.1 million switches (~5 GiB, 40 s) for 8 GPUs.
-MAX_SWITCHES_PER_GPU = 64
-# The graph of one switch and its cables takes about this much memory in networkx
-# (measured on dgx_superpod builds) [estimate].
-BYTES_PER_SWITCH = 2.5e3
-
-
-def _check_size(designs, gpus):
-    """``Infeasible`` before building, when the tiers asked for dwarf the GPUs."""
-    switches = sum(sum(design.switches) for design in designs)
-    if switches > max(MAX_SWITCHES_PER_GPU * gpus, 4096):
-        tiers = designs[0].tiers
-        raise Infeasible(
-            f"tiers={tiers} would build {switches:,} switches for {gpus:,} GPUs (about "
-            f"{switches * BYTES_PER_SWITCH / 2**30:.1f} GiB of graph); ask for fewer tiers (tiers=None picks the fewest)"
-        )
-
-
-def _scale_out(
-    *,
-    builder,
-    params,
-    hosts,
-    gpus_per_node,
-    gpus_per_domain,
-    gpu,
-    nic,
-    nic_bandwidth,
-    switch,
-    transport,
-    routing,
-    qps,
-    rail_optimized,
-    rail_only,
-    tiers,
-    pod_nodes,
-    oversubscription,
-):
-    gpu_spec = lookup("gpu", gpu, GPUS, GPUSpec)
-    switch_spec = lookup("switch", switch, SWITCHES, SwitchSpec)
-    transport = switch_spec.transport if transport is None else transport
-    require_choice("transport", transport, TRANSPORTS)
-    if transport != switch_spec.transport:
-        raise InvalidSpec(f"transport={transport!r} does not match switch={switch_spec.name!r} ({switch_spec.transport})")
-    require_choice("routing", routing, ROUTINGS)
-    require_int("qps", qps, minimum=1)
-    nic_spec = _pick_nic(nic, nic_bandwidth, transport)
-    link = nic_spec.bandwidth
-    radix = switch_spec.radix(link)
-    if radix == 0:
-        raise InvalidSpec(
-            f"switch={switch_spec.name!r} ports ({switch_spec.port_bandwidth / Gbps:g} Gb/s, split up to "
-            f"{switch_spec.max_breakout}) cannot run {link / Gbps:g} Gb/s NIC links"
-        )
-    if rail_only:
-        designs = [
-            design_clos(hosts=hosts, rails=1, radix=radix, rail_optimized=False, tiers=tiers, oversubscription=1.0)
-        ] * gpus_per_node
-    else:
-        designs = [
-            design_clos(
-                hosts=hosts,
-                rails=gpus_per_node,
-                radix=radix,
-                rail_optimized=rail_optimized,
-                tiers=tiers,
-                pod_nodes=pod_nodes,
-                oversubscription=oversubscription,
-            )
-        ]
-    _check_size(designs, hosts * gpus_per_node)
-    G = nx.DiGraph()
-    nics = add_servers(
-        G, hosts=hosts, gpus_per_node=gpus_per_node, gpus_per_domain=gpus_per_domain, gpu=gpu_spec, nic=nic_spec
-    )
-    if rail_only:
-        first_index = {}
-        for r, design in enumerate(designs):
-            add_clos(
-                G,
-                design,
-                nics[r::gpus_per_node],
-                switch=switch_spec,
-                link_bandwidth=link,
-                medium=transport,
-                first_index=first_index,
-                rail=r,
-            )
-    else:
-        add_clos(G, designs[0], nics, switch=switch_spec, link_bandwidth=link, medium=transport)
-    G.graph.update(
-        gpu=gpu_spec,
-        gpus_per_node=gpus_per_node,
-        transport=transport,
-        routing=routing,
-        qps=qps,
-        name=(
-            f"{builder}: {hosts * gpus_per_node} x {gpu_spec.name}, {nic_spec.name}, "
-            f"{designs[0].tiers}-tier {switch_spec.name}, {routing}"
-        ),
-        builder=builder,
-        params=params,
-    )
-    specs = own_specs(switch_spec, nic_spec)
-    if specs:
-        G.graph["specs"] = specs
-    return G
-
-
 def fat_tree(
     nodes,
     gpu="H100",
@@ -204,6 +42,7 @@ def fat_tree(
     *,
     nic=None,
     gpus_per_node=HGX_GPUS,
+    servers_per_leaf=None,
 ):
     """A fat tree (folded Clos) of 8-GPU servers, one NIC per GPU.
 
@@ -216,8 +55,10 @@ def fat_tree(
     nic_bandwidth : float
         NIC line rate, bytes/s; picks the first NIC of :data:`fabric.NICS` with that rate
         and transport unless ``nic`` names one.
-    switch : str
-        A key of :data:`fabric.SWITCHES`; its ports are split to the NIC rate.
+    switch : str, SwitchSpec or sequence of them
+        A key of :data:`fabric.SWITCHES` (or a spec of your own) for every tier, or one
+        per tier, leaf first (e.g. ``("tomahawk4", "jericho3-ai", "jericho3-ai")``: fixes
+        the tiers to its length); ports are split to the NIC rate.
     transport : str or None
         ``"ethernet"`` or ``"infiniband"``; None takes the switch's.
     routing : str
@@ -238,6 +79,10 @@ def fat_tree(
         A key of :data:`fabric.NICS`.
     gpus_per_node : int
         GPUs (and NICs) per server, one NVLink domain each.
+    servers_per_leaf : int or None
+        Servers under one top-of-rack leaf (one leaf group when rail-optimized); their NIC
+        ports are the leaf's down ports in use and its uplinks match them (at
+        ``oversubscription`` with 2 tiers). None fills every down port.
 
     Returns
     -------
@@ -272,8 +117,9 @@ def fat_tree(
         tiers=tiers,
         nic=nic,
         gpus_per_node=gpus_per_node,
+        servers_per_leaf=servers_per_leaf,
     )
-    return _scale_out(
+    return build_scale_out(
         builder="fat_tree",
         params=params,
         hosts=nodes,
@@ -291,6 +137,7 @@ def fat_tree(
         tiers=tiers,
         pod_nodes=pod_nodes,
         oversubscription=oversubscription,
+        servers_per_leaf=servers_per_leaf,
     )
 
 
@@ -328,7 +175,7 @@ def dgx_superpod(nodes, gpu="H100", *, routing="adaptive", tiers=None):
     """
     require_int("nodes", nodes, minimum=1)
     nic, switch = lookup("gpu", gpu, SUPERPOD_HARDWARE)
-    return _scale_out(
+    return build_scale_out(
         builder="dgx_superpod",
         params=dict(nodes=nodes, gpu=gpu, routing=routing, tiers=tiers),
         hosts=nodes,
@@ -363,7 +210,7 @@ def spectrum_x(nodes, gpu="H100", *, switch="sn5600", nic="bluefield3", tiers=No
     ('ethernet', 'adaptive')
     """
     require_int("nodes", nodes, minimum=1)
-    return _scale_out(
+    return build_scale_out(
         builder="spectrum_x",
         params=dict(nodes=nodes, gpu=gpu, switch=switch, nic=nic, tiers=tiers, oversubscription=oversubscription),
         hosts=nodes,
@@ -423,7 +270,7 @@ def rail_only(
         nic=nic,
         gpus_per_node=gpus_per_node,
     )
-    return _scale_out(
+    return build_scale_out(
         builder="rail_only",
         params=params,
         hosts=nodes,
@@ -472,7 +319,7 @@ def nvl72(
     2
     """
     require_int("racks", racks, minimum=1)
-    return _scale_out(
+    return build_scale_out(
         builder="nvl72",
         params=dict(
             racks=racks,

@@ -109,7 +109,7 @@ def test_nic_numbers_are_sane(name):
 def test_switch_numbers_are_sane(name):
     switch = SWITCHES[name]
     assert switch.transport in TRANSPORTS
-    assert 10 * 1e-9 <= switch.latency <= 2e-6
+    assert 10 * 1e-9 <= switch.latency <= 5e-6  # cut-through boxes ~0.1-0.5 us, deep-buffer chassis a few us
     watts_per_tbps = switch.power / (switch.ports * switch.port_bandwidth / Tbps)
     assert 5 <= watts_per_tbps <= 40, f"{name}: {watts_per_tbps:.1f} W per Tb/s"
     assert switch.in_network_reduction == (switch.transport == "infiniband")

@@ -81,6 +81,42 @@ def test_last_pod_may_be_partly_filled():
     assert sorted(pods.values()) == [32, 48, 48]
 
 
+def _links_between(G, lower, upper, **where):
+    """Cables from tier ``lower`` switches (matching ``where``) up to tier ``upper``."""
+    return sum(G.edges[u, v]["links"] for u, v in G.edges
+               if G.nodes[u].get("tier") == lower and G.nodes[v].get("tier") == upper
+               and all(G.nodes[u].get(k) == x for k, x in where.items()))
+
+
+def test_one_switch_per_tier_and_servers_per_leaf():
+    # Two servers (16 GPUs) under each top-of-rack switch, deep-buffer chassis above: 8 pods
+    # of 192 racks, each pod's spines 192/27 oversubscribed towards the aggregation tier.
+    G = fabric.fat_tree(3072, switch=("tomahawk4", "arista-7808r3", "arista-7808r3"), rail_optimized=False,
+                        servers_per_leaf=2, pod_nodes=384, oversubscription=192 / 27)
+    models = Counter((d["tier"], d["model"]) for _, d in G.nodes(data=True) if d["kind"] == "switch")
+    assert set(models) == {(1, "tomahawk4"), (2, "arista-7808r3"), (3, "arista-7808r3")}
+    assert models[1, "tomahawk4"] == 3072 // 2
+    # every ToR: 16 NIC ports down, as many cables up
+    tor = next(n for n, d in G.nodes(data=True) if d.get("tier") == 1)
+    down = sum(1 for u in G.predecessors(tor) if G.nodes[u]["kind"] == "nic")
+    up = sum(G.edges[tor, v]["links"] for v in G.successors(tor) if G.nodes[v].get("tier") == 2)
+    assert down == up == 16
+    # full bisection inside a pod, 192/27 above it, measured on the graph
+    assert _links_between(G, 1, 2, pod=0) == 384 * 8
+    assert _links_between(G, 1, 2, pod=0) / _links_between(G, 2, 3, pod=0) == pytest.approx(192 / 27)
+    # each cable's latency includes the forwarding of the switch it enters
+    spine = next(v for v in G.successors(tor) if G.nodes[v].get("tier") == 2)
+    assert G.edges[tor, spine]["latency"] > G.edges[spine, tor]["latency"]
+    assert fabric.validate(G) == []
+
+
+def test_a_switch_per_tier_fixes_the_tiers():
+    G = fabric.fat_tree(8, switch=["tomahawk5", "tomahawk5", "tomahawk6"])
+    assert set(switches_per_tier(G)) == {1, 2, 3}
+    with pytest.raises(fabric.InvalidSpec, match=r"tiers=2 differs from the 3 tiers of radix"):
+        fabric.fat_tree(8, switch=["tomahawk5", "tomahawk5", "tomahawk6"], tiers=2)
+
+
 def test_tiers_none_picks_the_fewest():
     assert max(switches_per_tier(fabric.fat_tree(8, switch="tomahawk4", rail_optimized=False))) == 1
     assert max(switches_per_tier(fabric.fat_tree(8, switch="tomahawk4"))) == 2
@@ -141,6 +177,20 @@ def test_a_nic_speed_no_catalog_part_has_is_built_at_that_speed():
             "oversubscription=7 cannot be realised",
         ),
         (lambda: fabric.dgx_superpod(4, gpu="GB200"), "gpu='GB200' is not known"),
+        (lambda: fabric.fat_tree(4, switch=()), "switch=() must name at least one switch"),
+        (lambda: fabric.fat_tree(4, switch=("tomahawk4", "qm9700")), "does not match switch='qm9700'"),
+        (lambda: fabric.fat_tree(4, servers_per_leaf=0), "servers_per_leaf=0 must be >= 1"),
+        (
+            lambda: fabric.fat_tree(64, rail_optimized=False, servers_per_leaf=5),
+            "servers_per_leaf=5 (40 NIC ports) and their uplinks at 1:1 do not fit 64-port leaves in whole "
+            "cables; at most 4 servers fit",
+        ),
+        (
+            lambda: fabric.fat_tree(3072, switch=("tomahawk4", "arista-7808r3", "arista-7808r3"),
+                                    rail_optimized=False, servers_per_leaf=2, pod_nodes=384, oversubscription=7),
+            "oversubscription=7 cannot be realised in whole cables above a pod of 192 leaves with 16 uplinks each "
+            "on 288-port spines; exact ratios nearby: 6.85714, 7.11111",
+        ),
     ],
 )
 def test_bad_input_names_field_bound_and_value(call, message):

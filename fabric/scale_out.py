@@ -1,0 +1,191 @@
+"""Scale-out assembly shared by the fabric builders: the NIC and switches picked from the
+catalog (or given as specs), a Clos sized for them (:mod:`fabric.clos`), the servers and
+the cables, and the graph attributes of :mod:`fabric.schema`.
+"""
+
+from dataclasses import replace
+
+import networkx as nx
+
+from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec, own_specs
+from fabric.checks import lookup, require_choice, require_int, require_positive
+from fabric.clos import add_clos, design_clos
+from fabric.errors import Infeasible, InvalidSpec
+from fabric.schema import ROUTINGS, TRANSPORTS
+from fabric.server import add_servers
+from fabric.units import Gbps
+
+def generic_nic(bandwidth, transport):
+    """A NIC of ``bandwidth`` bytes/s that no catalog part has (older or slower cards, e.g. the
+    100 Gb/s links of 2021-2022 clusters, or a share of a NIC per GPU): the slowest catalog
+    NIC of ``transport`` at least that fast, with its line rate set to ``bandwidth``; its
+    host link and power are that part's (an upper bound for a slower card).
+
+    Examples
+    --------
+    >>> nic = generic_nic(50 * Gbps, "infiniband")
+    >>> nic.name, nic.bandwidth / Gbps, nic.power
+    ('cx6 at 50 Gb/s', 50.0, 23)
+    """
+    speaking = sorted((s for s in NICS.values() if transport in s.transports), key=lambda s: s.bandwidth)
+    if not speaking:
+        raise InvalidSpec(f"transport={transport!r}: no NIC in fabric.NICS speaks it")
+    faster = [s for s in speaking if s.bandwidth >= bandwidth]
+    if not faster:
+        raise InvalidSpec(f"nic_bandwidth={bandwidth / Gbps:g} Gb/s is faster than every {transport} NIC in "
+                          f"fabric.NICS (at most {speaking[-1].bandwidth / Gbps:g} Gb/s)")
+    base = faster[0]
+    return replace(base, name=f"{base.name} at {bandwidth / Gbps:g} Gb/s", bandwidth=bandwidth)
+
+
+def pick_nic(nic, nic_bandwidth, transport):
+    if nic is not None:
+        spec = lookup("nic", nic, NICS, NICSpec)
+        if nic_bandwidth is not None:
+            require_positive("nic_bandwidth", nic_bandwidth)
+            if abs(spec.bandwidth - nic_bandwidth) > 1e-9 * spec.bandwidth:
+                raise InvalidSpec(
+                    f"nic_bandwidth={nic_bandwidth / Gbps:g} Gb/s differs from nic={spec.name!r} "
+                    f"({spec.bandwidth / Gbps:g} Gb/s)"
+                )
+    else:
+        require_positive("nic_bandwidth", nic_bandwidth)
+        speaking = [s for s in NICS.values() if transport in s.transports]
+        matches = [s for s in speaking if abs(s.bandwidth - nic_bandwidth) <= 1e-9 * s.bandwidth]
+        spec = matches[0] if matches else generic_nic(nic_bandwidth, transport)
+    if transport not in spec.transports:
+        raise InvalidSpec(f"nic={spec.name!r} does not speak transport={transport!r}")
+    return spec
+
+
+# A Clos for n GPUs needs a fraction of a switch per GPU (a SuperPOD ~0.2, an 8-GPU rail-only
+# fabric 1); far more means the tiers asked for dwarf the GPUs: fat_tree(1, tiers=6) would
+# build 2.1 million switches (~5 GiB, 40 s) for 8 GPUs.
+MAX_SWITCHES_PER_GPU = 64
+# The graph of one switch and its cables takes about this much memory in networkx
+# (measured on dgx_superpod builds) [estimate].
+BYTES_PER_SWITCH = 2.5e3
+
+
+def _check_size(designs, gpus):
+    """``Infeasible`` before building, when the tiers asked for dwarf the GPUs."""
+    switches = sum(sum(design.switches) for design in designs)
+    if switches > max(MAX_SWITCHES_PER_GPU * gpus, 4096):
+        tiers = designs[0].tiers
+        raise Infeasible(
+            f"tiers={tiers} would build {switches:,} switches for {gpus:,} GPUs (about "
+            f"{switches * BYTES_PER_SWITCH / 2**30:.1f} GiB of graph); ask for fewer tiers (tiers=None picks the fewest)"
+        )
+
+
+def pick_switches(switch):
+    """The switch specs of ``switch``: one name or spec, or a non-empty sequence of them
+    (one per tier)."""
+    many = isinstance(switch, (list, tuple))
+    if many and not switch:
+        raise InvalidSpec("switch=() must name at least one switch (one for every tier, or one per tier)")
+    return tuple(lookup("switch", s, SWITCHES, SwitchSpec) for s in (switch if many else [switch]))
+
+
+def build_scale_out(
+    *,
+    builder,
+    params,
+    hosts,
+    gpus_per_node,
+    gpus_per_domain,
+    gpu,
+    nic,
+    nic_bandwidth,
+    switch,
+    transport,
+    routing,
+    qps,
+    rail_optimized,
+    rail_only,
+    tiers,
+    pod_nodes,
+    oversubscription,
+    servers_per_leaf=None,
+):
+    """The graph of a scale-out fabric; ``switch`` is one catalog name or spec for every
+    tier, or a sequence of them, one per tier (leaf, spine, core, ...), which fixes the
+    tiers to its length."""
+    gpu_spec = lookup("gpu", gpu, GPUS, GPUSpec)
+    switch_specs = pick_switches(switch)
+    transport = switch_specs[0].transport if transport is None else transport
+    require_choice("transport", transport, TRANSPORTS)
+    for spec in switch_specs:
+        if transport != spec.transport:
+            raise InvalidSpec(f"transport={transport!r} does not match switch={spec.name!r} ({spec.transport})")
+    require_choice("routing", routing, ROUTINGS)
+    require_int("qps", qps, minimum=1)
+    nic_spec = pick_nic(nic, nic_bandwidth, transport)
+    link = nic_spec.bandwidth
+    ports = tuple(spec.radix(link) for spec in switch_specs)
+    for spec, radix in zip(switch_specs, ports):
+        if radix == 0:
+            raise InvalidSpec(
+                f"switch={spec.name!r} ports ({spec.port_bandwidth / Gbps:g} Gb/s, split up to "
+                f"{spec.max_breakout}) cannot run {link / Gbps:g} Gb/s NIC links"
+            )
+    radix = ports[0] if len(ports) == 1 else ports
+    if rail_only:
+        designs = [
+            design_clos(hosts=hosts, rails=1, radix=radix, rail_optimized=False, tiers=tiers, oversubscription=1.0,
+                        servers_per_leaf=servers_per_leaf)
+        ] * gpus_per_node
+    else:
+        designs = [
+            design_clos(
+                hosts=hosts,
+                rails=gpus_per_node,
+                radix=radix,
+                rail_optimized=rail_optimized,
+                tiers=tiers,
+                pod_nodes=pod_nodes,
+                oversubscription=oversubscription,
+                servers_per_leaf=servers_per_leaf,
+            )
+        ]
+    # one spec per tier of the design
+    tier_specs = switch_specs * designs[0].tiers if len(switch_specs) == 1 else switch_specs
+    _check_size(designs, hosts * gpus_per_node)
+    G = nx.DiGraph()
+    nics = add_servers(
+        G, hosts=hosts, gpus_per_node=gpus_per_node, gpus_per_domain=gpus_per_domain, gpu=gpu_spec, nic=nic_spec
+    )
+    if rail_only:
+        first_index = {}
+        for r, design in enumerate(designs):
+            add_clos(
+                G,
+                design,
+                nics[r::gpus_per_node],
+                switch=tier_specs,
+                link_bandwidth=link,
+                medium=transport,
+                first_index=first_index,
+                rail=r,
+            )
+    else:
+        add_clos(G, designs[0], nics, switch=tier_specs, link_bandwidth=link, medium=transport)
+    G.graph.update(
+        gpu=gpu_spec,
+        gpus_per_node=gpus_per_node,
+        transport=transport,
+        routing=routing,
+        qps=qps,
+        name=(
+            f"{builder}: {hosts * gpus_per_node} x {gpu_spec.name}, {nic_spec.name}, "
+            f"{designs[0].tiers}-tier {'/'.join(dict.fromkeys(spec.name for spec in tier_specs))}, {routing}"
+        ),
+        builder=builder,
+        params=params,
+    )
+    specs = own_specs(*switch_specs, nic_spec)
+    if specs:
+        G.graph["specs"] = specs
+    return G
+
+
