@@ -67,7 +67,7 @@ MAX_SWITCHES_PER_GPU = 64
 BYTES_PER_SWITCH = 2.5e3
 
 
-def _check_size(designs, gpus):
+def check_size(designs, gpus):
     """``Infeasible`` before building, when the tiers asked for dwarf the GPUs."""
     switches = sum(sum(design.switches) for design in designs)
     if switches > max(MAX_SWITCHES_PER_GPU * gpus, 4096):
@@ -150,7 +150,7 @@ def build_scale_out(
         ]
     # one spec per tier of the design
     tier_specs = switch_specs * designs[0].tiers if len(switch_specs) == 1 else switch_specs
-    _check_size(designs, hosts * gpus_per_node)
+    check_size(designs, hosts * gpus_per_node)
     G = nx.DiGraph()
     nics = add_servers(
         G, hosts=hosts, gpus_per_node=gpus_per_node, gpus_per_domain=gpus_per_domain, gpu=gpu_spec, nic=nic_spec

@@ -48,6 +48,7 @@ from fabric import topologies
 from fabric.catalog import GPUS, NICS, SWITCHES
 from fabric.checks import require_choice, require_int, require_positive
 from fabric.clos import design_clos
+from fabric.scale_out import check_size
 from fabric.errors import FabricError, InvalidSpec
 from fabric.schema import ROUTINGS, edge_attr, node_attr
 from fabric.topologies import HGX_GPUS, NVL72_TRAY_GPUS, NVL72_TRAYS, SUPERPOD_HARDWARE
@@ -140,8 +141,9 @@ def _nics_for(transport):
     return [name for name, spec in NICS.items() if transport in spec.transports]
 
 
-def _draw_clos(draw, *, hosts, rails, link, switch, rail_optimized, ratios=OVERSUBSCRIPTIONS):
-    """Draw ``(tiers, oversubscription)`` that :func:`design_clos` realises for this fabric.
+def _draw_clos(draw, *, hosts, rails, link, switch, rail_optimized, ratios=OVERSUBSCRIPTIONS, copies=1):
+    """Draw ``(tiers, oversubscription)`` that :func:`design_clos` realises for this fabric
+    (``copies`` of it side by side: one per rail of a rail-only fabric).
 
     A one-tier fabric has no uplinks to oversubscribe, so it only gets ratio 1.
     """
@@ -149,10 +151,12 @@ def _draw_clos(draw, *, hosts, rails, link, switch, rail_optimized, ratios=OVERS
 
     def design(tiers, ratio):
         try:
-            return design_clos(
+            found = design_clos(
                 hosts=hosts, rails=rails, radix=radix, rail_optimized=rail_optimized,
                 tiers=tiers, oversubscription=ratio,
             )
+            check_size([found] * copies, hosts * rails * copies)  # the builder refuses tiers that dwarf the GPUs
+            return found
         except FabricError:
             return None
 
@@ -209,7 +213,8 @@ def _rail_only(draw, max_gpus):
     switch = draw(st.sampled_from(_switches_for(nic_bandwidth)))
     # Each rail is its own Clos of one NIC per server.
     tiers, _ = _draw_clos(
-        draw, hosts=nodes, rails=1, link=nic_bandwidth, switch=switch, rail_optimized=False, ratios=(1.0,)
+        draw, hosts=nodes, rails=1, link=nic_bandwidth, switch=switch, rail_optimized=False, ratios=(1.0,),
+        copies=HGX_GPUS,
     )
     return dict(
         nodes=nodes, gpu=gpu, nic_bandwidth=nic_bandwidth, switch=switch,
