@@ -19,6 +19,7 @@ from fabric.metrics import BillOfMaterials, Summary, bill_of_materials, bisectio
 from fabric.validate import check, validate
 from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x
+from fabric.presets import PRESETS, preset
 
 # Imported on first use: plot needs plotly and strategies hypothesis (a test dependency), and
 # `import fabric` must stay fast without either.
@@ -34,6 +35,8 @@ def __getattr__(name):
 
 __all__ = [  # plot and strategies stay out: a star import must not pull in plotly or hypothesis
     "units",
+    "PRESETS",
+    "preset",
     "BillOfMaterials",
     "Summary",
     "bill_of_materials",

@@ -267,6 +267,24 @@ GPUS = _table(
         matmul_efficiency=0.776,  # [estimate: B200's MAMF; same Blackwell GPU, no GB200 measurement published]
         fp8_matmul_efficiency=0.763,  # [estimate: B200's FP8 MAMF, likewise]
     ),
+    GPUSpec(
+        name="GB300",
+        # GB300 NVL72 (Blackwell Ultra): FP8 360 PF and BF16 180 PF dense per 72 GPUs, i.e. 5 / 2.5 PF
+        # dense per GPU, as GB200; its gains are FP4 and attention [3p: Verda's GB300 NVL72 page,
+        # G. Lockwood's B300 notes quoting NVIDIA's GTC 2025 figures]
+        bf16_flops=2500 * TFLOPS,
+        fp8_flops=5000 * TFLOPS,
+        hbm_bytes=288 * GB,  # 288 GB HBM3e in 12-high stacks, 20 TB per 72 GPUs [3p, as above]
+        hbm_bandwidth=8000 * GBps,  # 8 TB/s (576 TB/s per 72 GPUs) [3p, as above]
+        nvlink_bandwidth=900 * GBps,  # NVLink5 1.8 TB/s per GPU bidirectional (130 TB/s per rack) -> 900 [3p]
+        nvlink_generation=5,
+        # [unverified: B300 moves to PCIe Gen6 (256 GB/s per direction per Lockwood's notes); the NIC
+        # path is ConnectX-8's, so Gen5's 64 GB/s is kept as the conservative figure]
+        pcie_bandwidth=64 * GBps,
+        power=1400,  # 1,400 W max TDP per GPU [3p, as above]
+        matmul_efficiency=0.776,  # [estimate: B200's MAMF; no Blackwell Ultra measurement published]
+        fp8_matmul_efficiency=0.763,  # [estimate: B200's FP8 MAMF, likewise]
+    ),
 )
 
 NICS = _table(
