@@ -1,10 +1,8 @@
-"""The values the command line parses: clusters (``KIND[-GPU]:COUNT``), rank lists and
-message sizes, each checked with an error that names the flag and the value.
+"""The values the command line parses: rank lists and message sizes, each checked with an
+error that names the flag and the value (clusters: :mod:`collectives.cluster_flags`).
 
 Examples
 --------
->>> parse_cluster("spectrum-x-h200:16")
-('spectrum-x', 'H200', 16)
 >>> parse_ranks("0-31:8,40")
 [0, 8, 16, 24, 40]
 """
@@ -12,92 +10,9 @@ Examples
 import argparse
 import math
 
-import fabric
-
-# Cluster kinds: (builder, GPUs per COUNT unit, default GPU, what COUNT counts).
-# HGX/DGX servers hold 8 GPUs; an NVL72 rack holds 72 (18 trays of 4 GB200).
-FABRICS = {
-    "superpod": (fabric.dgx_superpod, 8, "H100", "DGX servers"),
-    "spectrum-x": (fabric.spectrum_x, 8, "H100", "servers"),
-    "fat-tree": (fabric.fat_tree, 8, "H100", "servers"),
-    "rail-only": (fabric.rail_only, 8, "H100", "servers"),
-    "nvl72": (fabric.nvl72, 72, "GB200", "racks"),
-}
-DEFAULT_CLUSTER = "superpod-h100:4"
-
-CLUSTER_HELP = f"""\
-clusters:
-  --cluster KIND[-GPU]:COUNT
-      KIND   superpod    NVIDIA DGX SuperPOD, InfiniBand fat tree (fabric.dgx_superpod)
-             spectrum-x  Spectrum-X Ethernet (fabric.spectrum_x)
-             fat-tree    RoCE Ethernet fat tree with ECMP (fabric.fat_tree defaults)
-             rail-only   rail-only network, no spines (fabric.rail_only)
-             nvl72       GB200 NVL72 racks plus InfiniBand scale-out (fabric.nvl72)
-      GPU    one of {', '.join(g.lower() for g in fabric.GPUS)}; default h100 (gb200 for nvl72)
-      COUNT  8-GPU servers; NVL72 racks (72 GPUs each) for nvl72
-    e.g. superpod-h100:4 (32 GPUs), spectrum-x:128, fat-tree-h200:16, nvl72:2
-  --gpus N --fabric KIND [--gpu GPU]
-      the same by GPU count: N must be a multiple of 8 (72 for nvl72)
-  default: {DEFAULT_CLUSTER}
-"""
-
 
 class CLIError(ValueError):
     """A flag value the command line itself rejects (reported like model errors)."""
-
-
-def parse_cluster(spec):
-    """``"KIND[-GPU]:COUNT"`` -> ``(kind, gpu, count)``.
-
-    Examples
-    --------
-    >>> parse_cluster("superpod:4"), parse_cluster("nvl72:2")
-    (('superpod', 'H100', 4), ('nvl72', 'GB200', 2))
-    >>> parse_cluster("superpod-x100:4")
-    Traceback (most recent call last):
-    ...
-    collectives.arguments.CLIError: cluster='superpod-x100:4': GPU 'x100' must be one of a100, h100, h200, b200, gb200
-    """
-    name, sep, count = spec.strip().lower().replace("_", "-").partition(":")
-    if not sep:
-        raise CLIError(f"cluster={spec!r} must be KIND[-GPU]:COUNT, e.g. {DEFAULT_CLUSTER}")
-    for kind in sorted(FABRICS, key=len, reverse=True):
-        if name == kind or name.startswith(kind + "-"):
-            break
-    else:
-        raise CLIError(f"cluster={spec!r}: kind must be one of {', '.join(FABRICS)}")
-    gpu = name[len(kind) + 1:] or FABRICS[kind][2].lower()
-    gpus = {g.lower(): g for g in fabric.GPUS}
-    if gpu not in gpus:
-        raise CLIError(f"cluster={spec!r}: GPU {gpu!r} must be one of {', '.join(gpus)}")
-    try:
-        n = int(count)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise CLIError(f"cluster={spec!r}: COUNT={count!r} must be an integer >= 1")
-    return kind, gpus[gpu], n
-
-
-def build_cluster(args):
-    """The fabric graph named by ``--cluster`` or ``--gpus/--fabric/--gpu``."""
-    if args.gpus is not None and args.cluster is not None:
-        raise CLIError("give --cluster or --gpus, not both")
-    if args.gpus is None:
-        if args.fabric is not None or args.gpu is not None:
-            raise CLIError("--fabric and --gpu go with --gpus N; with --cluster write KIND-GPU:COUNT")
-        kind, gpu, count = parse_cluster(args.cluster or DEFAULT_CLUSTER)
-    else:
-        kind = args.fabric or "superpod"
-        builder, per, default_gpu, unit = FABRICS[kind]
-        gpus = {g.lower(): g for g in fabric.GPUS}
-        gpu = gpus.get((args.gpu or default_gpu).lower())
-        if gpu is None:
-            raise CLIError(f"gpu={args.gpu!r} must be one of {', '.join(gpus)}")
-        if args.gpus < 1 or args.gpus % per:
-            raise CLIError(f"gpus={args.gpus} must be a positive multiple of {per} ({kind} {unit} hold {per} GPUs)")
-        count = args.gpus // per
-    return FABRICS[kind][0](count, gpu=gpu)
 
 
 def parse_ranks(spec):

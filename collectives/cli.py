@@ -28,16 +28,8 @@ from fabric.tables import format_time
 
 from collectives import algorithms
 from collectives.api import sweep
-from collectives.arguments import (
-    CLUSTER_HELP,
-    DEFAULT_CLUSTER,
-    FABRICS,
-    CLIError,
-    build_cluster,
-    parse_op,
-    parse_ranks,
-    parse_size,
-)
+from collectives.arguments import CLIError, parse_op, parse_ranks, parse_size
+from collectives.cluster_flags import CLUSTER_HELP, add_cluster_flags, build_cluster
 from collectives.errors import CollectivesError
 from collectives.params import CommParams
 from collectives.training.activations import PRECISIONS, RECOMPUTE
@@ -53,12 +45,14 @@ from collectives.training.validation import validate
 
 def _cluster_args():
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("cluster (see 'clusters' below)")
-    g.add_argument("--cluster", metavar="KIND[-GPU]:COUNT", help=f"a cluster preset (default {DEFAULT_CLUSTER})")
-    g.add_argument("--gpus", type=int, metavar="N", help="GPU count, instead of --cluster")
-    g.add_argument("--fabric", choices=list(FABRICS), help="fabric kind for --gpus (default superpod)")
-    g.add_argument("--gpu", help="GPU model for --gpus (default H100; GB200 for nvl72)")
+    add_cluster_flags(p)
     return p
+
+
+def _job_ranks(p):
+    p.add_argument("--ranks", metavar="LIST",
+                   help="the job's GPUs on the cluster: '0-8191', '0-1015:8', or a comma list of those (default "
+                        "every GPU; the plan's world size is their number)")
 
 
 def _comm_args():
@@ -155,6 +149,7 @@ def build_parser():
     _seed(p)
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also the spread of the step time over ECMP seeds 0..N-1 (mean, p5, p50, p95)")
+    _job_ranks(p)
     _json(p)
     p.set_defaults(run=run_estimate)
 
@@ -191,6 +186,7 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _level(p, "analytic")
     _seed(p)
+    _job_ranks(p)
     _json(p)
     p.set_defaults(run=run_search)
 
@@ -254,16 +250,23 @@ def build_plan(args, gpus):
                        recompute=args.recompute, zero=args.zero, precision=args.precision)
 
 
+def _what_it_ran_on(G, global_batch):
+    """The JSON fields that say what an estimate was computed for, beyond its plan."""
+    return {"fabric": G.graph.get("name", ""), "global_batch": global_batch}
+
+
 def run_estimate(args):
     model = build_model(args)
     G = build_cluster(args)
-    plan = build_plan(args, gpu_count(G))
+    ranks = parse_ranks(args.ranks) if args.ranks else None
+    plan = build_plan(args, gpu_count(G) if ranks is None else len(ranks))
     params = CommParams(collnet=args.collnet)
-    est = estimate_step(model, plan, G, level=args.level, params=params, seed=args.seed)
+    est = estimate_step(model, plan, G, level=args.level, params=params, seed=args.seed, ranks=ranks)
     spread = None if args.seeds is None else step_spread(model, plan, G, seeds=args.seeds, level=args.level,
-                                                         params=params)
+                                                         params=params, ranks=ranks)
     if args.json:
-        _print_json(dict(est.to_dict(), **({} if spread is None else {"spread": spread.to_dict()})))
+        _print_json(dict(est.to_dict(), **_what_it_ran_on(G, plan.global_batch),
+                         **({} if spread is None else {"spread": spread.to_dict()})))
     else:
         print(est)
         if spread is not None:
@@ -310,10 +313,12 @@ def run_search(args):
         raise CLIError(f"top={args.top} must be >= 1")
     if args.jobs is not None and args.jobs < 1:
         raise CLIError(f"jobs={args.jobs} must be >= 1")
-    global_batch = args.global_batch if args.global_batch is not None else 2 * gpu_count(G)
+    ranks = parse_ranks(args.ranks) if args.ranks else None
+    gpus = gpu_count(G) if ranks is None else len(ranks)
+    global_batch = args.global_batch if args.global_batch is not None else 2 * gpus
     kwargs = dict(global_batch=global_batch, level=args.level, precision=args.precision,
                   progress=not args.no_progress, top=args.top, params=CommParams(collnet=args.collnet),
-                  seed=args.seed)
+                  seed=args.seed, ranks=ranks)
     if args.jobs == 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -327,7 +332,7 @@ def run_search(args):
     else:
         best = search(model, G, **kwargs)
     if args.json:
-        _print_json([e.to_dict() for e in best])
+        _print_json([dict(e.to_dict(), **_what_it_ran_on(G, global_batch)) for e in best])
         return 0
     print(f"# {len(best)} fastest plans of {model.name or 'the model'} on {G.graph.get('name', 'fabric')}, "
           f"global_batch={global_batch}, {args.precision}, {args.level} level")

@@ -2,13 +2,15 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from collectives.arguments import parse_cluster, parse_ranks
+from collectives.arguments import parse_ranks
+from collectives.cluster_flags import parse_cluster
 from collectives.cli import main, message_sizes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,3 +241,90 @@ def test_collnet_flag_lets_auto_pick_sharp(capsys):
     assert code == 0 and json.loads(out)[0]["algorithm"] != "sharp"
     code, out, _ = run(capsys, *argv, "--collnet")
     assert code == 0 and json.loads(out)[0]["algorithm"] == "sharp"
+
+
+# ---------------------------------------------------------------------------- what-if flags
+
+
+def test_what_if_flags_build_what_the_library_builds(capsys):
+    import fabric
+
+    code, out, err = run(capsys, "fabric", "--cluster", "fat-tree:64", "--top-of-rack", "--oversubscription", "3",
+                         "--qps", "4", "--switch", "tomahawk5", "--json")
+    assert code == 0, err
+    want = fabric.fat_tree(64, rail_optimized=False, oversubscription=3, qps=4, switch="tomahawk5")
+    data = json.loads(out)
+    assert data["summary"] == json.loads(json.dumps(fabric.summary(want).to_dict(), default=float))
+    # one switch per tier and racks of two servers
+    code, out, err = run(capsys, "fabric", "--gpus", "1024", "--fabric", "fat-tree", "--top-of-rack",
+                         "--servers-per-leaf", "2", "--switch", "tomahawk4,arista-7808r3", "--json")
+    assert code == 0, err
+    want = fabric.fat_tree(128, rail_optimized=False, servers_per_leaf=2, switch=("tomahawk4", "arista-7808r3"))
+    assert json.loads(out)["bill_of_materials"] == json.loads(json.dumps(fabric.bill_of_materials(want).to_dict(),
+                                                                         default=float))
+    assert json.loads(out)["summary"]["switches"]["1"] == 1024 // 16  # 16 GPUs under each ToR
+
+
+def test_presets_saved_fabrics_and_failures(capsys, tmp_path):
+    import fabric
+
+    code, out, err = run(capsys, "fabric", "--preset", "meta-llama3", "--gpus", "2048", "--json")
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["gpus"] == 2048 and summary["name"].startswith("meta-llama3")
+    path = tmp_path / "mine.json"
+    G = fabric.fat_tree(16, oversubscription=2)
+    fabric.save(G, path)
+    code, out, err = run(capsys, "fabric", "--fabric", str(path), "--fail", "spine0", "--json")
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["name"].endswith("failed: spine0")
+    spines = sum(1 for _, d in G.nodes(data=True) if d.get("tier") == 2)
+    assert sum(summary["switches"].values()) == sum(1 for _, d in G.nodes(data=True) if d["kind"] == "switch") - 1
+    assert spines > 1
+
+
+def test_random_cable_failures_remove_that_share_of_switch_cables():
+    from collectives.cluster_flags import build_cluster, build_parser
+
+    def switch_cables(G):
+        kinds = dict(G.nodes(data="kind"))
+        return sum(1 for u, v in G.edges if kinds[u] == kinds[v] == "switch") // 2
+
+    whole = build_cluster(build_parser().parse_args(["--cluster", "superpod:64"]))
+    args = build_parser().parse_args(["--cluster", "superpod:64", "--fail-random", "0.25", "--fail-seed", "3"])
+    failed = build_cluster(args)
+    assert switch_cables(failed) == switch_cables(whole) - round(0.25 * switch_cables(whole))
+    again = build_cluster(build_parser().parse_args(["--cluster", "superpod:64", "--fail-random", "0.25",
+                                                     "--fail-seed", "3"]))
+    assert set(again.edges) == set(failed.edges)
+
+
+def test_estimate_on_part_of_a_cluster_names_fabric_and_batch(capsys):
+    code, out, err = run(capsys, "estimate", "--cluster", "superpod:4", "--ranks", "0-15", "--tp", "8",
+                         "--level", "analytic", "--json")
+    assert code == 0, err
+    est = json.loads(out)
+    assert est["plan"]["tp"] * est["plan"]["dp"] == 16
+    assert est["fabric"].startswith("dgx_superpod: 32 x H100") and est["global_batch"] == 32
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fabric", "--cluster", "superpod:4", "--qps", "4"],
+     r"--qps does not apply to superpod \(fabric.dgx_superpod\); it takes --routing, --tiers"),
+    (["fabric", "--cluster", "superpod:4", "--fail", "nonesuch"], "fail='nonesuch' is no node of the fabric"),
+    (["fabric", "--cluster", "superpod:4", "--fail", "leaf0~leaf1"], "no cable between 'leaf0' and 'leaf1'"),
+    (["fabric", "--cluster", "superpod:4", "--fail-random", "1.5"], r"fail_random=1.5 must be in \[0, 1\)"),
+    (["fabric", "--cluster", "superpod:4", "--preset", "spectrum-x"], "give one of --cluster, --preset"),
+    (["fabric", "--preset", "meta-llama3", "--gpus", "24"], "must be a multiple of 16"),
+    (["fabric", "--fabric", "no/such/file.json"], "is neither a fabric kind"),
+    # 16 ToRs of 4 servers per pod send 512 cables up; a spine taking 32 of them has 4 or 5 uplinks
+    # (8:1, 6.4:1), one taking 16 has 2 or 3 (8:1, 5.33:1); 64 would need 9-10 uplinks, over 64 ports
+    (["fabric", "--cluster", "fat-tree:256", "--oversubscription", "7", "--pod-nodes", "64", "--top-of-rack"],
+     "oversubscription=7.0 cannot be realised in whole cables above a pod of 16 leaves .* exact ratios nearby: "
+     "5.33333, 6.4, 8"),
+])
+def test_what_if_errors_name_the_flag(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert re.search(message, err), err
