@@ -9,3 +9,9 @@ def row(cells, widths):
 def head(header, widths):
     """The header row and the ``|---|`` rule under it."""
     return row(header, widths) + "\n|" + "|".join("-" * (w + 2) for w in widths) + "|"
+
+
+def table(header, rows):
+    """A whole table, each column as wide as its widest cell."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    return "\n".join([head(header, widths), *(row(r, widths) for r in rows)])
