@@ -269,6 +269,8 @@ def run_estimate(args):
                          **({} if spread is None else {"spread": spread.to_dict()})))
     else:
         print(est)
+        print(f"{'fabric':<19} {G.graph.get('name', '')}")
+        print(f"{'global batch':<19} {plan.global_batch} sequences")
         if spread is not None:
             print(spread)
     return 0
