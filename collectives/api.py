@@ -51,11 +51,11 @@ def _candidates(collective, algorithm, contexts):
     return [module]
 
 
-def _best(collective, module, contexts, level):
+def _best(collective, module, contexts, level, background=None):
     """Results of every group with ``module``, at the protocol that makes the slowest
     group fastest."""
     if level == "flow":
-        phases = solve_steps(contexts[0], [module.steps(ctx) for ctx in contexts])
+        phases = solve_steps(contexts[0], [module.steps(ctx) for ctx in contexts], background)
     else:
         phases = [module.analytic(ctx) for ctx in contexts]
     combine = max if getattr(module, "PIPELINED", False) else sum
@@ -148,9 +148,11 @@ def contexts_for(G, collective, groups, nbytes, *, level="flow", params=None, ro
 
 
 def evaluate(G, collective, groups, nbytes, *, algorithm=AUTO, level="flow", params=None, routing=None, seed=0,
-             root=None, compiled=None):
+             root=None, compiled=None, background=None):
     """Results of ``collective`` on concurrent disjoint ``groups`` (the engine of the
-    public functions; ``compiled`` reuses a :func:`fabric.compiled.compile_fabric`)."""
+    public functions; ``compiled`` reuses a :func:`fabric.compiled.compile_fabric`;
+    ``background``: ``(src, dst)`` of other traffic sharing the fabric, at the flow level,
+    :func:`collectives.engine.solve_steps`)."""
     contexts = _contexts(G, collective, groups, nbytes, level=level, params=params, routing=routing, seed=seed,
                          root=root, compiled=compiled)
     _disjoint(contexts)
@@ -159,7 +161,7 @@ def evaluate(G, collective, groups, nbytes, *, algorithm=AUTO, level="flow", par
         raise Unsupported(f"no algorithm can run {collective} on this group")
     best = None
     for module in modules:
-        results = _best(collective, module, contexts, level)
+        results = _best(collective, module, contexts, level, background)
         if best is None or max(r.time for r in results) < max(r.time for r in best):
             best = results
     return best

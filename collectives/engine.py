@@ -325,7 +325,11 @@ def _lanes(routes, n_edges):
     return first, counts
 
 
-def solve_steps(ctx, steps_per_group):
+# Bytes of a background flow in a fluid step: it outlasts every flow of the pattern it loads.
+_ENDLESS = 1e30
+
+
+def solve_steps(ctx, steps_per_group, background=None):
     """Bandwidth time of each step of each group, groups running concurrently.
 
     Parameters
@@ -333,6 +337,9 @@ def solve_steps(ctx, steps_per_group):
     ctx : Context
     steps_per_group : list of list of Step
         Every group lists the same number of steps; step k of all groups runs at once.
+    background : tuple of ndarray or None
+        ``(src, dst)`` GPU ranks of flows that never end (other jobs' traffic on the same
+        fabric): routed with every step, they take their max-min share of each link.
 
     Returns
     -------
@@ -343,16 +350,19 @@ def solve_steps(ctx, steps_per_group):
     if len(counts) != 1:
         raise InvalidSpec(f"concurrent groups must run the same number of steps, got {sorted(counts)}: give groups of "
                           "one size and shape (the same algorithm must fit them all)")
+    load = [] if background is None or not len(background[0]) else \
+        [Step("background", _ENDLESS, 1, np.asarray(background[0]), np.asarray(background[1]))]
     phases = [[] for _ in steps_per_group]
     for k in range(counts.pop()):
         steps = [group_steps[k] for group_steps in steps_per_group]
-        routes, owners = _merged_routes(ctx, steps)
+        routes, owners = _merged_routes(ctx, steps + load)
         fluid = any(s.mode == FLUID for s in steps)
         if fluid:
             per_flow = np.zeros(routes.n_flows)
-            for s, own in zip(steps, owners):
+            for s, own in zip(steps + load, owners):
                 per_flow[routes.owner[own]] = s.bytes_per_flow
             done = fluid_completion(replace(routes, latency=np.zeros(routes.n_flows)), per_flow)
+        owners = owners[:len(steps)]  # the background is timed by nobody
         # the max-min rates: of every lockstep step, and of fluid steps that move nothing
         rates = max_min_rates(routes)[0] if not fluid or any(s.bytes_per_flow <= 0 for s in steps) else None
         # per group, the last of its flows to finish and the slowest of its flows' rates

@@ -70,12 +70,12 @@ def pattern_key(collective, algorithm, groups):
     return collective, algorithm, groups.shape, hashlib.blake2b(groups.tobytes(), digest_size=16).digest()
 
 
-def send_bandwidth_time(G, pairs, nbytes, params, seed, compiled):
+def send_bandwidth_time(G, pairs, nbytes, params, seed, compiled, background=None):
     """Seconds until the slowest of ``pairs`` has sent ``nbytes``, all at once, at the flow
-    level, latency excluded."""
+    level, latency excluded (``background``: other traffic, as :func:`collectives.engine.solve_steps`)."""
     ctx = api.contexts_for(G, "send_recv", [pairs[0]], nbytes, level="flow", params=params, seed=seed,
                            compiled=compiled)[0]
-    return solve_steps(ctx, [[Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])]])[0][0].time
+    return solve_steps(ctx, [[Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])]], background)[0][0].time
 
 
 class PatternProbes:
@@ -89,6 +89,9 @@ class PatternProbes:
         ECMP hash seed of the probes.
     compiled : fabric.compiled.CompiledFabric or None
         ``compile_fabric(G)`` when the caller has it.
+    background : tuple of ndarray or None
+        ``(src, dst)`` of other jobs' flows, present in every probe
+        (:func:`collectives.engine.solve_steps`): slowdowns on a shared fabric.
 
     Attributes
     ----------
@@ -100,8 +103,8 @@ class PatternProbes:
         Whether some pattern was too large to probe.
     """
 
-    def __init__(self, G, params, seed=0, compiled=None):
-        self.G, self.params, self.seed = G, params, seed
+    def __init__(self, G, params, seed=0, compiled=None, background=None):
+        self.G, self.params, self.seed, self.background = G, params, seed, background
         self.compiled = compiled or compile_fabric(G)
         self.table = {}
         self.blind = False  # whether some pattern was too large to probe (priced blind)
@@ -140,13 +143,13 @@ class PatternProbes:
             closed = api.send_recv(self.G, PROBE_BYTES, ranks=fabric_groups[0], level="analytic",
                                    params=self.params)
             flow = send_bandwidth_time(self.G, fabric_groups, PROBE_BYTES, self.params, self.seed,
-                                       self.compiled)
+                                       self.compiled, self.background)
         else:
             closed = api.evaluate(self.G, collective, fabric_groups[:1], PROBE_BYTES, algorithm=algorithm,
                                   level="analytic", params=self.params)[0]
             flow = max(r.time - r.latency for r in api.evaluate(
                 self.G, collective, fabric_groups, PROBE_BYTES, algorithm=algorithm, level="flow",
-                params=self.params, seed=self.seed, compiled=self.compiled))
+                params=self.params, seed=self.seed, compiled=self.compiled, background=self.background))
         return flow / (closed.time - closed.latency)
 
 

@@ -20,6 +20,7 @@ from fabric.validate import check, validate
 from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x
 from fabric.presets import PRESETS, preset
+from fabric.placement import place
 
 # Imported on first use: plot needs plotly and strategies hypothesis (a test dependency), and
 # `import fabric` must stay fast without either.
@@ -37,6 +38,7 @@ __all__ = [  # plot and strategies stay out: a star import must not pull in plot
     "units",
     "PRESETS",
     "preset",
+    "place",
     "BillOfMaterials",
     "Summary",
     "bill_of_materials",

@@ -14,6 +14,7 @@ One concept per module:
 ``pipeline``       the 1F1B / interleaved pipeline schedule, simulated
 ``step``           :func:`estimate_step`, :func:`step_spread`, :class:`Cluster`, :class:`StepEstimate`
 ``search``         :func:`search` over every plan that fits
+``jobs``           :func:`estimate_jobs`: jobs side by side, each with the others' traffic
 ``published``      the published runs of the package data, rebuilt as model, plan, fabric
 ``calibration``    fitting the compute efficiencies to published runs
 ``validation``     every published measurement against the model (the report)
@@ -37,6 +38,7 @@ from collectives.training.memory import memory_per_gpu, memory_per_stage
 from collectives.training.model import Transformer, padded_vocab
 from collectives.training.plan import Parallelism
 from collectives.training.presets import MODELS
+from collectives.training.jobs import JobEstimate, estimate_jobs
 from collectives.training.search import search
 from collectives.training.step import Cluster, StepEstimate, estimate_step, step_spread
 
@@ -52,4 +54,6 @@ __all__ = [
     "estimate_step",
     "step_spread",
     "search",
+    "estimate_jobs",
+    "JobEstimate",
 ]

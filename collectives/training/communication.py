@@ -51,8 +51,10 @@ class Communication:
     True
     """
 
-    def __init__(self, G, level, params, ranks=None, seed=0):
+    def __init__(self, G, level, params, ranks=None, seed=0, background=None):
         self.G, self.level, self.params, self.seed = G, level, params, seed
+        # other jobs' flows on the same fabric (fabric ranks), present in every flow-level solve
+        self.background = background
         # the job's GPUs: group member i of a plan is fabric rank ranks[i] (None: rank i)
         self.ranks = ranks
         graph = not isinstance(G, UniformFabric)
@@ -68,7 +70,7 @@ class Communication:
                               stacklevel=4)
             else:
                 if level == "analytic":
-                    self.probes = PatternProbes(G, params, seed, self.compiled)
+                    self.probes = PatternProbes(G, params, seed, self.compiled, background)
         elif G.slowdowns is not None:  # a summary of a graph carries the slowdowns probed on it, if any
             self.probes = PatternTable(G.slowdowns, G.gpus_per_domain)
         self._memo = {}
@@ -116,7 +118,7 @@ class Communication:
             else:
                 results = api.evaluate(
                     self.G, collective, groups, nbytes, algorithm=choice.algorithm, level=self.level,
-                    params=self.params, seed=self.seed, compiled=self.compiled,
+                    params=self.params, seed=self.seed, compiled=self.compiled, background=self.background,
                 )
                 self._memo[key] = max(r.time for r in results)
         return self._memo[key]
@@ -132,7 +134,8 @@ class Communication:
         if key not in self._memo:
             first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)
             if self.level == "flow" and len(pairs) > 1:
-                bandwidth = send_bandwidth_time(self.G, pairs, nbytes, self.params, self.seed, self.compiled)
+                bandwidth = send_bandwidth_time(self.G, pairs, nbytes, self.params, self.seed, self.compiled,
+                                                self.background)
                 self._memo[key] = first.latency + bandwidth
             elif self.probes is not None:
                 scale = self.probes.slowdown("send_recv", first.algorithm, job_pairs, pairs)

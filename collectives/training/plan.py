@@ -376,6 +376,16 @@ def cp_ranks(plan):
     return layout(plan)[0, 0, :, 0]
 
 
+def cp_groups(plan):
+    """Every context-parallel group, one row per (pipeline stage, DP rank, TP rank)."""
+    return _cp_groups(plan.pp, plan.dp, plan.cp, plan.tp)
+
+
+@lru_cache(maxsize=16)
+def _cp_groups(pp, dp, cp, tp):
+    return _read_only(_ranks(pp, dp, cp, tp).transpose(0, 1, 3, 2).reshape(-1, cp))
+
+
 def dp_ranks(plan):
     """The first data-parallel group."""
     return layout(plan)[0, :, 0, 0]

@@ -145,10 +145,12 @@ class Cluster:
     ``ranks``: the job's GPUs on the graph (default all of them); the plan's rank ``i`` in
     Megatron order runs on fabric rank ``ranks[i]``, and the job is charged its GPUs'
     share of the network's power. ``seed``: the ECMP hash seed of the flow level and of
-    the analytic level's probes (:mod:`collectives.patterns`).
+    the analytic level's probes (:mod:`collectives.patterns`). ``background``: other jobs'
+    flows ``(src, dst)`` in fabric ranks, present whenever this job's communication is
+    solved on the graph (:func:`collectives.estimate_jobs`).
     """
 
-    def __init__(self, G, level="flow", params=None, *, ranks=None, seed=0):
+    def __init__(self, G, level="flow", params=None, *, ranks=None, seed=0, background=None):
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
         require_seed(seed)
@@ -164,7 +166,9 @@ class Cluster:
             self._network_watts = None
         self.ranks = None if ranks is None else job_ranks(ranks, self.fabric_gpus)
         self.n_gpus = self.fabric_gpus if self.ranks is None else len(self.ranks)
-        self.comm = Communication(G, level, params, self.ranks, seed)
+        if background is not None and isinstance(G, UniformFabric):
+            raise InvalidSpec("background= needs the fabric graph, not its uniform summary")
+        self.comm = Communication(G, level, params, self.ranks, seed, background)
         self.layer_times = {}
 
     @property

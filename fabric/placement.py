@@ -1,0 +1,85 @@
+"""Where a job's GPUs are: whole servers handed out as a cluster scheduler would, packed under
+as few switches as possible, spread over as many as possible, or at random.
+
+Examples
+--------
+>>> import fabric
+>>> G = fabric.fat_tree(16, rail_optimized=False)       # 4 ToRs of 4 servers
+>>> fabric.place(G, 16, policy="packed")[::8], fabric.place(G, 16, policy="spread")[::8]
+([0, 8], [0, 32])
+"""
+
+import numpy as np
+
+from fabric.checks import require_choice, require_int, require_seed
+from fabric.errors import Infeasible, InvalidSpec
+from fabric.schema import node_items
+
+POLICIES = ("packed", "spread", "random")
+
+
+def _hosts(G):
+    """Per host, its GPU ranks (sorted) and the switch its first GPU's NIC is cabled to."""
+    ranks, leaf_of = {}, {}
+    for node, data in node_items(G):
+        if data.get("kind") == "gpu":
+            ranks.setdefault(data["host"], []).append(data["rank"])
+    nic_of = {}
+    for node, data in node_items(G):
+        if data.get("kind") == "nic":
+            nic_of.setdefault(data["host"], node)
+    for host, nic in nic_of.items():
+        leaf_of[host] = next((v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"), None)
+    return {h: sorted(r) for h, r in sorted(ranks.items())}, leaf_of
+
+
+def place(G, gpus, *, policy="packed", seed=0, taken=()):
+    """GPU ranks for a job of ``gpus`` GPUs on whole free servers of ``G``.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+    gpus : int
+        A multiple of the servers' GPUs (8 on DGX/HGX, 4 on an NVL72 compute tray).
+    policy : {"packed", "spread", "random"}
+        ``"packed"``: the first free servers in rank order, so a job fills a leaf (a rack, a
+        rail group, an NVL72 rack) before the next; ``"spread"``: one server per leaf in
+        turn, over every leaf with free servers (the fragmentation a busy cluster hands
+        out); ``"random"``: free servers drawn with ``seed``.
+    seed : int
+    taken : iterable of int
+        Ranks other jobs already hold; their servers are not handed out.
+
+    Returns
+    -------
+    list of int
+        Sorted GPU ranks, for ``ranks=`` of :func:`collectives.estimate_step` and
+        :func:`collectives.estimate_jobs`.
+    """
+    require_choice("policy", policy, POLICIES)
+    require_seed(seed)
+    ranks_of, leaf_of = _hosts(G)
+    if not ranks_of:
+        raise InvalidSpec("G has no GPUs to place a job on")
+    per_host = {len(r) for r in ranks_of.values()}
+    size = min(per_host)
+    require_int("gpus", gpus, minimum=size)
+    if len(per_host) > 1 or gpus % size:
+        raise InvalidSpec(f"gpus={gpus} must be a multiple of the {size} GPUs of a server (jobs get whole servers)")
+    busy = {int(r) for r in taken}
+    free = [h for h, r in ranks_of.items() if not busy.intersection(r)]
+    want = gpus // size
+    if want > len(free):
+        raise Infeasible(f"gpus={gpus} need {want} free servers; {len(free)} of {len(ranks_of)} are free")
+    if policy == "packed":
+        chosen = free[:want]
+    elif policy == "random":
+        chosen = sorted(np.random.default_rng(seed).choice(free, size=want, replace=False).tolist())
+    else:  # round-robin over the leaves: the i-th free server of every leaf, then the (i+1)-th
+        turn, order = {}, []
+        for h in free:
+            leaf = leaf_of.get(h)
+            order.append((turn.get(leaf, 0), h))
+            turn[leaf] = turn.get(leaf, 0) + 1
+        chosen = sorted(h for _, h in sorted(order)[:want])
+    return sorted(r for h in chosen for r in ranks_of[h])
