@@ -44,8 +44,9 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
     policy : {"packed", "spread", "random"}
         ``"packed"``: the first free servers in rank order, so a job fills a leaf (a rack, a
         rail group, an NVL72 rack) before the next; ``"spread"``: one server per leaf in
-        turn, over every leaf with free servers (the fragmentation a busy cluster hands
-        out); ``"random"``: free servers drawn with ``seed``.
+        turn, the leaves taken pod after pod, over every leaf with free servers (the
+        fragmentation a busy cluster hands out); ``"random"``: free servers drawn with
+        ``seed``.
     seed : int
     taken : iterable of int
         Ranks other jobs already hold; their servers are not handed out.
@@ -75,11 +76,16 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
         chosen = free[:want]
     elif policy == "random":
         chosen = sorted(np.random.default_rng(seed).choice(free, size=want, replace=False).tolist())
-    else:  # round-robin over the leaves: the i-th free server of every leaf, then the (i+1)-th
-        turn, order = {}, []
+    else:  # round-robin over the leaves, and the leaves over the pods: the i-th free server
+        # of every leaf, pod after pod, then the (i+1)-th
+        turn, order, in_pod, leaves_in = {}, [], {}, {}
         for h in free:
             leaf = leaf_of.get(h)
-            order.append((turn.get(leaf, 0), h))
+            pod = G.nodes[leaf].get("pod", 0) if leaf is not None else 0
+            if leaf not in in_pod:  # the leaf's index among its pod's leaves
+                in_pod[leaf] = leaves_in.get(pod, 0)
+                leaves_in[pod] = in_pod[leaf] + 1
+            order.append((turn.get(leaf, 0), in_pod[leaf], pod, h))
             turn[leaf] = turn.get(leaf, 0) + 1
-        chosen = sorted(h for _, h in sorted(order)[:want])
+        chosen = sorted(h for *_, h in sorted(order)[:want])
     return sorted(r for h in chosen for r in ranks_of[h])
