@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
-from fabric.catalog import model_spec
+from fabric.parts import model_spec
 from fabric.errors import NoRoute
 from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route

@@ -23,7 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow, shortest_path
 
-from fabric.catalog import OPTICS, model_spec
+from fabric.catalog import OPTICS
+from fabric.parts import model_spec
 from fabric.checks import require_int, require_non_negative, require_positive, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.schema import KINDS, SWITCH_TIER_NAMES, TRANSPORTS, edge_attr, gpu_nodes, graph_attr, node_attr, node_items, successor_items

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import networkx as nx
 
-from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec, own_specs
+from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec
+from fabric.parts import own_specs
 from fabric.checks import lookup, require_choice, require_int, require_positive
 from fabric.clos import add_clos, design_clos
 from fabric.errors import Infeasible, InvalidSpec

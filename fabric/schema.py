@@ -42,7 +42,7 @@ Graph (``G.graph``)
 (queue pairs per connection, for ECMP hashing), ``name``, ``builder`` (the builder's
 name) and ``params`` (the arguments it was called with). Optional: ``specs``, the switch
 and NIC specs the nodes' ``model`` names that are not catalog entries
-(:func:`fabric.catalog.own_specs`).
+(:func:`fabric.parts.own_specs`).
 
 Examples
 --------

@@ -19,7 +19,7 @@ edge ('nic0', 'leaf0') has no reverse edge ('leaf0', 'nic0')
 
 import networkx as nx
 
-from fabric.catalog import check_own_specs, model_spec
+from fabric.parts import check_own_specs, model_spec
 from fabric.checks import require_choice, require_int, require_non_negative
 from fabric.errors import InvalidSpec
 from fabric.schema import (
