@@ -67,7 +67,10 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
     require_int("gpus", gpus, minimum=size)
     if len(per_host) > 1 or gpus % size:
         raise InvalidSpec(f"gpus={gpus} must be a multiple of the {size} GPUs of a server (jobs get whole servers)")
-    busy = {int(r) for r in taken}
+    try:
+        busy = {int(r) for r in taken}
+    except (TypeError, ValueError):
+        raise InvalidSpec(f"taken={taken!r:.80} must be the GPU ranks other jobs hold (integers)") from None
     free = [h for h, r in ranks_of.items() if not busy.intersection(r)]
     want = gpus // size
     if want > len(free):

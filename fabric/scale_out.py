@@ -10,7 +10,7 @@ import networkx as nx
 from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec
 from fabric.parts import own_specs
 from fabric.checks import lookup, require_choice, require_int, require_positive
-from fabric.clos import add_clos, design_clos
+from fabric.clos import MAX_TIERS, add_clos, design_clos
 from fabric.errors import Infeasible, InvalidSpec
 from fabric.schema import ROUTINGS, TRANSPORTS
 from fabric.server import add_servers
@@ -85,6 +85,8 @@ def pick_switches(switch):
     many = isinstance(switch, (list, tuple))
     if many and not switch:
         raise InvalidSpec("switch=() must name at least one switch (one for every tier, or one per tier)")
+    if many and len(switch) > MAX_TIERS:
+        raise InvalidSpec(f"switch= names {len(switch)} tiers; a Clos has at most {MAX_TIERS}")
     return tuple(lookup("switch", s, SWITCHES, SwitchSpec) for s in (switch if many else [switch]))
 
 

@@ -87,3 +87,18 @@ def test_estimate_jobs_refuses_overlapping_or_malformed_jobs(oversubscribed):
         collectives.estimate_jobs(oversubscribed, [(LLAMA, DP_EXPOSED)])
     with pytest.raises(collectives.InvalidSpec, match="jobs is empty"):
         collectives.estimate_jobs(oversubscribed, [])
+
+
+def test_bad_placement_and_background_input_are_typed_errors(oversubscribed):
+    from collectives.training import Cluster
+
+    with pytest.raises(fabric.InvalidSpec, match=r"taken=\[None\] must be the GPU ranks other jobs hold"):
+        fabric.place(oversubscribed, 8, taken=[None])
+    with pytest.raises(collectives.InvalidSpec, match="jobs\\[0\\] plan=None must be a collectives.Parallelism"):
+        collectives.estimate_jobs(oversubscribed, [(LLAMA, None, range(48))])
+    with pytest.raises(collectives.InvalidSpec, match=r"got shapes \(1,\) and \(2,\)"):
+        Cluster(oversubscribed, "flow", background=([0], [1, 2]))
+    with pytest.raises(collectives.InvalidSpec, match="background flow 0 names a GPU outside 0..127"):
+        Cluster(oversubscribed, "flow", background=([0], [128]))
+    with pytest.raises(fabric.InvalidSpec, match="switch= names 7 tiers; a Clos has at most 6"):
+        fabric.fat_tree(8, switch=["tomahawk4"] * 7)

@@ -17,7 +17,7 @@ import numpy as np
 from fabric.compiled import compile_fabric
 
 from collectives.errors import InvalidSpec, collectives_errors
-from collectives.training.plan import cp_groups, dp_groups, ep_groups, pp_pairs
+from collectives.training.plan import Parallelism, cp_groups, dp_groups, ep_groups, pp_pairs
 from collectives.training.step import Cluster, StepEstimate, estimate_step, job_ranks
 
 
@@ -129,6 +129,10 @@ def estimate_jobs(G, jobs, *, level="flow", params=None, compute=None, seed=0):
                 raise InvalidSpec(f"jobs[{i}]={job!r:.80} must be a (model, plan, ranks) triple")
     compiled = compile_fabric(G)
     ranks = [job_ranks(r, compiled.n_gpus) for _, _, r in jobs]
+    for i, ((model, plan, _), r) in enumerate(zip(jobs, ranks)):
+        if not isinstance(plan, Parallelism):
+            raise InvalidSpec(f"jobs[{i}] plan={plan!r:.80} must be a collectives.Parallelism")
+        plan.check_against(model, gpus=len(r))
     owner = np.full(compiled.n_gpus, -1)
     for i, r in enumerate(ranks):
         clash = r[owner[r] >= 0]

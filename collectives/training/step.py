@@ -166,8 +166,10 @@ class Cluster:
             self._network_watts = None
         self.ranks = None if ranks is None else job_ranks(ranks, self.fabric_gpus)
         self.n_gpus = self.fabric_gpus if self.ranks is None else len(self.ranks)
-        if background is not None and isinstance(G, UniformFabric):
-            raise InvalidSpec("background= needs the fabric graph, not its uniform summary")
+        if background is not None:
+            if isinstance(G, UniformFabric):
+                raise InvalidSpec("background= needs the fabric graph, not its uniform summary")
+            background = _checked_background(background, self.fabric_gpus)
         self.comm = Communication(G, level, params, self.ranks, seed, background)
         self.layer_times = {}
 
@@ -177,6 +179,21 @@ class Cluster:
         if self._network_watts is None:
             self._network_watts = bill_of_materials(self.G).network_watts
         return self._network_watts * self.n_gpus / self.fabric_gpus
+
+
+def _checked_background(background, n_gpus):
+    """``(src, dst)`` as two equal-length integer arrays of ranks below ``n_gpus``."""
+    try:
+        src, dst = (np.asarray(side) for side in background)
+    except (TypeError, ValueError):
+        raise InvalidSpec(f"background={background!r:.80} must be (src, dst) arrays of GPU ranks") from None
+    if src.shape != dst.shape or src.ndim != 1 or not (np.issubdtype(src.dtype, np.integer) or not src.size) \
+            or not (np.issubdtype(dst.dtype, np.integer) or not dst.size):
+        raise InvalidSpec(f"background must be two integer arrays of one length, got shapes {src.shape} and {dst.shape}")
+    bad = (src < 0) | (src >= n_gpus) | (dst < 0) | (dst >= n_gpus)
+    if bad.any():
+        raise InvalidSpec(f"background flow {int(np.argmax(bad))} names a GPU outside 0..{n_gpus - 1}")
+    return src.astype(np.int64), dst.astype(np.int64)
 
 
 def job_ranks(ranks, n_gpus):
