@@ -141,6 +141,33 @@ def spread_calls(draw):
                                                            level=level)
 
 
+@st.composite
+def cluster_calls(draw):
+    """A preset, a placement or jobs side by side, with arguments valid or not."""
+    kind = draw(st.sampled_from(("preset", "place", "jobs")))
+    if kind == "preset":
+        name, gpus = draw(maybe("meta-llama3", "dgx-h100-superpod", "gb300-nvl72-x800")), draw(maybe(None, 32, 144))
+        overrides = draw(st.sampled_from(({}, {"qps": draw(maybe(1, 4))}, {"switch": draw(maybe("qm9700", ("x",)))},
+                                          {"oversubscription": draw(maybe(1.0, 3.0))})))
+        return "preset", lambda: fabric.preset(name, gpus=gpus, **overrides)
+    G = fabric.fat_tree(4, rail_optimized=False, oversubscription=2.0)
+    gpus, policy, seed = draw(maybe(8, 16)), draw(maybe("packed", "spread", "random")), draw(maybe(0, 7))
+    if kind == "place":
+        taken = draw(maybe((), (0, 1), range(8)))
+        return "place", lambda: fabric.place(G, gpus, policy=policy, seed=seed, taken=taken)
+    dp, global_batch, level = draw(maybe(2, 1)), draw(maybe(8, 16)), draw(maybe("analytic", "flow"))
+
+    def call():
+        plan = collectives.Parallelism(tp=8, dp=dp, global_batch=global_batch)
+        a = fabric.place(G, 16, policy=policy, seed=seed)
+        b = fabric.place(G, gpus, policy=policy, seed=seed, taken=a)
+        jobs = collectives.estimate_jobs(G, [(collectives.MODELS["llama3-8b"], plan, a),
+                                             (collectives.MODELS["llama3-8b"], plan, b)], level=level)
+        return [job.estimate for job in jobs] + [job.alone for job in jobs]
+
+    return "estimate_jobs", call
+
+
 def run(call):
     """Run one drawn call: a typed error is fine; anything else that escapes, or a result with a
     NaN, infinite or negative time, bandwidth or rate, is a defect (AssertionError)."""

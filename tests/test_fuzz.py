@@ -5,7 +5,8 @@ here; tests/benchmarks/fuzz_api.py runs many more."""
 
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_cases import builder_calls, collective_calls, edited_fabric_calls, run, spread_calls, step_calls
+from fuzz_cases import (builder_calls, cluster_calls, collective_calls, edited_fabric_calls, run, spread_calls,
+                        step_calls)
 
 
 
@@ -42,4 +43,10 @@ def test_training_steps(call):
 @fuzz(100)
 @given(call=spread_calls())
 def test_spreads(call):
+    run(call)
+
+
+@fuzz(150)
+@given(call=cluster_calls())
+def test_presets_placements_and_shared_jobs(call):
     run(call)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for fuzz_cases
 from fuzz_cases import (  # noqa: E402
-    builder_calls, collective_calls, edited_fabric_calls, run, spread_calls, step_calls)
+    builder_calls, cluster_calls, collective_calls, edited_fabric_calls, run, spread_calls, step_calls)
 
 
 def main():
@@ -23,7 +23,8 @@ def main():
     print("| family | examples | seconds |\n|---|---|---|")
     for name, strategy in (("builders", builder_calls()), ("collectives and flows", collective_calls()),
                            ("edited fabrics", edited_fabric_calls()), ("training steps", step_calls()),
-                           ("spreads over seeds", spread_calls())):
+                           ("spreads over seeds", spread_calls()),
+                           ("presets, placements, shared jobs", cluster_calls())):
         test = settings(max_examples=examples, deadline=None, database=None,
                         suppress_health_check=list(HealthCheck))(given(call=strategy)(run))
         start = time.perf_counter()
