@@ -12,6 +12,8 @@ Examples
 """
 
 from fabric.catalog import GPUS, NICS, OPTICS, SWITCHES, GPUSpec, NICSpec, OpticSpec, SwitchSpec
+
+GpuSpec, NicSpec = GPUSpec, NICSpec  # the design card's spellings of the same classes
 from fabric import units
 from fabric.errors import FabricError, Infeasible, InvalidSpec, NoRoute, TooLarge
 from fabric.io import from_json, load, save, to_json
@@ -39,6 +41,8 @@ __all__ = [  # plot and strategies stay out: a star import must not pull in plot
     "PRESETS",
     "preset",
     "place",
+    "GpuSpec",
+    "NicSpec",
     "BillOfMaterials",
     "Summary",
     "bill_of_materials",

@@ -163,7 +163,7 @@ def cluster_calls(draw):
         b = fabric.place(G, gpus, policy=policy, seed=seed, taken=a)
         jobs = collectives.estimate_jobs(G, [(collectives.MODELS["llama3-8b"], plan, a),
                                              (collectives.MODELS["llama3-8b"], plan, b)], level=level)
-        return [job.estimate for job in jobs] + [job.alone for job in jobs]
+        return jobs + [job.alone for job in jobs]
 
     return "estimate_jobs", call
 

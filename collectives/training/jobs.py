@@ -10,11 +10,13 @@ than that, so the slowdown is an upper bound for jobs that communicate all the t
 and a worst case for the others; on a fabric where the jobs share no link it is 0.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from fabric.compiled import compile_fabric
+from fabric.tables import format_time
 
 from collectives.errors import InvalidSpec, collectives_errors
 from collectives.training.plan import Parallelism, cp_groups, dp_groups, ep_groups, pp_pairs
@@ -22,32 +24,36 @@ from collectives.training.step import Cluster, StepEstimate, estimate_step, job_
 
 
 @dataclass(frozen=True)
-class JobEstimate:
-    """One job of :func:`estimate_jobs`.
+class JobEstimate(StepEstimate):
+    """A :class:`StepEstimate` of one job of :func:`estimate_jobs`, its step with the other
+    jobs' traffic on the fabric, and what it is alone.
 
     Attributes
     ----------
-    estimate : StepEstimate
-        Its step with the other jobs' traffic on the fabric.
     alone : StepEstimate
         Its step with the fabric to itself.
     slowdown : float
-        ``estimate.time / alone.time - 1``.
+        ``time / alone.time - 1``.
     gpus : int
     """
 
-    estimate: StepEstimate
-    alone: StepEstimate
-    slowdown: float
-    gpus: int
+    alone: StepEstimate = None
+    slowdown: float = 0.0
+    gpus: int = 0
 
-    def to_dict(self):
-        return {"estimate": self.estimate.to_dict(), "alone": self.alone.to_dict(), "slowdown": self.slowdown,
-                "gpus": self.gpus}
+    @classmethod
+    def of(cls, shared, alone, gpus):
+        fields = {f.name: getattr(shared, f.name) for f in dataclasses.fields(StepEstimate)}
+        return cls(**fields, alone=alone, slowdown=shared.time / alone.time - 1, gpus=gpus)
 
-    def __str__(self):
-        return (f"{self.estimate.model or 'model'} on {self.gpus:,} GPUs: {self.estimate.time:.3f} s per step "
-                f"shared, {self.alone.time:.3f} s alone ({self.slowdown:+.1%})")
+    def _rows(self):
+        return super()._rows() + [("alone", f"{format_time(self.alone.time)} ({self.slowdown:+.1%} shared)"),
+                                  ("GPUs", f"{self.gpus:,}")]
+
+    def summary(self):
+        """One line: the job, its step shared and alone."""
+        return (f"{self.model or 'model'} on {self.gpus:,} GPUs: {self.time:.3f} s per step shared, "
+                f"{self.alone.time:.3f} s alone ({self.slowdown:+.1%})")
 
 
 def network_pairs(plan, ranks, compiled):
@@ -107,7 +113,8 @@ def estimate_jobs(G, jobs, *, level="flow", params=None, compute=None, seed=0):
     Returns
     -------
     list of JobEstimate
-        In the order of ``jobs``.
+        One :class:`StepEstimate` per job, in the order of ``jobs``, each with its step
+        alone (``alone``) and ``slowdown``.
 
     Examples
     --------
@@ -149,5 +156,5 @@ def estimate_jobs(G, jobs, *, level="flow", params=None, compute=None, seed=0):
         shared = estimate_step(model, plan, G, compute=compute,
                                cluster=Cluster(G, level, params, ranks=r, seed=seed, background=background))
         alone = estimate_step(model, plan, G, compute=compute, cluster=Cluster(G, level, params, ranks=r, seed=seed))
-        results.append(JobEstimate(shared, alone, shared.time / alone.time - 1, len(r)))
+        results.append(JobEstimate.of(shared, alone, len(r)))
     return results
