@@ -91,7 +91,7 @@ def test_preset_overrides_and_errors():
     assert (G.graph["routing"], G.graph["qps"]) == ("adaptive", 1)
     with pytest.raises(fabric.InvalidSpec, match="name='meta' must be one of 'meta-llama3'"):
         fabric.preset("meta")
-    with pytest.raises(fabric.InvalidSpec, match="name='alibaba-hpn': .* dual-ToR, dual-plane.* cannot be built yet"):
+    with pytest.raises(fabric.InvalidSpec, match="name='alibaba-hpn': .*dual-ToR, dual-plane.*cannot be built yet"):
         fabric.preset("alibaba-hpn")
     with pytest.raises(fabric.InvalidSpec, match=r"gpus=24 must be a multiple of 16 \(whole racks of meta-llama3\)"):
         fabric.preset("meta-llama3", gpus=24)
