@@ -185,7 +185,7 @@ def preset(name, gpus=None, **overrides):
     ...
     fabric.errors.InvalidSpec: gpus=12 must be a multiple of 8 (whole servers of dgx-h100-superpod)
     """
-    if name in _NOT_YET:
+    if isinstance(name, str) and name in _NOT_YET:
         raise InvalidSpec(f"name={name!r}: {_NOT_YET[name]}")
     require_choice("name", name, tuple(_PRESETS))
     spec = _PRESETS[name]
