@@ -44,6 +44,7 @@ from fabric.errors import TooLarge
 from fabric.next_hops import prepare_tables
 
 from collectives import api
+from collectives.array_memo import ArrayMemo
 from collectives.engine import Step, solve_steps
 from collectives.errors import FabricBlindWarning, InvalidSpec
 
@@ -172,15 +173,19 @@ class PatternTable:
     def __init__(self, table, gpus_per_domain):
         self.table, self.gpus_per_domain = dict(table), gpus_per_domain
         self.blind = BLIND in self.table.values()  # a pattern was too large to probe
+        self._arrays = ArrayMemo()
 
     def slowdown(self, collective, algorithm, groups, on_fabric=None):
         """As :meth:`PatternProbes.slowdown`, from the table (``on_fabric`` is not needed)."""
         groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
-        domain = groups // self.gpus_per_domain
-        if not (domain != domain[:, :1]).any():
+        if not self._arrays.get(groups, "crosses", lambda: self._crosses(groups)):
             return 1.0
-        key = pattern_key(collective, algorithm, groups)
+        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
         if key not in self.table:
             raise InvalidSpec(f"{collective} with {algorithm} on {groups.shape[0]} group(s) of {groups.shape[1]} "
                               "ranks was not probed on the fabric: the table serves the patterns it was built for")
         return _served(self.table[key])
+
+    def _crosses(self, groups):
+        domain = groups // self.gpus_per_domain
+        return bool((domain != domain[:, :1]).any())

@@ -16,6 +16,7 @@ from fabric.limits import check_memory
 from fabric.next_hops import all_leaves_table_bytes
 
 from collectives import api
+from collectives.array_memo import ArrayMemo
 from collectives.engine import UniformFabric
 from collectives.errors import FabricBlindWarning
 from collectives.patterns import PatternProbes, PatternTable, send_bandwidth_time
@@ -74,18 +75,11 @@ class Communication:
         elif G.slowdowns is not None:  # a summary of a graph carries the slowdowns probed on it, if any
             self.probes = PatternTable(G.slowdowns, G.gpus_per_domain)
         self._memo = {}
-        self._array_keys = {}
+        self._arrays = ArrayMemo()
 
     def _key(self, groups):
-        """``groups``' shape and bytes, remembered for the read-only arrays plans share
-        (:func:`collectives.training.plan.dp_groups`...), so a search does not read and hash
-        the same 16k ranks once per plan."""
-        if groups.flags.writeable or not groups.flags.owndata:
-            return groups.shape, groups.tobytes()
-        entry = self._array_keys.get(id(groups))
-        if entry is None or entry[0] is not groups:  # kept alive with its key: the id is not reused
-            entry = self._array_keys[id(groups)] = (groups, (groups.shape, groups.tobytes()))
-        return entry[1]
+        """``groups``' shape and bytes (remembered for the read-only arrays plans share)."""
+        return self._arrays.get(groups, "key", lambda: (groups.shape, groups.tobytes()))
 
     @property
     def sees_groups(self):
