@@ -15,22 +15,24 @@ from fabric.checks import require_choice, require_int, require_seed
 from fabric.errors import Infeasible, InvalidSpec
 from fabric.schema import node_items
 
-POLICIES = ("packed", "spread", "random")
+POLICIES = ("packed", "spread", "random", "even")
 
 
 def _hosts(G):
-    """Per host, its GPU ranks (sorted) and the switch its first GPU's NIC is cabled to."""
-    ranks, leaf_of = {}, {}
+    """Per host, its GPU ranks (sorted), the switch its first GPU's NIC is cabled to, and
+    its NVLink domain."""
+    ranks, leaf_of, domain_of = {}, {}, {}
     for node, data in node_items(G):
         if data.get("kind") == "gpu":
             ranks.setdefault(data["host"], []).append(data["rank"])
+            domain_of[data["host"]] = data.get("domain", data["host"])
     nic_of = {}
     for node, data in node_items(G):
         if data.get("kind") == "nic":
             nic_of.setdefault(data["host"], node)
     for host, nic in nic_of.items():
         leaf_of[host] = next((v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"), None)
-    return {h: sorted(r) for h, r in sorted(ranks.items())}, leaf_of
+    return {h: sorted(r) for h, r in sorted(ranks.items())}, leaf_of, domain_of
 
 
 def place(G, gpus, *, policy="packed", seed=0, taken=()):
@@ -41,7 +43,7 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
     G : networkx.DiGraph
     gpus : int
         A multiple of the servers' GPUs (8 on DGX/HGX, 4 on an NVL72 compute tray).
-    policy : {"packed", "spread", "random"}
+    policy : {"packed", "spread", "random", "even"}
         ``"packed"``: the first free servers in rank order, so a job fills a leaf (a rack, a
         rail group, an NVL72 rack) before the next; ``"spread"``: one server per leaf in
         turn, the leaves taken pod after pod, over every leaf with free servers (the
@@ -59,7 +61,7 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
     """
     require_choice("policy", policy, POLICIES)
     require_seed(seed)
-    ranks_of, leaf_of = _hosts(G)
+    ranks_of, leaf_of, domain_of = _hosts(G)
     if not ranks_of:
         raise InvalidSpec("G has no GPUs to place a job on")
     per_host = {len(r) for r in ranks_of.values()}
@@ -77,6 +79,8 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
         raise Infeasible(f"gpus={gpus} need {want} free servers; {len(free)} of {len(ranks_of)} are free")
     if policy == "packed":
         chosen = free[:want]
+    elif policy == "even":
+        chosen = _even(free, want, domain_of, gpus)
     elif policy == "random":
         chosen = sorted(np.random.default_rng(seed).choice(free, size=want, replace=False).tolist())
     else:  # round-robin over the leaves, and the leaves over the pods: the i-th free server
@@ -92,3 +96,17 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
             turn[leaf] = turn.get(leaf, 0) + 1
         chosen = sorted(h for *_, h in sorted(order)[:want])
     return sorted(r for h in chosen for r in ranks_of[h])
+
+
+def _even(free, want, domain_of, gpus):
+    """``want`` free hosts in equal shares of the fewest NVLink domains, first domains first."""
+    by_domain = {}
+    for h in free:
+        by_domain.setdefault(domain_of[h], []).append(h)
+    room = sorted(len(hosts) for hosts in by_domain.values())
+    for count in range(1, len(by_domain) + 1):
+        share = want // count
+        if want % count == 0 and sum(1 for n in room if n >= share) >= count:
+            domains = [d for d, hosts in by_domain.items() if len(hosts) >= share][:count]
+            return sorted(h for d in domains for h in by_domain[d][:share])
+    raise Infeasible(f"gpus={gpus} cannot be split into equal shares of free NVLink domains")

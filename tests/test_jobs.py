@@ -1,5 +1,7 @@
 """Jobs on part of a fabric and jobs side by side (fabric.place, collectives.estimate_jobs)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 import collectives
@@ -102,3 +104,18 @@ def test_bad_placement_and_background_input_are_typed_errors(oversubscribed):
         Cluster(oversubscribed, "flow", background=([0], [128]))
     with pytest.raises(fabric.InvalidSpec, match="switch= names 7 tiers; a Clos has at most 6"):
         fabric.fat_tree(8, switch=["tomahawk4"] * 7)
+
+
+def test_even_placement_fills_nvlink_domains_in_equal_shares():
+    # 128 GB200 on two NVL72 racks as the published runs use them: 64 + 64, which search(ranks=) takes
+    from collections import Counter
+
+    G = fabric.nvl72(2)
+    ranks = fabric.place(G, 128, policy="even")
+    assert sorted(Counter(G.nodes[f"gpu{r}"]["domain"] for r in ranks).values()) == [64, 64]
+    assert sorted(Counter(G.nodes[f"gpu{r}"]["domain"] for r in fabric.place(G, 128)).values()) == [56, 72]
+    with ThreadPoolExecutor(1) as pool:
+        best = collectives.search(LLAMA, G, global_batch=128, ranks=ranks, progress=False, top=1, executor=pool)
+    assert best[0].fits
+    with pytest.raises(fabric.Infeasible, match="gpus=140 cannot be split into equal shares"):
+        fabric.place(G, 140, policy="even")
