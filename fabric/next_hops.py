@@ -137,7 +137,15 @@ def all_leaves_table_bytes(C):
 
 
 def leaf_positions(C):
-    """Switch positions of every leaf of ``C``, sorted: the targets of the shared tables."""
+    """Switch positions of every leaf of ``C``, sorted: the targets of the shared tables.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.compiled import compile_fabric
+    >>> len(leaf_positions(compile_fabric(fabric.dgx_superpod(4))))   # one leaf per rail
+    8
+    """
     return np.unique(C.switch_pos[C.leaf[C.leaf >= 0]])
 
 
@@ -168,7 +176,15 @@ def prepare_tables(C):
 
 
 def tables_ready(C):
-    """Whether :func:`prepare_tables` built the tables toward every leaf of ``C``."""
+    """Whether :func:`prepare_tables` built the tables toward every leaf of ``C``.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.compiled import compile_fabric
+    >>> tables_ready(compile_fabric(fabric.dgx_superpod(2)))
+    False
+    """
     return C.cache.get("tables_ready", False)
 
 

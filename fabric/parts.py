@@ -45,7 +45,17 @@ def own_specs(*specs):
 
 def check_own_specs(specs):
     """``InvalidSpec`` unless ``specs`` has the form :func:`own_specs` gives: ``{kind: {name:
-    spec}}`` with kinds ``"switch"`` and ``"nic"``, each spec of its kind and under its own name."""
+    spec}}`` with kinds ``"switch"`` and ``"nic"``, each spec of its kind and under its own name.
+
+    Examples
+    --------
+    >>> check_own_specs({"switch": {"qm9700": SWITCHES["qm9700"]}}) is None
+    True
+    >>> check_own_specs({"router": {}})
+    Traceback (most recent call last):
+    ...
+    fabric.errors.InvalidSpec: specs kind='router' must be one of 'switch', 'nic'
+    """
     types = {kind: spec_type for spec_type, kind in _MODEL_KINDS.items()}
     if not isinstance(specs, dict):
         raise InvalidSpec(f"specs={specs!r:.80} must be a dict of kind -> {{name: spec}}")

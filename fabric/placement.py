@@ -58,6 +58,14 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
     list of int
         Sorted GPU ranks, for ``ranks=`` of :func:`collectives.estimate_step` and
         :func:`collectives.estimate_jobs`.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> G = fabric.dgx_superpod(4)
+    >>> first = place(G, 16)
+    >>> place(G, 16, taken=first)[:2], len(place(G, 8, policy="random", seed=3))
+    ([16, 17], 8)
     """
     require_choice("policy", policy, POLICIES)
     require_seed(seed)
