@@ -13,21 +13,33 @@ Examples
 True
 """
 
+from collections import OrderedDict
+
+
+# Arrays remembered at once: the plan module caches 16 arrays of each kind, so a few kinds'
+# worth is enough; more would keep evicted 16k-rank arrays alive (128 kB each at 16k GPUs).
+MAX_ARRAYS = 64
+
 
 class ArrayMemo:
     """``get(array, name, compute)``: ``compute()`` once per read-only array that owns its
-    data (nothing can change it through another array) and ``name``; other arrays are
-    computed each time. An array is kept with its values, so its id is not reused."""
+    data (nothing can change it through another array) and ``name``, for the last
+    :data:`MAX_ARRAYS` arrays; other arrays are computed each time. An array is kept with its
+    values, so its id is not reused while it is remembered."""
 
-    def __init__(self):
-        self._memo = {}
+    def __init__(self, max_arrays=MAX_ARRAYS):
+        self._memo, self._max = OrderedDict(), max_arrays
 
     def get(self, array, name, compute):
         if array.flags.writeable or not array.flags.owndata:
             return compute()
-        entry = self._memo.get(id(array))
+        key = id(array)
+        entry = self._memo.get(key)
         if entry is None or entry[0] is not array:
-            entry = self._memo[id(array)] = (array, {})
+            entry = self._memo[key] = (array, {})
+            if len(self._memo) > self._max:
+                self._memo.popitem(last=False)
+        self._memo.move_to_end(key)
         values = entry[1]
         if name not in values:
             values[name] = compute()
