@@ -17,7 +17,8 @@ GpuSpec, NicSpec = GPUSpec, NICSpec  # the design card's spellings of the same c
 from fabric import units
 from fabric.errors import FabricError, Infeasible, InvalidSpec, NoRoute, TooLarge
 from fabric.io import from_json, load, save, to_json
-from fabric.metrics import BillOfMaterials, Summary, bill_of_materials, bisection_bandwidth, hop_diameter, summary
+from fabric.materials import BillOfMaterials, bill_of_materials
+from fabric.metrics import Summary, bisection_bandwidth, hop_diameter, summary
 from fabric.validate import check, validate
 from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x

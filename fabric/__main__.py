@@ -1,7 +1,8 @@
 """``python -m fabric``: summary and bill of materials of a 127-node DGX H100 SuperPOD."""
 
 import fabric
-from fabric.metrics import bill_of_materials, summary
+from fabric.materials import bill_of_materials
+from fabric.metrics import summary
 
 
 def main():

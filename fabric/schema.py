@@ -83,6 +83,17 @@ GRAPH_ATTRS = ("gpu", "gpus_per_node", "transport", "routing", "qps", "name", "b
 SWITCH_TIER_NAMES = {1: "leaf", 2: "spine", 3: "core"}
 
 
+def tier_label(tier):
+    """``"tier 1 (leaf)"``: a switch tier by number and name.
+
+    Examples
+    --------
+    >>> tier_label(2), tier_label(5)
+    ('tier 2 (spine)', 'tier 5')
+    """
+    return f"tier {tier} ({SWITCH_TIER_NAMES[tier]})" if tier in SWITCH_TIER_NAMES else f"tier {tier}"
+
+
 def gpu_name(rank):
     """Node name of the GPU with global ``rank``."""
     return f"gpu{rank}"

@@ -66,3 +66,8 @@ def format_bytes(nbytes):
         if nbytes >= scale:
             return f"{nbytes / scale:,.3g} {unit}"
     return f"{nbytes:.0f} B"
+
+
+def format_watts(value):
+    """Watts as kilowatts: ``format_watts(1500)`` is ``"1.5 kW"``."""
+    return f"{value / 1e3:,.1f} kW"

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 import fabric
 from fabric import strategies as fst
 from fabric.catalog import GPUS, NICS, OPTICS, SWITCHES
-from fabric.metrics import bill_of_materials, bisection_bandwidth, hop_diameter, summary
+from fabric.materials import bill_of_materials
+from fabric.metrics import bisection_bandwidth, hop_diameter, summary
 from fabric.units import Gbps
 
 # Line rates the builders use: ConnectX-7 / BlueField-3 NDR-400G, ConnectX-6 HDR-200G.

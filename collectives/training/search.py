@@ -27,7 +27,7 @@ from itertools import groupby, product
 from fabric.checks import require_choice, require_int, require_seed
 from fabric.compiled import compile_fabric
 from fabric.errors import TooLarge
-from fabric.metrics import bill_of_materials
+from fabric.materials import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 
 from collectives.engine import check_uplinks, uniform_fabric

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from fabric.checks import require_seed
-from fabric.metrics import bill_of_materials
+from fabric.materials import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 from fabric.tables import format_time, html_table, text_table
 

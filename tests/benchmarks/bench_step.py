@@ -20,7 +20,7 @@ from collectives.training.validation import validate
 from collectives.engine import uniform_fabric
 from collectives.params import DEFAULT_PARAMS
 from collectives.training.search import candidate_plans
-from fabric.metrics import bill_of_materials
+from fabric.materials import bill_of_materials
 from collectives.training.step import Cluster, estimate_step
 
 
