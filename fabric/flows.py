@@ -11,7 +11,8 @@ import numpy as np
 from fabric.checks import require_non_negative, require_seed
 from fabric.compiled import compile_fabric
 from fabric.errors import InvalidSpec
-from fabric.routing import ClassPart, class_load, route
+from fabric.adaptive_paths import ClassPart
+from fabric.routing import class_load, route
 from fabric.schema import graph_attr
 
 # Relative slack under which a resource counts as full (float round-off of the filling).
