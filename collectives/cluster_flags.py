@@ -121,7 +121,7 @@ def add_cluster_flags(p):
         w.add_argument(flag, help=help_, **options)
     f = p.add_argument_group("failures (applied after building)")
     f.add_argument("--fail", metavar="NAME[,NAME...]",
-                   help="switches or GPUs to remove by node name (spine3, leaf0), or cables as A~B (leaf0~spine2)")
+                   help="switches to remove by node name (spine3, leaf0), or cables as A~B (leaf0~spine2)")
     f.add_argument("--fail-random", type=float, metavar="FRACTION",
                    help="remove this fraction of the switch-to-switch cables, drawn with --fail-seed")
     f.add_argument("--fail-seed", type=int, default=0, metavar="N", help="seed of --fail-random (default 0)")
@@ -211,6 +211,9 @@ def _failed(G, args):
                 G.remove_edge(a, b)
                 G.remove_edge(b, a)
             elif name in G:
+                if G.nodes[name].get("kind") in ("gpu", "nic", "nvswitch"):
+                    raise CLIError(f"fail={name!r}: only switches and cables can fail here (GPU ranks must stay "
+                                   "0..n-1); leave a GPU out of the job with --ranks instead")
                 G.remove_node(name)
             else:
                 switches = [n for n, d in node_items(G) if d.get("kind") == "switch"][:5]

@@ -313,6 +313,7 @@ def test_estimate_on_part_of_a_cluster_names_fabric_and_batch(capsys):
     (["fabric", "--cluster", "superpod:4", "--qps", "4"],
      r"--qps does not apply to superpod \(fabric.dgx_superpod\); it takes --routing, --tiers"),
     (["fabric", "--cluster", "superpod:4", "--fail", "nonesuch"], "fail='nonesuch' is no node of the fabric"),
+    (["fabric", "--cluster", "superpod:4", "--fail", "gpu3"], "fail='gpu3': only switches and cables can fail"),
     (["fabric", "--cluster", "superpod:4", "--fail", "leaf0~leaf1"], "no cable between 'leaf0' and 'leaf1'"),
     (["fabric", "--cluster", "superpod:4", "--fail-random", "1.5"], r"fail_random=1.5 must be in \[0, 1\)"),
     (["fabric", "--cluster", "superpod:4", "--preset", "spectrum-x"], "give one of --cluster, --preset"),
