@@ -25,7 +25,9 @@ NVL72_GPUS = NVL72_TRAY_GPUS * NVL72_TRAYS
 
 
 @dataclass(frozen=True)
-class _Preset:
+class Preset:
+    """One published cluster: how to build it and where its figures come from."""
+
     description: str  # one line
     builder: object  # a fabric builder: its first argument counts ``unit``-GPU blocks / per_block
     unit: int  # GPUs per whole block the cluster scales by (a rack, a server)
@@ -51,8 +53,8 @@ _META_POD_SERVERS = 384
 # (192/28 = 6.86:1 the next).
 META_OVERSUBSCRIPTION = 192 / 27
 
-_PRESETS = {
-    "meta-llama3": _Preset(
+_SPECS = {
+    "meta-llama3": Preset(
         description="Meta's Llama 3 RoCE cluster: 24,576 H100, 16 GPUs per rack switch, 8 pods of 3,072, "
                     "7:1 above the pods",
         builder=fat_tree,
@@ -72,7 +74,7 @@ _PRESETS = {
                 "(7.11:1) for 1:7, the nearest ratio whole cables give; 16 ECMP-hashed queue pairs per flow; "
                 "gpus= fills pods in order, by whole racks",
     ),
-    "dgx-h100-superpod": _Preset(
+    "dgx-h100-superpod": Preset(
         description="NVIDIA DGX SuperPOD with DGX H100: 4 scalable units, 127 servers, rail-optimized NDR "
                     "InfiniBand",
         builder=dgx_superpod,
@@ -84,7 +86,7 @@ _PRESETS = {
                 "SU less one slot for the UFM appliance, 8 x ConnectX-7 per server, QM9700 leaves and spines",
         assumed="adaptive routing as the reference configures it; every SU full",
     ),
-    "dgx-b200-superpod": _Preset(
+    "dgx-b200-superpod": Preset(
         description="NVIDIA DGX SuperPOD with DGX B200: 4 scalable units, 127 servers, rail-optimized NDR "
                     "InfiniBand",
         builder=dgx_superpod,
@@ -96,7 +98,7 @@ _PRESETS = {
                 "8 x ConnectX-7 per server",
         assumed="adaptive routing; every SU full",
     ),
-    "dgx-gb200-superpod": _Preset(
+    "dgx-gb200-superpod": Preset(
         description="NVIDIA DGX SuperPOD with GB200 NVL72: 8 racks (576 GPUs) per scalable unit, one NDR NIC "
                     "per GPU",
         builder=nvl72,
@@ -108,7 +110,7 @@ _PRESETS = {
                 "ConnectX-7 400G per GPU on a Quantum-2 compute fabric",
         assumed="rail-optimized by compute-tray GPU index; no published switch count was found to check",
     ),
-    "gb300-nvl72-x800": _Preset(
+    "gb300-nvl72-x800": Preset(
         description="GB300 NVL72 racks with ConnectX-8 800G per GPU on Quantum-X800 (XDR) InfiniBand, 8 racks",
         builder=nvl72,
         unit=NVL72_GPUS,
@@ -119,7 +121,7 @@ _PRESETS = {
         assumed="rail-optimized non-blocking scale-out; 8 racks per unit as in the GB200 SuperPOD; Q3400's split "
                 "and power are catalog estimates",
     ),
-    "spectrum-x": _Preset(
+    "spectrum-x": Preset(
         description="NVIDIA Spectrum-X reference: 256 HGX H100 servers (2,048 GPUs), BlueField-3 SuperNICs, "
                     "SN5600",
         builder=spectrum_x,
@@ -131,7 +133,7 @@ _PRESETS = {
                 "Israel-1 Spectrum-X system of 256 HGX H100 servers [3p]",
         assumed="rail-optimized like the SuperPOD, non-blocking",
     ),
-    "xai-colossus": _Preset(
+    "xai-colossus": Preset(
         description="xAI Colossus as announced: 100,000 H100 on Spectrum-X Ethernet (design details assumed)",
         builder=spectrum_x,
         unit=HGX_GPUS,
@@ -145,7 +147,8 @@ _PRESETS = {
     ),
 }
 
-PRESETS = MappingProxyType({name: p.description for name, p in _PRESETS.items()})
+PRESET_SPECS = MappingProxyType(_SPECS)  # name -> Preset
+PRESETS = MappingProxyType({name: p.description for name, p in _SPECS.items()})
 
 # Published clusters the builders cannot wire yet, and why.
 _NOT_YET = {
@@ -187,8 +190,8 @@ def preset(name, gpus=None, **overrides):
     """
     if isinstance(name, str) and name in _NOT_YET:
         raise InvalidSpec(f"name={name!r}: {_NOT_YET[name]}")
-    require_choice("name", name, tuple(_PRESETS))
-    spec = _PRESETS[name]
+    require_choice("name", name, tuple(PRESET_SPECS))
+    spec = PRESET_SPECS[name]
     if gpus is None:
         gpus = spec.gpus
     require_int("gpus", gpus, minimum=spec.unit)
@@ -214,7 +217,7 @@ def describe(name):
     >>> print(describe("xai-colossus").splitlines()[0])
     xai-colossus: xAI Colossus as announced: 100,000 H100 on Spectrum-X Ethernet (design details assumed)
     """
-    require_choice("name", name, tuple(_PRESETS))
-    spec = _PRESETS[name]
+    require_choice("name", name, tuple(PRESET_SPECS))
+    spec = PRESET_SPECS[name]
     return (f"{name}: {spec.description}\n  built by fabric.{spec.builder.__name__} with {spec.arguments}\n"
             f"  sources: {spec.sources}\n  assumed: {spec.assumed}")

@@ -18,7 +18,7 @@ from collections import Counter
 import collectives
 import fabric
 from collectives.training.step import Cluster
-from fabric.presets import _PRESETS
+from fabric.presets import PRESET_SPECS
 
 import mdtable  # tests/benchmarks/mdtable.py, beside this script
 
@@ -34,7 +34,7 @@ def _switches(G):
 
 def builds():
     rows = []
-    for name, spec in _PRESETS.items():
+    for name, spec in PRESET_SPECS.items():
         sizes = [spec.gpus, -(-16_384 // spec.unit) * spec.unit]
         for gpus in dict.fromkeys(sizes):
             start = time.perf_counter()
