@@ -38,7 +38,10 @@ def _builder(draw):
                   tiers=draw(maybe(None, 2, 3)))
         return name, lambda: fabric.dgx_superpod(draw(maybe(1, 2, 4)), **kw)
     if name == "fat_tree":
-        kw = dict(nic_bandwidth=draw(maybe(50e9, 25e9, 12.5e9)), switch=draw(maybe("tomahawk4", "sn5600", "qm9700")),
+        kw = dict(nic_bandwidth=draw(maybe(50e9, 25e9, 12.5e9)),
+                  switch=draw(maybe("tomahawk4", "sn5600", "qm9700", ("tomahawk4", "arista-7808r3"),
+                                    ("tomahawk5", "tomahawk5", "tomahawk6"), ("qm9700", "sn5600"))),
+                  servers_per_leaf=draw(maybe(None, None, 1, 2, 3)), pod_nodes=draw(maybe(None, None, 4, 6)),
                   routing=draw(maybe("ecmp", "adaptive")), qps=draw(maybe(1, 4)),
                   rail_optimized=draw(maybe(True, False)), oversubscription=draw(maybe(1.0, 2.0, 3.0)),
                   tiers=draw(maybe(None, 2, 3)), gpus_per_node=draw(maybe(8, 4, 2)))
