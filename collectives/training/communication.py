@@ -52,14 +52,14 @@ class Communication:
     True
     """
 
-    def __init__(self, G, level, params, ranks=None, seed=0, background=None):
+    def __init__(self, G, level, params, ranks=None, seed=0, background=None, compiled=None):
         self.G, self.level, self.params, self.seed = G, level, params, seed
         # other jobs' flows on the same fabric (fabric ranks), present in every flow-level solve
         self.background = background
         # the job's GPUs: group member i of a plan is fabric rank ranks[i] (None: rank i)
         self.ranks = ranks
         graph = not isinstance(G, UniformFabric)
-        self.compiled = compile_fabric(G) if graph else None
+        self.compiled = (compiled or compile_fabric(G)) if graph else None
         self.probes = None
         if graph:
             try:

@@ -121,7 +121,7 @@ def estimate_jobs(G, jobs, *, level="flow", params=None, compute=None, seed=0):
     >>> import fabric, collectives
     >>> G = fabric.fat_tree(8, rail_optimized=False, oversubscription=3.0)
     >>> m, plan = collectives.MODELS["llama3-8b"], collectives.Parallelism(tp=8, dp=4, global_batch=32)
-    >>> a, b = fabric.place(G, 32, policy="spread"), None
+    >>> a = fabric.place(G, 32, policy="spread")
     >>> b = fabric.place(G, 32, policy="spread", taken=a)
     >>> shared = collectives.estimate_jobs(G, [(m, plan, a), (m, plan, b)], level="analytic")
     >>> [job.slowdown >= 0 for job in shared]
@@ -153,8 +153,7 @@ def estimate_jobs(G, jobs, *, level="flow", params=None, compute=None, seed=0):
         others = [traffic[j] for j in range(len(jobs)) if j != i]
         background = (np.concatenate([src for src, _ in others]), np.concatenate([dst for _, dst in others])) \
             if others else None
-        shared = estimate_step(model, plan, G, compute=compute,
-                               cluster=Cluster(G, level, params, ranks=r, seed=seed, background=background))
-        alone = estimate_step(model, plan, G, compute=compute, cluster=Cluster(G, level, params, ranks=r, seed=seed))
+        shared, alone = (estimate_step(model, plan, G, compute=compute, cluster=Cluster(
+            G, level, params, ranks=r, seed=seed, background=load, compiled=compiled)) for load in (background, None))
         results.append(JobEstimate.of(shared, alone, len(r)))
     return results

@@ -26,11 +26,11 @@ import numpy as np
 
 from fabric.checks import require_seed
 from fabric.materials import bill_of_materials
-from fabric.schema import gpu_count, graph_attr
+from fabric.schema import gpu_count, graph_attr, ranks_array
 from fabric.tables import format_time, html_table, text_table
 
 from collectives.engine import UniformFabric
-from collectives.errors import InvalidSpec, MemoryWarning
+from collectives.errors import InvalidSpec, MemoryWarning, collectives_errors
 from collectives.groups import checked_ranks
 from collectives.params import checked_params
 from collectives.spread import over_seeds
@@ -147,10 +147,12 @@ class Cluster:
     share of the network's power. ``seed``: the ECMP hash seed of the flow level and of
     the analytic level's probes (:mod:`collectives.patterns`). ``background``: other jobs'
     flows ``(src, dst)`` in fabric ranks, present whenever this job's communication is
-    solved on the graph (:func:`collectives.estimate_jobs`).
+    solved on the graph (:func:`collectives.estimate_jobs`). ``compiled``: the graph's
+    :func:`fabric.compiled.compile_fabric`, shared by clusters on the same graph (with the
+    routing tables it keeps) instead of compiled again.
     """
 
-    def __init__(self, G, level="flow", params=None, *, ranks=None, seed=0, background=None):
+    def __init__(self, G, level="flow", params=None, *, ranks=None, seed=0, background=None, compiled=None):
         if level not in ("flow", "analytic"):
             raise InvalidSpec(f"level={level!r} must be one of 'flow', 'analytic'")
         require_seed(seed)
@@ -169,8 +171,9 @@ class Cluster:
         if background is not None:
             if isinstance(G, UniformFabric):
                 raise InvalidSpec("background= needs the fabric graph, not its uniform summary")
-            background = _checked_background(background, self.fabric_gpus)
-        self.comm = Communication(G, level, params, self.ranks, seed, background)
+            with collectives_errors():
+                background = _checked_background(background, self.fabric_gpus)
+        self.comm = Communication(G, level, params, self.ranks, seed, background, compiled)
         self.layer_times = {}
 
     @property
@@ -182,18 +185,16 @@ class Cluster:
 
 
 def _checked_background(background, n_gpus):
-    """``(src, dst)`` as two equal-length integer arrays of ranks below ``n_gpus``."""
+    """``(src, dst)`` as two equal-length int64 arrays of ranks below ``n_gpus``, checked as
+    :func:`fabric.flow_rates` checks its flows."""
     try:
-        src, dst = (np.asarray(side) for side in background)
+        src, dst = background
     except (TypeError, ValueError):
         raise InvalidSpec(f"background={background!r:.80} must be (src, dst) arrays of GPU ranks") from None
-    if src.shape != dst.shape or src.ndim != 1 or not (np.issubdtype(src.dtype, np.integer) or not src.size) \
-            or not (np.issubdtype(dst.dtype, np.integer) or not dst.size):
+    src, dst = ranks_array("background src", src, n_gpus), ranks_array("background dst", dst, n_gpus)
+    if src.shape != dst.shape:
         raise InvalidSpec(f"background must be two integer arrays of one length, got shapes {src.shape} and {dst.shape}")
-    bad = (src < 0) | (src >= n_gpus) | (dst < 0) | (dst >= n_gpus)
-    if bad.any():
-        raise InvalidSpec(f"background flow {int(np.argmax(bad))} names a GPU outside 0..{n_gpus - 1}")
-    return src.astype(np.int64), dst.astype(np.int64)
+    return src, dst
 
 
 def job_ranks(ranks, n_gpus):
