@@ -167,10 +167,7 @@ def prepare_tables(C):
     targets = leaf_positions(C)
     if len(targets) > rows_per_chunk(C):
         return False
-    dist = distances_to(C, targets)
-    key = ("downhill", id(dist))
-    if key not in C.cache:
-        C.cache[key] = DownhillGraph(C, dist)
+    whole_table(C, distances_to(C, targets))
     C.cache["tables_ready"] = True
     return True
 
@@ -188,6 +185,29 @@ def tables_ready(C):
     return C.cache.get("tables_ready", False)
 
 
+def _whole_key(dist):
+    return "downhill", id(dist)  # dist is a table kept in C.cache: its id is not reused
+
+
+def whole_table(C, dist):
+    """The next-hop table toward every target row of ``dist`` (rows of
+    :func:`distances_to`), built once per compiled fabric and kept for later calls.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.compiled import compile_fabric
+    >>> C = compile_fabric(fabric.dgx_superpod(2))
+    >>> dist = distances_to(C, leaf_positions(C))
+    >>> whole_table(C, dist) is whole_table(C, dist)
+    True
+    """
+    key = _whole_key(dist)
+    if key not in C.cache:
+        C.cache[key] = DownhillGraph(C, dist)
+    return C.cache[key]
+
+
 def rows_per_chunk(C):
     """Target rows of next-hop tables built at once (~32M cells of (row, edge), a few
     hundred MB of temporaries; every leaf of a 16k-GPU SuperPOD fits)."""
@@ -203,14 +223,11 @@ def by_target_chunks(C, dist, row):
     unless an earlier call on the same compiled fabric already built the table.
     """
     per_chunk = rows_per_chunk(C)
-    key = ("downhill", id(dist))
-    if len(row) <= 2 * len(dist) and key not in C.cache:  # a table built for earlier calls beats lazy walks
+    if len(row) <= 2 * len(dist) and _whole_key(dist) not in C.cache:  # a table built earlier beats lazy walks
         yield LazyDownhill(C, dist), np.arange(len(row)), row
         return
     if len(dist) <= per_chunk:  # every target fits one table: build it once, reuse it in later calls
-        if key not in C.cache:
-            C.cache[key] = DownhillGraph(C, dist)
-        yield C.cache[key], np.arange(len(row)), row
+        yield whole_table(C, dist), np.arange(len(row)), row
         return
     needed, local = np.unique(row, return_inverse=True)
     order = np.argsort(local, kind="stable")
