@@ -19,19 +19,16 @@ POLICIES = ("packed", "spread", "random", "even")
 
 
 def _hosts(G):
-    """Per host, its GPU ranks (sorted), the switch its first GPU's NIC is cabled to, and
-    its NVLink domain."""
+    """Per host, its GPU ranks (sorted), the switch its first NIC is cabled to, and its
+    NVLink domain."""
     ranks, leaf_of, domain_of = {}, {}, {}
     for node, data in node_items(G):
-        if data.get("kind") == "gpu":
+        kind = data.get("kind")
+        if kind == "gpu":
             ranks.setdefault(data["host"], []).append(data["rank"])
             domain_of[data["host"]] = data.get("domain", data["host"])
-    nic_of = {}
-    for node, data in node_items(G):
-        if data.get("kind") == "nic":
-            nic_of.setdefault(data["host"], node)
-    for host, nic in nic_of.items():
-        leaf_of[host] = next((v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"), None)
+        elif kind == "nic" and data["host"] not in leaf_of:
+            leaf_of[data["host"]] = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "switch"), None)
     return {h: sorted(r) for h, r in sorted(ranks.items())}, leaf_of, domain_of
 
 
@@ -48,7 +45,9 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
         rail group, an NVL72 rack) before the next; ``"spread"``: one server per leaf in
         turn, the leaves taken pod after pod, over every leaf with free servers (the
         fragmentation a busy cluster hands out); ``"random"``: free servers drawn with
-        ``seed``.
+        ``seed``; ``"even"``: the fewest NVLink domains that hold the job in equal shares, in
+        rank order (128 GPUs on two NVL72 racks as 64 + 64, as the published GB200 runs use
+        them, which ``search(ranks=)`` needs).
     seed : int
     taken : iterable of int
         Ranks other jobs already hold; their servers are not handed out.
@@ -91,19 +90,24 @@ def place(G, gpus, *, policy="packed", seed=0, taken=()):
         chosen = _even(free, want, domain_of, gpus)
     elif policy == "random":
         chosen = sorted(np.random.default_rng(seed).choice(free, size=want, replace=False).tolist())
-    else:  # round-robin over the leaves, and the leaves over the pods: the i-th free server
-        # of every leaf, pod after pod, then the (i+1)-th
-        turn, order, in_pod, leaves_in = {}, [], {}, {}
-        for h in free:
-            leaf = leaf_of.get(h)
-            pod = G.nodes[leaf].get("pod", 0) if leaf is not None else 0
-            if leaf not in in_pod:  # the leaf's index among its pod's leaves
-                in_pod[leaf] = leaves_in.get(pod, 0)
-                leaves_in[pod] = in_pod[leaf] + 1
-            order.append((turn.get(leaf, 0), in_pod[leaf], pod, h))
-            turn[leaf] = turn.get(leaf, 0) + 1
-        chosen = sorted(h for *_, h in sorted(order)[:want])
+    else:
+        chosen = _spread(G, free, want, leaf_of)
     return sorted(r for h in chosen for r in ranks_of[h])
+
+
+def _spread(G, free, want, leaf_of):
+    """``want`` free hosts round-robin over the leaves, and the leaves over the pods: the
+    i-th free host of every leaf, pod after pod, then the (i+1)-th."""
+    turn, order, in_pod, leaves_in = {}, [], {}, {}
+    for h in free:
+        leaf = leaf_of.get(h)
+        pod = G.nodes[leaf].get("pod", 0) if leaf is not None else 0
+        if leaf not in in_pod:  # the leaf's index among its pod's leaves
+            in_pod[leaf] = leaves_in.get(pod, 0)
+            leaves_in[pod] = in_pod[leaf] + 1
+        order.append((turn.get(leaf, 0), in_pod[leaf], pod, h))
+        turn[leaf] = turn.get(leaf, 0) + 1
+    return sorted(h for *_, h in sorted(order)[:want])
 
 
 def _even(free, want, domain_of, gpus):
@@ -111,10 +115,9 @@ def _even(free, want, domain_of, gpus):
     by_domain = {}
     for h in free:
         by_domain.setdefault(domain_of[h], []).append(h)
-    room = sorted(len(hosts) for hosts in by_domain.values())
     for count in range(1, len(by_domain) + 1):
         share = want // count
-        if want % count == 0 and sum(1 for n in room if n >= share) >= count:
+        if want % count == 0 and sum(1 for hosts in by_domain.values() if len(hosts) >= share) >= count:
             domains = [d for d, hosts in by_domain.items() if len(hosts) >= share][:count]
             return sorted(h for d in domains for h in by_domain[d][:share])
     raise Infeasible(f"gpus={gpus} cannot be split into equal shares of free NVLink domains")
