@@ -183,15 +183,20 @@ def _ports(radix):
     return f"{radix[0]}-port" if len(set(radix)) == 1 else "/".join(map(str, radix)) + "-port"
 
 
-def _leaf_ports(radix, ratio, rails, rail_optimized, servers_per_leaf):
+def _leaf_ports(radix, ratio, per_server, servers_per_leaf):
     """A leaf's (down, up) ports in use: filled by the ratio, or the NIC ports of
-    ``servers_per_leaf`` servers and their uplinks at the ratio."""
+    ``servers_per_leaf`` servers (``per_server`` ports each) and their uplinks at the ratio;
+    ``ratio`` None: a single tier, no uplinks."""
     if servers_per_leaf is None:
-        return split_ports(radix, ratio, "oversubscription")
-    down = servers_per_leaf * (1 if rail_optimized else rails)
+        return (radix, 0) if ratio is None else split_ports(radix, ratio, "oversubscription")
+    down = servers_per_leaf * per_server
+    if ratio is None:
+        if down > radix:
+            raise Infeasible(f"servers_per_leaf={servers_per_leaf} need {down} ports of a {radix}-port leaf")
+        return down, 0
     up = down / ratio
     if abs(up - round(up)) > 1e-9 or down + round(up) > radix or round(up) < 1:
-        fitting = [n for n in range(1, radix) if n * (1 if rail_optimized else rails) * (1 + 1 / ratio) <= radix]
+        fitting = [n for n in range(1, radix) if n * per_server * (1 + 1 / ratio) <= radix]
         raise Infeasible(
             f"servers_per_leaf={servers_per_leaf} ({down} NIC ports) and their uplinks at {ratio:g}:1 do not fit "
             f"{radix}-port leaves in whole cables" + (f"; at most {max(fitting)} servers fit" if fitting else ""))
@@ -204,14 +209,8 @@ def _design(hosts, rails, radix, rail_optimized, tiers, pod_nodes, ratio, server
     # over the ratio, exactly. Other tiers are non-blocking; the top spends every port down.
     # radix: ports per tier.
     over_pod = tiers >= 3
-    if tiers == 1:
-        down, up = [radix[0] if servers_per_leaf is None else
-                    servers_per_leaf * (1 if rail_optimized else rails)], [0]
-        if down[0] > radix[0]:
-            raise Infeasible(f"servers_per_leaf={servers_per_leaf} need {down[0]} ports of a {radix[0]}-port leaf")
-    else:
-        down, up = map(list, zip(_leaf_ports(radix[0], 1 if over_pod else ratio, rails, rail_optimized,
-                                             servers_per_leaf)))
+    leaf_ratio = None if tiers == 1 else (1 if over_pod else ratio)
+    down, up = map(list, zip(_leaf_ports(radix[0], leaf_ratio, 1 if rail_optimized else rails, servers_per_leaf)))
     if rail_optimized:
         hosts_per_group, leaves_per_group = down[0], rails
     else:
