@@ -109,6 +109,7 @@ class PatternProbes:
         self.compiled = compiled or compile_fabric(G)
         self.table = {}
         self.blind = False  # whether some pattern was too large to probe (priced blind)
+        self._arrays = ArrayMemo()
 
     def crosses_domains(self, groups):
         """Whether any group (fabric ranks) spans NVLink domains: only those meet the network."""
@@ -123,9 +124,9 @@ class PatternProbes:
         ranks they run on (default the same)."""
         groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
         fabric_groups = groups if on_fabric is None else np.atleast_2d(np.asarray(on_fabric, dtype=np.int64))
-        if not self.crosses_domains(fabric_groups):
+        if not self._arrays.get(fabric_groups, "crosses", lambda: self.crosses_domains(fabric_groups)):
             return 1.0
-        key = pattern_key(collective, algorithm, groups)
+        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
         if key not in self.table:
             try:
                 self.table[key] = self._probe(collective, algorithm, fabric_groups)
