@@ -3,7 +3,7 @@
 With no subcommand it prints the built-in example (Llama-3-8B, tp8 x dp4, on a 4-server
 H100 DGX SuperPOD at the flow level), as the README's quick start shows.
 
-Clusters are named ``KIND[-GPU]:COUNT`` (see :mod:`collectives.arguments`), or given as a GPU
+Clusters are named ``KIND[-GPU]:COUNT`` (see :mod:`collectives.cluster_flags`), or given as a GPU
 count with ``--gpus N --fabric KIND [--gpu GPU]``. Errors from the models or from bad
 flag values print one line, ``error: ...``, on stderr and exit with status 2, as
 argparse does for usage errors.
