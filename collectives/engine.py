@@ -71,7 +71,7 @@ class Profile:
     nvlink : float
         Effective NVLink bytes/s per GPU per direction.
     nic : float
-        Effective scale-out bytes/s of one GPU (its NIC link, or PCIe if slower).
+        Effective scale-out bytes/s of one GPU (its NIC's links, or PCIe if slower).
     nvlink_line : float
         NVLink line rate (NVLS applies its own efficiency to it).
     rail_optimized : bool
@@ -83,6 +83,8 @@ class Profile:
     multinode_nvlink : bool
         Whether the NVLink domain spans several hosts (GB200 NVL72's compute trays,
         joined by NVLink switch trays), where NVLS runs at its own efficiency.
+    nic_ports : int
+        Switches the GPU's NIC is cabled to (2 with dual top-of-rack, one per plane).
     """
 
     nvlink: float
@@ -92,6 +94,7 @@ class Profile:
     nvlink_generation: int
     in_network_reduction: bool
     multinode_nvlink: bool = False
+    nic_ports: int = 1
 
 
 def profile(G, rank, params):
@@ -108,22 +111,23 @@ def profile(G, rank, params):
     gpu = graph_attr(G, "gpu")
     node = gpu_name(rank)
     nic = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "nic"), None)
-    leaf = None if nic is None else next((v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"), None)
-    if leaf is None:
+    # a NIC with several ports (dual top-of-rack, one per plane) sends over all of them
+    leaves = [] if nic is None else [v for v in G.successors(nic) if G.nodes[v].get("kind") == "switch"]
+    if not leaves:
         nic_rate, rail, reduces = 0.0, False, False
     else:
         nic_rate = min(
-            edge_bandwidth(G, nic, leaf) * params.efficiency(G.edges[nic, leaf]["medium"]),
+            sum(edge_bandwidth(G, nic, leaf) * params.efficiency(G.edges[nic, leaf]["medium"]) for leaf in leaves),
             edge_bandwidth(G, node, nic) * params.efficiency("pcie"),
         )
-        rail = "rail" in G.nodes[leaf]
-        tree = [leaf] + [v for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"]
+        rail = "rail" in G.nodes[leaves[0]]
+        tree = leaves + [v for leaf in leaves for v in G.successors(leaf) if G.nodes[v].get("kind") == "switch"]
         reduces = all(_reduces_in_network(G, G.nodes[v].get("model")) for v in tree)
     switch = next((v for v in G.successors(node) if G.nodes[v].get("kind") == "nvswitch"), None)
     domain = 0 if switch is None else sum(1 for v in G.successors(switch) if G.nodes[v].get("kind") == "gpu")
     return Profile(
         gpu.nvlink_bandwidth * params.nvlink_efficiency, nic_rate, gpu.nvlink_bandwidth, rail,
-        gpu.nvlink_generation, reduces, domain > graph_attr(G, "gpus_per_node"),
+        gpu.nvlink_generation, reduces, domain > graph_attr(G, "gpus_per_node"), max(len(leaves), 1),
     )
 
 

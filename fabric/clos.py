@@ -312,15 +312,16 @@ def cable_latency(tier):
     return CABLE_METRES.get(tier, CABLE_METRES_ABOVE) * PROPAGATION_PER_METRE
 
 
-def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=None, rail=None):
+def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=None, rail=None, plane=None):
     """Add the switches and cables of ``design`` to ``G`` and cable the NICs to the leaves.
 
     Parameters
     ----------
     G : networkx.DiGraph
     design : ClosDesign
-    nics : sequence of str
-        NIC node names, host-major: ``nics[host * design.rails + rail]``.
+    nics : sequence of str or None
+        NIC node names, host-major: ``nics[host * design.rails + rail]``; None where a
+        position stays empty.
     switch : fabric.catalog.SwitchSpec or tuple of them
         One spec for every tier, or one per tier of ``design`` (leaf first): each
         switch's ``model`` and the forwarding latency of the cables into it.
@@ -333,6 +334,8 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
         networks (one per rail) can share a graph with unique switch names.
     rail : int or None
         Set as the ``rail`` attribute of every switch (rail-only fabrics).
+    plane : int or None
+        Set as the ``plane`` attribute of every switch (multi-plane fabrics).
 
     Returns
     -------
@@ -358,6 +361,8 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
                 attrs["rail"] = i % design.leaves_per_group
             if rail is not None:
                 attrs["rail"] = rail
+            if plane is not None:
+                attrs["plane"] = plane
             nodes.append((name, attrs))
     G.add_nodes_from(nodes)
 
@@ -374,8 +379,9 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
 
     leaves = names[0]
     for index, nic in enumerate(nics):
-        host, r = divmod(index, design.rails)
-        cable(nic, leaves[design.leaf_of(host, r)], 1, 1)
+        if nic is not None:
+            host, r = divmod(index, design.rails)
+            cable(nic, leaves[design.leaf_of(host, r)], 1, 1)
 
     for t in range(2, design.tiers + 1):
         below_planes = design.planes(t - 1)

@@ -44,7 +44,12 @@ class CompiledFabric:
     nic : ndarray of int64
         NIC node index of each GPU rank (-1 if none).
     leaf : ndarray of int64
-        Switch node index the rank's NIC is cabled to (-1 if none).
+        Switch node index of the rank's NIC's first port (-1 if none).
+    port_leaf : ndarray of int64, shape (n_gpus, ports)
+        Switch node index of each port of the rank's NIC (-1 where none). A NIC cabled
+        to several switches (dual top-of-rack, or one port per plane) has several ports:
+        slot ``j`` is the leaf of ``plane=j`` where leaves carry a ``plane``, else the
+        NIC's j-th leaf in node order. One port: a single column equal to ``leaf``.
     leaf_rail : ndarray of int64
         The ``rail`` of that leaf on rail-optimized fabrics (-1 where leaves have none).
     switch : ndarray of int64
@@ -71,6 +76,7 @@ class CompiledFabric:
     nic: np.ndarray
     leaf: np.ndarray
     leaf_rail: np.ndarray
+    port_leaf: np.ndarray
     switch: np.ndarray
     switch_pos: np.ndarray
     switch_graph: sp.csr_matrix
@@ -98,7 +104,8 @@ def compile_fabric(G):
     """Compile ``G`` into a :class:`CompiledFabric`.
 
     Raises ``InvalidSpec`` naming the node or edge when a required attribute is missing,
-    a bandwidth is not positive, or a GPU or NIC has more than one NIC or leaf.
+    a bandwidth is not positive, a GPU has more than one NIC or NVSwitch, or the leaves of a
+    NIC's ports mix planes and no planes (or share one).
 
     Examples
     --------
@@ -132,8 +139,7 @@ def compile_fabric(G):
     gpus = gpu_nodes(G)
     domain = np.full(len(gpus), _NONE, dtype=np.int64)
     nic = np.full(len(gpus), _NONE, dtype=np.int64)
-    leaf = np.full(len(gpus), _NONE, dtype=np.int64)
-    leaf_rail = np.full(len(gpus), _NONE, dtype=np.int64)
+    ports = {}
     for rank, g in enumerate(gpus):
         nvswitches = [v for v in successors[g] if kind[v] == "nvswitch"]
         nics = [v for v in successors[g] if kind[v] == "nic"]
@@ -144,13 +150,19 @@ def compile_fabric(G):
         if nics:
             nic[rank] = index[nics[0]]
             leaves = [v for v in successors[nics[0]] if kind[v] == "switch"]
-            if len(leaves) > 1:
-                raise InvalidSpec(f"node {nics[0]!r} is cabled to {len(leaves)} switches; the flow engine needs 1")
             if leaves:
-                leaf[rank] = index[leaves[0]]
-                rail = G.nodes[leaves[0]].get("rail")
-                if rail is not None:
-                    leaf_rail[rank] = require_int(f"node {leaves[0]!r} rail", rail, minimum=0)
+                ports[rank] = _port_slots(G, nics[0], leaves, index)
+    width = max(map(len, ports.values()), default=1)
+    port_leaf = np.full((len(gpus), width), _NONE, dtype=np.int64)
+    for rank, slots in ports.items():
+        port_leaf[rank, :len(slots)] = slots
+    first = np.argmax(port_leaf >= 0, axis=1)
+    leaf = port_leaf[np.arange(len(gpus)), first]
+    leaf_rail = np.full(len(gpus), _NONE, dtype=np.int64)
+    for rank in np.flatnonzero(leaf >= 0):
+        rail = G.nodes[nodes[leaf[rank]]].get("rail")
+        if rail is not None:
+            leaf_rail[rank] = require_int(f"node {nodes[leaf[rank]]!r} rail", rail, minimum=0)
 
     switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
     switch_tier = np.array([require_int(f"node {nodes[i]!r} tier", node_attr(G, nodes[i], "tier"), minimum=1)
@@ -177,11 +189,32 @@ def compile_fabric(G):
         nic=nic,
         leaf=leaf,
         leaf_rail=leaf_rail,
+        port_leaf=port_leaf,
         switch=switch,
         switch_pos=switch_pos,
         switch_graph=switch_graph,
         switch_tier=switch_tier,
     )
+
+
+def _port_slots(G, nic, leaves, index):
+    """Node indices of the leaves of ``nic``'s ports by slot (-1 for a slot without one):
+    by ``plane`` where the leaves carry one (so that slot j is plane j on every NIC, even
+    with a cable of another plane cut), else in node order."""
+    planes = [G.nodes[v].get("plane") for v in leaves]
+    if all(p is None for p in planes):
+        return sorted(index[v] for v in leaves)
+    if any(p is None for p in planes):
+        raise InvalidSpec(f"node {nic!r} is cabled to switches with and without a plane: "
+                          f"{', '.join(f'{v!r} (plane={p})' for v, p in zip(leaves, planes))}")
+    planes = [require_int(f"node {v!r} plane", p, minimum=0) for v, p in zip(leaves, planes)]
+    if len(set(planes)) < len(planes):
+        raise InvalidSpec(f"node {nic!r} has two ports on plane {max(planes, key=planes.count)}: one port per "
+                          "plane (switches {})".format(", ".join(repr(v) for v in leaves)))
+    slots = [_NONE] * (max(planes) + 1)
+    for v, p in zip(leaves, planes):
+        slots[p] = index[v]
+    return slots
 
 
 def _edge_arrays(G, index, media):

@@ -132,12 +132,13 @@ def all_leaves_table_bytes(C):
     >>> all_leaves_table_bytes(compile_fabric(fabric.dgx_superpod(4))) < 2**20
     True
     """
-    leaves = len(np.unique(C.leaf[C.leaf >= 0]))
+    leaves = len(leaf_positions(C))
     return leaves * (C.switch_graph.nnz * _BYTES_PER_KEPT_CELL + len(C.switch) * 18)
 
 
 def leaf_positions(C):
-    """Switch positions of every leaf of ``C``, sorted: the targets of the shared tables.
+    """Switch positions of every leaf of ``C`` (every switch a NIC port is cabled to), sorted:
+    the targets of the shared tables.
 
     Examples
     --------
@@ -146,7 +147,7 @@ def leaf_positions(C):
     >>> len(leaf_positions(compile_fabric(fabric.dgx_superpod(4))))   # one leaf per rail
     8
     """
-    return np.unique(C.switch_pos[C.leaf[C.leaf >= 0]])
+    return np.unique(C.switch_pos[C.port_leaf[C.port_leaf >= 0]])
 
 
 def prepare_tables(C):

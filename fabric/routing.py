@@ -212,70 +212,93 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
                  + n * senders * _BYTES_PER_CANDIDATE,
                  "route fewer flows at once, fewer queue pairs (qps) or fewer parallel cables per edge (links)")
 
-    # Per-rank edge ids: NVLink up/down, PCIe up/down, NIC up/down.
+    # Per-rank edge ids: NVLink up/down, PCIe up/down; per rank and NIC port, NIC up/down.
     nv_up = C.edge_ids(C.gpu, C.domain)
     nv_down = C.edge_ids(C.domain, C.gpu)
     pcie_up, pcie_down = C.edge_ids(C.gpu, C.nic), C.edge_ids(C.nic, C.gpu)
-    nic_up, nic_down = C.edge_ids(C.nic, C.leaf), C.edge_ids(C.leaf, C.nic)
-    can_send = (pcie_up >= 0) & (nic_up >= 0)
-    can_receive = (pcie_down >= 0) & (nic_down >= 0)
+    nics = np.repeat(C.nic[:, None], C.port_leaf.shape[1], axis=1)
+    nic_up, nic_down = C.edge_ids(nics, C.port_leaf), C.edge_ids(C.port_leaf, nics)
+    can_send = (pcie_up[:, None] >= 0) & (nic_up >= 0)
+    can_receive = (pcie_down[:, None] >= 0) & (nic_down >= 0)
 
     nvlink = (C.domain[src] >= 0) & (C.domain[src] == C.domain[dst]) & (nv_up[src] >= 0) & (nv_down[dst] >= 0)
     net = np.flatnonzero(~nvlink)
     s, d = src[net], dst[net]
-    blocked = ~can_receive[d]
+    receiving = can_receive[d]  # (flows, ports)
+    blocked = ~receiving.any(axis=1)
     if blocked.any():
         i = np.flatnonzero(blocked)[0]
         raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}: the destination's NIC is not cabled")
 
-    wanted = C.switch_pos[C.leaf[d]]
+    wanted = np.where(receiving, C.switch_pos[np.maximum(C.port_leaf[d], 0)], -1)
     every_leaf = leaf_positions(C)
     # Route towards every leaf when one table holds them all and the flows need a good share
     # of them (or the tables were prepared for many calls), so later calls on the same
     # compiled fabric reuse the distances and next hops; otherwise only towards the leaves needed.
-    needed = np.unique(wanted)
+    needed = np.unique(wanted[receiving])
     shared = len(every_leaf) <= rows_per_chunk(C) and (4 * len(needed) >= len(every_leaf) or tables_ready(C))
     targets = every_leaf if shared else needed
-    target_row = np.searchsorted(targets, wanted)
+    target_row = np.searchsorted(targets, np.maximum(wanted, 0))
     dist = distances_to(C, targets)
 
-    # PXN: choose the sending GPU of the source's node whose NIC is nearest the target.
+    # PXN: choose the sending GPU of the source's node whose NIC is nearest the target (over
+    # the NIC ports both ends have, on several ports the mean).
     cand = members[group[s]] if pxn else s[:, None]
     ok = cand >= 0
     safe = np.where(ok, cand, 0)
-    hops = dist[target_row[:, None], np.maximum(C.switch_pos[C.leaf[safe]], 0)].astype(np.float64)
-    ok &= can_send[safe] & (hops < UNREACHABLE)
+    port_hops = dist[target_row[:, None, :], np.maximum(C.switch_pos[np.maximum(C.port_leaf[safe], 0)], 0)]
+    usable = receiving[:, None, :] & can_send[safe] & (port_hops < UNREACHABLE)  # (flows, candidates, ports)
+    n_usable = usable.sum(axis=2)
+    hops = np.where(usable, port_hops, 0).sum(axis=2, dtype=np.float64) / np.maximum(n_usable, 1)
+    ok &= n_usable > 0
     peer = safe != s[:, None]
     ok &= ~peer | ((nv_up[s][:, None] >= 0) & (nv_down[safe] >= 0))
     # Ties (fractions < 1 hop): prefer a NIC on the destination's rail, as NCCL's PXN keeps
-    # traffic rail-local on rail-optimized fabrics; then the GPU's own NIC.
+    # traffic rail-local on rail-optimized fabrics; then the GPU's own NIC; then a NIC with
+    # no port cut (a cut port leaves fewer usable).
     off_rail = (C.leaf_rail[safe] != C.leaf_rail[d][:, None]) | (C.leaf_rail[d][:, None] < 0)
     cost = np.where(ok, hops + 0.5 * off_rail + 0.25 * peer, np.inf)
+    if C.port_leaf.shape[1] > 1:
+        cost += 0.125 * (1 - n_usable / C.port_leaf.shape[1])
     best = np.argmin(cost, axis=1)
     if not np.isfinite(cost[np.arange(len(net)), best]).all():
         i = np.flatnonzero(~np.isfinite(cost[np.arange(len(net)), best]))[0]
         raise NoRoute(f"no route from gpu{s[i]} to gpu{d[i]}" + ("" if pxn else " with PXN disabled"))
     p = safe[np.arange(len(net)), best]
 
-    # Host edges, one coefficient each: (flow, edge id).
-    via = np.flatnonzero(p != s)
-    host_flow = np.concatenate(
-        [np.flatnonzero(nvlink)] * 2 + [net[via]] * 2 + [net] * 4
-    )
+    # Variables: one per NVLink flow, one per network flow and NIC port both ends use (a
+    # NIC's bytes are split evenly over its ports), in flow order.
+    ports = usable[np.arange(len(net)), best]
+    per_flow = np.ones(n, dtype=np.int64)
+    per_flow[net] = ports.sum(axis=1)
+    var_flow = np.repeat(np.arange(n), per_flow)
+    first_var = np.cumsum(per_flow) - per_flow
+    net_flow, port = np.nonzero(ports)  # flow-major: the variables of each network flow in port order
+    var = first_var[net[net_flow]] + (np.cumsum(ports, axis=1) - 1)[net_flow, port]
+    vs, vd, vp = s[net_flow], d[net_flow], p[net_flow]
+    var_port = np.zeros(len(var_flow), dtype=np.int64)
+    var_port[var] = port
+
+    # Host edges, one coefficient each: (variable, edge id).
+    nvl = first_var[np.flatnonzero(nvlink)]
+    via = np.flatnonzero(vp != vs)
+    host_var = np.concatenate([nvl] * 2 + [var[via]] * 2 + [var] * 4)
     host_edge = np.concatenate(
         [
             nv_up[src[nvlink]],
             nv_down[dst[nvlink]],
-            nv_up[s[via]],
-            nv_down[p[via]],
-            pcie_up[p],
-            nic_up[p],
-            nic_down[d],
-            pcie_down[d],
+            nv_up[vs[via]],
+            nv_down[vp[via]],
+            pcie_up[vp],
+            nic_up[vp, port],
+            nic_down[vd, port],
+            pcie_down[vd],
         ]
     )
-    start = C.switch_pos[C.leaf[p]]
-    crossing = np.flatnonzero(start != targets[target_row])
+    start = C.switch_pos[C.port_leaf[vp, port]]
+    var_row = target_row[net_flow, port]
+    crossing = np.flatnonzero(start != targets[var_row])
+    n_var = len(var_flow)
 
     m = len(C.bandwidth)
     if ecmp:
@@ -284,48 +307,50 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         capacity = np.repeat(C.bandwidth / C.links, C.links)
         resource_edge = np.repeat(np.arange(m), C.links)
         qp = np.arange(q)
-        var_flow = np.repeat(np.arange(n), q)
-        var_qp = np.tile(qp, n)
+        var_of = np.repeat(np.arange(n_var), q)  # each variable splits into q queue pairs
+        flow_of_qp = var_flow[var_of]
+        # a NIC port's queue pairs are numbered after the ports before it (port 0: 0..q-1)
+        var_qp = var_port[var_of] * q + np.tile(qp, n_var)
         # Host edges: every queue pair crosses them, on a hashed cable when several.
-        hv = (host_flow[:, None] * q + qp).ravel()
+        hv = (host_var[:, None] * q + qp).ravel()
         he = np.repeat(host_edge, q)
-        lane = (_uniform(seed, src[var_flow[hv]], dst[var_flow[hv]], var_qp[hv], he) * C.links[he]).astype(np.int64)
+        lane = (_uniform(seed, src[flow_of_qp[hv]], dst[flow_of_qp[hv]], var_qp[hv], he) * C.links[he]).astype(np.int64)
         rows_, cols_ = lane_base[he] + lane, hv
         if crossing.size:
-            cv = (net[crossing][:, None] * q + qp).ravel()
-            flow_of = var_flow[cv]
+            cv = (var[crossing][:, None] * q + qp).ravel()
+            flow_of = flow_of_qp[cv]
             v, lanes = _walk_ecmp(
                 C,
                 dist,
                 np.repeat(start[crossing], q),
-                np.repeat(target_row[crossing], q),
+                np.repeat(var_row[crossing], q),
                 (np.full(len(cv), seed), src[flow_of], dst[flow_of], var_qp[cv]),
                 lane_base,
             )
             rows_, cols_ = np.concatenate([rows_, lanes]), np.concatenate([cols_, cv[v]])
-        host = sp.csr_matrix((np.ones(len(rows_)), (rows_, cols_)), shape=(n_res, n * q))
+        host = sp.csr_matrix((np.ones(len(rows_)), (rows_, cols_)), shape=(n_res, n_var * q))
         lat = np.asarray(sp.csr_matrix(host.T) @ C.latency[resource_edge]).ravel()
         latency = np.zeros(n)
-        np.maximum.at(latency, var_flow, lat)
+        np.maximum.at(latency, flow_of_qp, lat)
         return Routes(
             n_flows=n,
-            owner=var_flow,
+            owner=flow_of_qp,
             host=host,
             cls=(),
-            class_of=np.full(n * q, -1),
+            class_of=np.full(n_var * q, -1),
             capacity=capacity,
             resource_edge=resource_edge,
             latency=latency,
         )
 
-    host = sp.csr_matrix((np.ones(len(host_edge)), (host_edge, host_flow)), shape=(m, n))
-    class_of = np.full(n, -1)
+    host = sp.csr_matrix((np.ones(len(host_edge)), (host_edge, host_var)), shape=(m, n_var))
+    class_of = np.full(n_var, -1)
     cls = ()
     latency = np.asarray(host.T @ C.latency).ravel()
     if crossing.size:
-        pair = start[crossing] * len(C.switch) + targets[target_row[crossing]]
+        pair = start[crossing] * len(C.switch) + targets[var_row[crossing]]
         pairs, inverse = np.unique(pair, return_inverse=True)
-        class_of[net[crossing]] = inverse
+        class_of[var[crossing]] = inverse
         class_row = np.searchsorted(targets, pairs % len(C.switch))
         class_start = pairs // len(C.switch)
         cls, per_pair = (), np.arange(len(pairs))
@@ -338,10 +363,12 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
             matrix = sp.csr_matrix((f, (e, c)), shape=(m, len(per_pair) + 1))  # last column: split classes
             cls = cls + (ClassPart(matrix, column),)
         per_class = sum(np.asarray(p.matrix.T @ C.latency).ravel()[p.column] for p in cls)
-        latency[net[crossing]] += per_class[inverse]
+        latency[var[crossing]] += per_class[inverse]
+    if n_var > n:  # flows on several NIC ports: a flow's latency is its slowest port's
+        latency = np.maximum.reduceat(latency, first_var)
     return Routes(
         n_flows=n,
-        owner=np.arange(n),
+        owner=var_flow,
         host=host,
         cls=cls,
         class_of=class_of,

@@ -9,7 +9,7 @@ import networkx as nx
 
 from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec
 from fabric.parts import own_specs
-from fabric.checks import lookup, require_choice, require_int, require_positive
+from fabric.checks import lookup, require_bool, require_choice, require_int, require_positive
 from fabric.clos import MAX_TIERS, add_clos, design_clos
 from fabric.errors import Infeasible, InvalidSpec
 from fabric.schema import ROUTINGS, TRANSPORTS
@@ -79,6 +79,65 @@ def check_size(designs, gpus):
         )
 
 
+def nic_ports(planes, dual_tor, rail_only=False):
+    """Ports of each NIC, each on its own switch, sharing the NIC's bandwidth evenly.
+
+    ``planes`` > 1: one port per plane, each plane its own Clos (its own leaves and
+    spines), so the planes meet only at the NICs (Quantum-X800 and Spectrum-X multi-plane,
+    Alibaba HPN's dual plane). ``dual_tor``: two ports on two top-of-rack switches of the
+    same server group; with one plane the two share the spines above them, with two
+    planes each is in its own plane (Alibaba HPN). Traffic is split evenly over the ports.
+
+    Examples
+    --------
+    >>> nic_ports(1, False), nic_ports(4, False), nic_ports(1, True), nic_ports(2, True)
+    (1, 4, 2, 2)
+    >>> nic_ports(4, True)
+    Traceback (most recent call last):
+    ...
+    fabric.errors.InvalidSpec: dual_tor=True with planes=4: a NIC on 4 planes is already on 4 top-of-rack switches; give planes=2 for a dual-ToR, dual-plane design, or dual_tor=False
+    """
+    require_int("planes", planes, minimum=1)
+    require_bool("dual_tor", dual_tor)
+    if rail_only and (planes > 1 or dual_tor):
+        raise InvalidSpec(f"planes={planes} and dual_tor={dual_tor} are not modelled on rail-only fabrics")
+    if dual_tor and planes > 2:
+        raise InvalidSpec(f"dual_tor=True with planes={planes}: a NIC on {planes} planes is already on {planes} "
+                          "top-of-rack switches; give planes=2 for a dual-ToR, dual-plane design, or dual_tor=False")
+    return 2 if dual_tor else planes
+
+
+def _dual_tor_design(hosts, pod_nodes, servers_per_leaf, arguments):
+    """The design of one plane with two top-of-rack switches per server group, and a
+    function laying the NICs out for :func:`fabric.clos.add_clos`.
+
+    Each NIC is entered twice, as two servers of the design: its first port in the group's
+    first leaf group, its second in the next, so every server group of ``H`` servers gets
+    two leaf groups (two ToRs) of ``H`` NIC ports each, sharing the spines above."""
+    if servers_per_leaf is None:  # as many servers as a leaf takes, but at least two leaves
+        full = design_clos(hosts=2 * hosts, pod_nodes=None if pod_nodes is None else 2 * pod_nodes, **arguments)
+        servers_per_leaf = min(full.hosts_per_leaf_group, hosts)
+    require_int("servers_per_leaf", servers_per_leaf, minimum=1)
+    if pod_nodes is not None and pod_nodes % servers_per_leaf:
+        raise InvalidSpec(f"pod_nodes={pod_nodes} must be a multiple of {servers_per_leaf} servers per "
+                          "top-of-rack pair with dual_tor=True")
+    H = servers_per_leaf
+    groups = -(-hosts // H)
+    design = design_clos(hosts=2 * groups * H, pod_nodes=None if pod_nodes is None else 2 * pod_nodes,
+                         servers_per_leaf=H, **arguments)
+    rails = arguments["rails"]
+
+    def wired(nics):
+        slots = [None] * (2 * groups * H * rails)
+        for h in range(hosts):
+            for port in (0, 1):
+                v = (h // H) * 2 * H + port * H + h % H
+                slots[v * rails:(v + 1) * rails] = nics[h * rails:(h + 1) * rails]
+        return slots
+
+    return design, wired
+
+
 def pick_switches(switch):
     """The switch specs of ``switch``: one name or spec, or a non-empty sequence of them
     (one per tier)."""
@@ -110,10 +169,12 @@ def build_scale_out(
     pod_nodes,
     oversubscription,
     servers_per_leaf=None,
+    planes=1,
+    dual_tor=False,
 ):
     """The graph of a scale-out fabric; ``switch`` is one catalog name or spec for every
     tier, or a sequence of them, one per tier (leaf, spine, core, ...), which fixes the
-    tiers to its length."""
+    tiers to its length. ``planes`` and ``dual_tor``: see :func:`nic_ports`."""
     gpu_spec = lookup("gpu", gpu, GPUS, GPUSpec)
     switch_specs = pick_switches(switch)
     transport = switch_specs[0].transport if transport is None else transport
@@ -124,7 +185,8 @@ def build_scale_out(
     require_choice("routing", routing, ROUTINGS)
     require_int("qps", qps, minimum=1)
     nic_spec = pick_nic(nic, nic_bandwidth, transport)
-    link = nic_spec.bandwidth
+    ports_per_nic = nic_ports(planes, dual_tor, rail_only)
+    link = nic_spec.bandwidth / ports_per_nic
     ports = tuple(spec.radix(link) for spec in switch_specs)
     for spec, radix in zip(switch_specs, ports):
         if radix == 0:
@@ -139,18 +201,14 @@ def build_scale_out(
                         servers_per_leaf=servers_per_leaf)
         ] * gpus_per_node
     else:
-        designs = [
-            design_clos(
-                hosts=hosts,
-                rails=gpus_per_node,
-                radix=radix,
-                rail_optimized=rail_optimized,
-                tiers=tiers,
-                pod_nodes=pod_nodes,
-                oversubscription=oversubscription,
-                servers_per_leaf=servers_per_leaf,
-            )
-        ]
+        arguments = dict(rails=gpus_per_node, radix=radix, rail_optimized=rail_optimized, tiers=tiers,
+                         oversubscription=oversubscription)
+        if dual_tor and planes == 1:
+            design, wired = _dual_tor_design(hosts, pod_nodes, servers_per_leaf, arguments)
+        else:
+            design = design_clos(hosts=hosts, pod_nodes=pod_nodes, servers_per_leaf=servers_per_leaf, **arguments)
+            wired = None
+        designs = [design] * planes
     # one spec per tier of the design
     tier_specs = switch_specs * designs[0].tiers if len(switch_specs) == 1 else switch_specs
     check_size(designs, hosts * gpus_per_node)
@@ -171,8 +229,14 @@ def build_scale_out(
                 first_index=first_index,
                 rail=r,
             )
+    elif planes > 1:  # one Clos per plane, every NIC on a leaf of each
+        first_index = {}
+        for p in range(planes):
+            add_clos(G, designs[0], nics, switch=tier_specs, link_bandwidth=link, medium=transport,
+                     first_index=first_index, plane=p)
     else:
-        add_clos(G, designs[0], nics, switch=tier_specs, link_bandwidth=link, medium=transport)
+        add_clos(G, designs[0], nics if wired is None else wired(nics), switch=tier_specs, link_bandwidth=link,
+                 medium=transport)
     G.graph.update(
         gpu=gpu_spec,
         gpus_per_node=gpus_per_node,
@@ -181,7 +245,8 @@ def build_scale_out(
         qps=qps,
         name=(
             f"{builder}: {hosts * gpus_per_node} x {gpu_spec.name}, {nic_spec.name}, "
-            f"{designs[0].tiers}-tier {'/'.join(dict.fromkeys(spec.name for spec in tier_specs))}, {routing}"
+            f"{designs[0].tiers}-tier {'/'.join(dict.fromkeys(spec.name for spec in tier_specs))}"
+            + (f" x {planes} planes" if planes > 1 else "") + (", dual ToR" if dual_tor else "") + f", {routing}"
         ),
         builder=builder,
         params=params,

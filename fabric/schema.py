@@ -15,12 +15,15 @@ GPU nodes (named ``gpu{rank}``)
     ``domain`` (the NVLink domain: the host for 8-GPU servers, the rack for NVL72).
 NIC nodes (named ``nic{rank}``, the NIC of GPU ``rank``)
     ``host``, ``rail``, ``model`` (a key of :data:`fabric.catalog.NICS` or of ``G.graph["specs"]["nic"]``).
+    A NIC cabled to several switches has one port on each (dual top-of-rack, one per
+    plane); flows split their bytes evenly over the ports both ends have, port to port.
 NVSwitch nodes (named ``nvswitch{domain}``; one node stands for all NVSwitch chips of a domain)
     ``domain``, ``model`` (``"nvlink{generation}"``).
 Switch nodes (named ``leaf{i}``, ``spine{i}``, ``core{i}``, ``tier{t}-{i}`` above)
     ``tier`` (1 leaf/ToR, 2 spine, 3 core, 4 and up beyond), ``model`` (a key of
     :data:`fabric.catalog.SWITCHES` or of ``G.graph["specs"]["switch"]``), ``pod`` where pods
-    exist, ``rail`` on rail-optimized leaves.
+    exist, ``rail`` on rail-optimized leaves, ``plane`` on multi-plane fabrics (each plane a
+    Clos of its own; a NIC has at most one port per plane).
 
 Edges
 -----

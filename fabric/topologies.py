@@ -43,6 +43,8 @@ def fat_tree(
     nic=None,
     gpus_per_node=HGX_GPUS,
     servers_per_leaf=None,
+    planes=1,
+    dual_tor=False,
 ):
     """A fat tree (folded Clos) of 8-GPU servers, one NIC per GPU.
 
@@ -83,6 +85,15 @@ def fat_tree(
         Servers under one top-of-rack leaf (one leaf group when rail-optimized); their NIC
         ports are the leaf's down ports in use and its uplinks match them (at
         ``oversubscription`` with 2 tiers). None fills every down port.
+    planes : int
+        Each NIC's bandwidth split over this many ports, one per plane; every plane is a
+        whole Clos of its own (the tiers, pods and oversubscription above, at the port
+        speed), so planes meet only at the NICs (Quantum-X800 / Spectrum-X multi-plane).
+    dual_tor : bool
+        Each NIC's bandwidth split over two ports on two top-of-rack switches: with
+        ``planes=1`` both ToRs share the spines; with ``planes=2`` each is in its own plane
+        (Alibaba HPN). Flows split their bytes evenly over the ports both ends have, port
+        to port; a cut port leaves the other to carry the flow.
 
     Returns
     -------
@@ -118,6 +129,8 @@ def fat_tree(
         nic=nic,
         gpus_per_node=gpus_per_node,
         servers_per_leaf=servers_per_leaf,
+        planes=planes,
+        dual_tor=dual_tor,
     )
     return build_scale_out(
         builder="fat_tree",
@@ -138,6 +151,8 @@ def fat_tree(
         pod_nodes=pod_nodes,
         oversubscription=oversubscription,
         servers_per_leaf=servers_per_leaf,
+        planes=planes,
+        dual_tor=dual_tor,
     )
 
 

@@ -26,6 +26,9 @@ def check(ctx):
         raise Unsupported("algorithm='sharp' reduces between NVLink domains; the group has one")
     if not ctx.profile.in_network_reduction:
         raise Unsupported("algorithm='sharp' needs switches with in-network reduction (InfiniBand SHARP)")
+    if ctx.profile.nic_ports > 1:
+        raise Unsupported("algorithm='sharp' is modelled for NICs on one switch; this fabric's NICs have "
+                          f"{ctx.profile.nic_ports} ports on separate switches (planes or dual top-of-rack)")
 
 
 def _network_flows(ctx):
