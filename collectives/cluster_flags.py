@@ -103,6 +103,10 @@ WHAT_IF = (
     ("--tiers", "tiers", dict(type=int, metavar="N"), "switch tiers (default: the fewest that fit)"),
     ("--top-of-rack", "rail_optimized", dict(action="store_const", const=False),
      "cable all NICs of a server to one top-of-rack switch instead of rail-optimized leaves"),
+    ("--planes", "planes", dict(type=int, metavar="N"),
+     "split each NIC over N ports, one per plane, each plane a whole Clos of its own"),
+    ("--dual-tor", "dual_tor", dict(action="store_const", const=True),
+     "each NIC's two ports on two top-of-rack switches (with --planes 2, one per plane)"),
 )
 
 

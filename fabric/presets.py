@@ -53,6 +53,16 @@ _META_POD_SERVERS = 384
 # (192/28 = 6.86:1 the next).
 META_OVERSUBSCRIPTION = 192 / 27
 
+# Alibaba HPN (Qian et al., "Alibaba HPN: A Data Center Network for Large Language Model
+# Training", SIGCOMM'24): 8 GPUs and 8 backend NICs of 2 x 200G per host; each NIC's two ports
+# on two top-of-rack switches (non-stacked dual-ToR), the two ToRs in two separate planes
+# (dual-plane aggregation); rail-optimized segments of 1,024 GPUs (128 hosts, 16 ToRs); 15
+# segments (~15K GPUs) per pod under two tiers of 51.2 Tb/s single-chip switches; pods joined
+# by a core tier at 1:15.
+_HPN_SEGMENT_SERVERS = 128
+_HPN_POD_SERVERS = 15 * _HPN_SEGMENT_SERVERS
+HPN_CORE_OVERSUBSCRIPTION = 15
+
 _SPECS = {
     "meta-llama3": Preset(
         description="Meta's Llama 3 RoCE cluster: 24,576 H100, 16 GPUs per rack switch, 8 pods of 3,072, "
@@ -133,6 +143,25 @@ _SPECS = {
                 "Israel-1 Spectrum-X system of 256 HGX H100 servers [3p]",
         assumed="rail-optimized like the SuperPOD, non-blocking",
     ),
+    "alibaba-hpn": Preset(
+        description="Alibaba HPN: dual-ToR, dual-plane RoCE, 2 x 200G per NIC, 15 segments of 1,024 GPUs per pod, "
+                    "1:15 to the core",
+        builder=fat_tree,
+        unit=HGX_GPUS,
+        per_block=1,
+        gpus=_HPN_POD_SERVERS * HGX_GPUS,
+        arguments=dict(gpu="H100", nic="cx7", switch="tomahawk5", routing="ecmp", qps=1, rail_optimized=True,
+                       planes=2, dual_tor=True, tiers=3, pod_nodes=_HPN_POD_SERVERS,
+                       oversubscription=HPN_CORE_OVERSUBSCRIPTION),
+        sources="Qian et al., Alibaba HPN, SIGCOMM'24: 8 NICs of 2 x 200G per 8-GPU host, dual-ToR, dual-plane, "
+                "rail-optimized 1,024-GPU segments, 15K GPUs per pod in two tiers, 51.2 Tb/s single-chip switches, "
+                "1:15 above the pod",
+        assumed="H100 GPUs and ConnectX-7 NICs (the paper names neither here); Tomahawk 5 for the 51.2 Tb/s "
+                "switches at every tier; ToR uplinks equal to its downlinks (the paper's ToR keeps a few ports "
+                "back, which was not checked); one pod at the published size, gpus= adds pods through the core; "
+                "plain ECMP with one queue pair (HPN's own path selection does better; routing='adaptive' bounds "
+                "it)",
+    ),
     "xai-colossus": Preset(
         description="xAI Colossus as announced: 100,000 H100 on Spectrum-X Ethernet (design details assumed)",
         builder=spectrum_x,
@@ -149,14 +178,6 @@ _SPECS = {
 
 PRESET_SPECS = MappingProxyType(_SPECS)  # name -> Preset
 PRESETS = MappingProxyType({name: p.description for name, p in _SPECS.items()})
-
-# Published clusters the builders cannot wire yet, and why.
-_NOT_YET = {
-    "alibaba-hpn": "Alibaba HPN (Qian et al., SIGCOMM'24) cables each NIC's two 200G ports to two top-of-rack "
-                   "switches in two separate planes (dual-ToR, dual-plane); the builders cable one NIC port to one "
-                   "leaf, so it cannot be built yet",
-}
-
 
 def preset(name, gpus=None, **overrides):
     """Build the published cluster ``name`` (a key of :data:`PRESETS`).
@@ -188,8 +209,6 @@ def preset(name, gpus=None, **overrides):
     ...
     fabric.errors.InvalidSpec: gpus=12 must be a multiple of 8 (whole servers of dgx-h100-superpod)
     """
-    if isinstance(name, str) and name in _NOT_YET:
-        raise InvalidSpec(f"name={name!r}: {_NOT_YET[name]}")
     require_choice("name", name, tuple(PRESET_SPECS))
     spec = PRESET_SPECS[name]
     if gpus is None:

@@ -21,7 +21,8 @@ TYPED = (FabricError, CollectivesError)
 # Values of the wrong type or out of range, mixed into otherwise valid arguments.
 JUNK = (None, "x", "False", -1, 0, 1.5, float("nan"), float("inf"), -float("inf"), [], [1], {}, True, 10**30)
 
-SMALL = {"superpod": fabric.dgx_superpod(2), "nvl72": fabric.nvl72(1)}
+SMALL = {"superpod": fabric.dgx_superpod(2), "nvl72": fabric.nvl72(1),
+         "dual-plane": fabric.fat_tree(2, switch="qm9700", routing="adaptive", planes=2, dual_tor=True)}
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast")
 ALGORITHMS = ("auto", "ring", "tree", "nvls", "direct", "sharp", "halving_doubling", "hierarchical")
 
@@ -44,7 +45,8 @@ def _builder(draw):
                   servers_per_leaf=draw(maybe(None, None, 1, 2, 3)), pod_nodes=draw(maybe(None, None, 4, 6)),
                   routing=draw(maybe("ecmp", "adaptive")), qps=draw(maybe(1, 4)),
                   rail_optimized=draw(maybe(True, False)), oversubscription=draw(maybe(1.0, 2.0, 3.0)),
-                  tiers=draw(maybe(None, 2, 3)), gpus_per_node=draw(maybe(8, 4, 2)))
+                  tiers=draw(maybe(None, 2, 3)), gpus_per_node=draw(maybe(8, 4, 2)),
+                  planes=draw(maybe(1, 1, 2, 4)), dual_tor=draw(maybe(False, False, True)))
         nodes = draw(maybe(1, 2, 4, 8))
         return name, lambda: fabric.fat_tree(nodes, **kw)
     if name == "nvl72":

@@ -263,6 +263,14 @@ def test_what_if_flags_build_what_the_library_builds(capsys):
     assert json.loads(out)["bill_of_materials"] == json.loads(json.dumps(fabric.bill_of_materials(want).to_dict(),
                                                                          default=float))
     assert json.loads(out)["summary"]["switches"]["1"] == 1024 // 16  # 16 GPUs under each ToR
+    # two planes of dual ToRs
+    code, out, err = run(capsys, "fabric", "--gpus", "256", "--fabric", "fat-tree", "--planes", "2", "--dual-tor",
+                         "--json")
+    assert code == 0, err
+    want = fabric.fat_tree(32, planes=2, dual_tor=True)
+    assert json.loads(out)["summary"] == json.loads(json.dumps(fabric.summary(want).to_dict(), default=float))
+    code, out, err = run(capsys, "fabric", "--gpus", "256", "--fabric", "fat-tree", "--planes", "3", "--dual-tor")
+    assert code != 0 and "dual_tor=True with planes=3" in err
 
 
 def test_presets_saved_fabrics_and_failures(capsys, tmp_path):

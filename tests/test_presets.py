@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 import fabric
-from fabric.presets import META_OVERSUBSCRIPTION, describe
+from fabric.presets import HPN_CORE_OVERSUBSCRIPTION, META_OVERSUBSCRIPTION, describe
+from fabric.units import Gbps
 
 
 def _switches(G):
@@ -67,6 +68,36 @@ def test_meta_llama3_scaled_down_is_partly_filled_pods(gpus, pods):
     assert sorted(per_pod.values()) == pods
 
 
+def test_alibaba_hpn_is_the_dual_tor_dual_plane_pod_the_paper_describes():
+    G = fabric.preset("alibaba-hpn")
+    kinds = dict(G.nodes(data="kind"))
+    tier = dict(G.nodes(data="tier"))
+    nics = [n for n, k in kinds.items() if k == "nic"]
+    assert len(nics) == 15_360  # HPN paper: 15K GPUs per pod, one NIC each
+    # every NIC: 2 x 200G, on two ToRs in the two planes
+    for nic in nics:
+        ports = [v for v in G.successors(nic) if kinds[v] == "switch"]
+        assert sorted(G.nodes[v]["plane"] for v in ports) == [0, 1]
+        assert [G.edges[nic, v]["bandwidth"] for v in ports] == [200 * Gbps] * 2
+    tors = [n for n in G if tier.get(n) == 1]
+    hosts_under = {t: {G.nodes[u]["host"] for u in G.predecessors(t) if kinds[u] == "nic"} for t in tors}
+    # a segment: 128 hosts (1,024 GPUs) under 16 ToRs, 8 rails x 2 planes; 15 segments
+    segments = Counter(frozenset(h) for h in hosts_under.values())
+    assert len(segments) == 15 and {len(s) for s in segments} == {128} and set(segments.values()) == {16}
+    # two tiers inside the pod at full bandwidth, 1:15 above it, measured per plane
+    for plane in (0, 1):
+        mine = [t for t in tors if G.nodes[t]["plane"] == plane]
+        assert len(mine) == 120
+        aggregation = {v for t in mine for v in G.successors(t) if tier.get(v) == 2}
+        assert {G.nodes[a]["plane"] for a in aggregation} == {plane}
+        up = _capacity(G, [(t, a) for t in mine for a in G.successors(t) if a in aggregation])
+        down = _capacity(G, [(u, t) for t in mine for u in G.predecessors(t) if kinds[u] == "nic"])
+        assert up == down
+        to_core = _capacity(G, [(a, c) for a in aggregation for c in G.successors(a) if tier.get(c) == 3])
+        assert up / to_core == HPN_CORE_OVERSUBSCRIPTION == 15
+    assert fabric.validate(G) == []
+
+
 @pytest.mark.parametrize("name", ["dgx-h100-superpod", "dgx-b200-superpod"])
 def test_dgx_superpods_match_nvidias_compute_fabric_table(name):
     # DGX SuperPOD reference architectures, compute fabric table, 4 SU (127 servers): 32 leaf
@@ -91,8 +122,6 @@ def test_preset_overrides_and_errors():
     assert (G.graph["routing"], G.graph["qps"]) == ("adaptive", 1)
     with pytest.raises(fabric.InvalidSpec, match="name='meta' must be one of 'meta-llama3'"):
         fabric.preset("meta")
-    with pytest.raises(fabric.InvalidSpec, match="name='alibaba-hpn': .*dual-ToR, dual-plane.*cannot be built yet"):
-        fabric.preset("alibaba-hpn")
     with pytest.raises(fabric.InvalidSpec, match=r"gpus=24 must be a multiple of 16 \(whole racks of meta-llama3\)"):
         fabric.preset("meta-llama3", gpus=24)
     with pytest.raises(fabric.InvalidSpec, match="built by fabric.nvl72, which takes no pod_nodes; it takes"):
