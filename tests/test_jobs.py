@@ -89,6 +89,8 @@ def test_estimate_jobs_refuses_overlapping_or_malformed_jobs(oversubscribed):
         collectives.estimate_jobs(oversubscribed, [(LLAMA, DP_EXPOSED)])
     with pytest.raises(collectives.InvalidSpec, match="jobs is empty"):
         collectives.estimate_jobs(oversubscribed, [])
+    with pytest.raises(collectives.InvalidSpec, match=r"must equal the 40 GPUs of jobs\[1\]'s ranks"):
+        collectives.estimate_jobs(oversubscribed, [(LLAMA, DP_EXPOSED, a), (LLAMA, DP_EXPOSED, range(88, 128))])
 
 
 def test_bad_placement_and_background_input_are_typed_errors(oversubscribed):

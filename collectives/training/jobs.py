@@ -139,7 +139,7 @@ def estimate_jobs(G, jobs, *, level="flow", params=None, compute=None, seed=0):
     for i, ((model, plan, _), r) in enumerate(zip(jobs, ranks)):
         if not isinstance(plan, Parallelism):
             raise InvalidSpec(f"jobs[{i}] plan={plan!r:.80} must be a collectives.Parallelism")
-        plan.check_against(model, gpus=len(r))
+        plan.check_against(model, gpus=len(r), of=f"jobs[{i}]'s ranks")
     owner = np.full(compiled.n_gpus, -1)
     for i, r in enumerate(ranks):
         clash = r[owner[r] >= 0]

@@ -179,7 +179,7 @@ class Parallelism:
         """Micro-batches per optimizer step per data-parallel rank: ``global_batch / (dp * micro_batch)``."""
         return self.global_batch // (self.dp * self.micro_batch)
 
-    def problems(self, model, gpus=None):
+    def problems(self, model, gpus=None, *, of=None):
         """What does not fit between this plan, ``model`` and ``gpus``: a list of messages.
 
         See :meth:`check_against`, which raises them. An empty list means the plan fits.
@@ -231,10 +231,11 @@ class Parallelism:
         if gpus is not None:
             n = _gpu_count(gpus)
             if self.world_size != n:
-                out.append(f"tp*pp*dp*cp={self.world_size} must equal the fabric's {n} GPUs")
+                out.append(f"tp*pp*dp*cp={self.world_size} must equal "
+                           + (f"the fabric's {n} GPUs" if of is None else f"the {n} GPUs of {of}"))
         return out
 
-    def check_against(self, model, gpus=None):
+    def check_against(self, model, gpus=None, *, of=None):
         """Raise ``InvalidSpec`` naming everything that does not fit ``model`` and ``gpus``.
 
         Checks: ``tp`` divides ``heads``, ``kv_heads`` (Megatron-LM requires
@@ -250,6 +251,8 @@ class Parallelism:
         model : Transformer
         gpus : int or networkx.DiGraph, optional
             A GPU count, or a fabric whose ``kind == "gpu"`` nodes are counted.
+        of : str, optional
+            What the GPU count is of, when not the whole fabric (``"ranks="``), for the message.
 
         Raises
         ------
@@ -265,7 +268,7 @@ class Parallelism:
         ...
         collectives.errors.InvalidSpec: tp*pp*dp*cp=8192 must equal the fabric's 2048 GPUs
         """
-        problems = self.problems(model, gpus)
+        problems = self.problems(model, gpus, of=of)
         if problems:
             raise InvalidSpec("; ".join(problems))
 

@@ -263,7 +263,7 @@ def estimate_step(model, plan, G, *, level="flow", params=None, compute=None, cl
     if cluster is not None and (ranks is not None or seed):
         raise InvalidSpec("give ranks= and seed= to the Cluster, not with cluster=")
     cluster = cluster or Cluster(G, level, params, ranks=ranks, seed=seed)
-    plan.check_against(model, gpus=cluster.n_gpus)
+    plan.check_against(model, gpus=cluster.n_gpus, of=None if cluster.ranks is None else "ranks=")
     est = estimate_many(model, [plan], cluster, compute)[0]
     if not est.fits:
         warnings.warn(MemoryWarning(
