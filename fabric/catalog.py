@@ -384,6 +384,21 @@ SWITCHES = _table(
         in_network_reduction=False,
     ),
     SwitchSpec(
+        name="sn6810",
+        # Spectrum-6 SN6810, SN5600's successor (Spectrum-X Photonics, GTC 2025; shipping 2H 2026):
+        # 102.4 Tb/s, 128 x 800G, co-packaged optics, liquid-cooled [3p: NVIDIA announcement as reported]
+        ports=128,
+        port_bandwidth=800 * Gbps,
+        max_breakout=2,  # [unverified: 200G lanes, so 800G ports split 2 x 400G as on SN5600's ports]
+        latency=500 * ns,  # [estimate: as SN5600]
+        # [estimate: two SN5600s' 940 W for twice the bandwidth, plus ~9 W of co-packaged optics per
+        # port (NVIDIA's Hot Chips 2025 figure); the bill of materials still counts a pluggable optic
+        # per port, an upper bound for this part]
+        power=3000,
+        transport="ethernet",
+        in_network_reduction=False,
+    ),
+    SwitchSpec(
         name="tomahawk4",
         # Broadcom Tomahawk 4 (BCM56990): 25.6 Tb/s from 512 x 50G PAM4 SerDes, 64 x 400GbE [3p: Linley
         # Group, Tom's Hardware on Broadcom's announcement]
