@@ -6,7 +6,7 @@ Examples
 --------
 >>> import fabric
 >>> sorted(fabric.PRESETS)[:3]
-['dgx-b200-superpod', 'dgx-gb200-superpod', 'dgx-h100-superpod']
+['alibaba-hpn', 'dgx-b200-superpod', 'dgx-gb200-superpod']
 >>> G = fabric.preset("meta-llama3", gpus=2048)
 >>> G.graph["preset"], sum(1 for _, kind in G.nodes(data="kind") if kind == "gpu")
 ('meta-llama3', 2048)
