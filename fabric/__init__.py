@@ -24,6 +24,7 @@ from fabric.flows import completion_times, flow_rates, link_utilization
 from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum_x
 from fabric.presets import PRESETS, preset
 from fabric.placement import place
+from fabric.facility import FacilityPower, cluster_for_power, facility_power
 
 # Imported on first use: plot needs plotly and strategies hypothesis (a test dependency), and
 # `import fabric` must stay fast without either.
@@ -42,6 +43,9 @@ __all__ = [  # plot and strategies stay out: a star import must not pull in plot
     "PRESETS",
     "preset",
     "place",
+    "FacilityPower",
+    "cluster_for_power",
+    "facility_power",
     "GpuSpec",
     "NicSpec",
     "BillOfMaterials",

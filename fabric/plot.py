@@ -401,3 +401,26 @@ def _figure_layout(G, members):
         legend=dict(orientation="h", yanchor="bottom", y=-0.12, x=0),
         margin=dict(l=110, r=30, t=90, b=60),
     )
+
+
+def facility(power):
+    """A horizontal bar of a :class:`fabric.facility.FacilityPower` by part, in megawatts,
+    cooling and distribution last.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> fig = facility(fabric.facility_power(fabric.nvl72(2), pue=1.2))
+    >>> fig.data[0].y[-1], round(sum(fig.data[0].x), 3)
+    ('cooling and distribution', 0.317)
+    """
+    import plotly.graph_objects as go
+
+    parts = {**power.it, "cooling and distribution": power.cooling_and_distribution}
+    fig = go.Figure(go.Bar(x=[w / 1e6 for w in parts.values()], y=list(parts), orientation="h",
+                           hovertemplate="%{y}: %{x:,.3f} MW<extra></extra>"))
+    fig.update_layout(
+        title=f"{power.systems:,} x {power.system} ({power.gpus:,} GPUs): {power.facility_watts / 1e6:,.2f} MW "
+              f"at PUE {power.pue:g}",
+        xaxis_title="MW", yaxis=dict(autorange="reversed"), margin=dict(l=180))
+    return fig

@@ -45,7 +45,8 @@ Graph (``G.graph``)
 (queue pairs per connection, for ECMP hashing), ``name``, ``builder`` (the builder's
 name) and ``params`` (the arguments it was called with). Optional: ``specs``, the switch
 and NIC specs the nodes' ``model`` names that are not catalog entries
-(:func:`fabric.parts.own_specs`).
+(:func:`fabric.parts.own_specs`); ``preset`` (:func:`fabric.preset`); ``facility_power`` and
+``power_budget`` (:func:`fabric.cluster_for_power`).
 
 Examples
 --------
