@@ -15,6 +15,8 @@ One concept per module:
 ``step``           :func:`estimate_step`, :func:`step_spread`, :class:`Cluster`, :class:`StepEstimate`
 ``search``         :func:`search` over every plan that fits
 ``jobs``           :func:`estimate_jobs`: jobs side by side, each with the others' traffic
+``failures``       field failure rates per part and hour (the Llama 3 paper's breakdown)
+``goodput``        :func:`goodput`: step time, goodput and tokens per day with failures
 ``published``      the published runs of the package data, rebuilt as model, plan, fabric
 ``calibration``    fitting the compute efficiencies to published runs
 ``validation``     every published measurement against the model (the report)
@@ -39,6 +41,7 @@ from collectives.training.model import Transformer, padded_vocab
 from collectives.training.plan import Parallelism
 from collectives.training.presets import MODELS
 from collectives.training.jobs import JobEstimate, estimate_jobs
+from collectives.training.goodput import Goodput, goodput
 from collectives.training.search import search
 from collectives.training.step import Cluster, StepEstimate, estimate_step, step_spread
 
@@ -56,4 +59,6 @@ __all__ = [
     "search",
     "estimate_jobs",
     "JobEstimate",
+    "Goodput",
+    "goodput",
 ]
