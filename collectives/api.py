@@ -59,10 +59,12 @@ def _best(collective, module, contexts, level, background=None):
     else:
         phases = [module.analytic(ctx) for ctx in contexts]
     combine = max if getattr(module, "PIPELINED", False) else sum
+    # across sites: the long-haul propagation each group's rounds wait for, part of its latency
+    far = [combine(p.far_latency for p in group_phases) if group_phases else 0.0 for group_phases in phases]
     best = best_time = None
     for protocol in contexts[0].params.protocols(module.FAMILY):
         factor = PROTOCOL_BANDWIDTH[protocol]
-        latencies = [module.latency(ctx, protocol) for ctx in contexts]
+        latencies = [module.latency(ctx, protocol) + wait for ctx, wait in zip(contexts, far)]
         bandwidth = [combine(p.time / factor for p in group_phases) for group_phases in phases]
         slowest = max(lat + bw for lat, bw in zip(latencies, bandwidth))
         if best is None or slowest < best_time:
@@ -79,8 +81,9 @@ def _best(collective, module, contexts, level, background=None):
             latency=latency,
             phases=[_scaled(p, PROTOCOL_BANDWIDTH[protocol]) for p in group_phases],
             bandwidth_time=bandwidth_time,
+            far_latency=wait,
         )
-        for ctx, group_phases, latency, bandwidth_time in zip(contexts, phases, latencies, bandwidth)
+        for ctx, group_phases, latency, bandwidth_time, wait in zip(contexts, phases, latencies, bandwidth, far)
     ]
 
 
@@ -88,7 +91,8 @@ def _scaled(phase, factor):
     """The phase run at a protocol reaching ``factor`` of the Simple bandwidth."""
     if factor == 1.0:
         return phase
-    return Phase(phase.name, phase.flows, phase.bytes_per_flow, phase.repeats, phase.rate * factor, phase.time / factor)
+    return Phase(phase.name, phase.flows, phase.bytes_per_flow, phase.repeats, phase.rate * factor, phase.time / factor,
+                 phase.far_latency)
 
 
 def _graph_domain_of(G):

@@ -318,6 +318,8 @@ def _merged_routes(ctx, steps):
             host=host,
             class_of=np.concatenate([routes.class_of, np.full(n_extra, -1)]),
             latency=np.concatenate([routes.latency, np.zeros(n_extra)]),
+            far_latency=None if routes.far_latency is None else np.concatenate([routes.far_latency,
+                                                                                 np.zeros(n_extra)]),
         )
     return replace(routes, capacity=capacity), owners
 
@@ -374,6 +376,9 @@ def solve_steps(ctx, steps_per_group, background=None):
         last = _per_group(done, routes.owner, owners, np.maximum) if fluid else None
         slowest = None if rates is None else \
             _per_group(np.bincount(routes.owner, rates, minlength=routes.n_flows), routes.owner, owners, np.minimum)
+        # across sites, each round of a step waits for its slowest flow's long-haul propagation
+        # (a lockstep round cannot start before the last one's data has arrived)
+        far = None if routes.far_latency is None else _per_group(routes.far_latency, routes.owner, owners, np.maximum)
         for g, s in enumerate(steps):
             if fluid and s.bytes_per_flow > 0:
                 t = float(last[g]) * s.repeats
@@ -381,7 +386,8 @@ def solve_steps(ctx, steps_per_group, background=None):
             else:  # lockstep, or nothing to move: the rate the flows would get
                 rate = float(slowest[g])
                 t = s.repeats * s.bytes_per_flow / rate
-            phases[g].append(Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, rate, t))
+            wait = s.repeats * float(far[g]) if far is not None and s.bytes_per_flow > 0 else 0.0
+            phases[g].append(Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, rate, t, wait))
     return phases
 
 

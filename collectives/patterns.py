@@ -71,12 +71,14 @@ def pattern_key(collective, algorithm, groups):
     return collective, algorithm, groups.shape, hashlib.blake2b(groups.tobytes(), digest_size=16).digest()
 
 
-def send_bandwidth_time(G, pairs, nbytes, params, seed, compiled, background=None):
-    """Seconds until the slowest of ``pairs`` has sent ``nbytes``, all at once, at the flow
-    level, latency excluded (``background``: other traffic, as :func:`collectives.engine.solve_steps`)."""
+def send_phase(G, pairs, nbytes, params, seed, compiled, background=None):
+    """The flow-level :class:`collectives.result.Phase` of ``pairs`` each sending ``nbytes``
+    at once: its ``time`` until the slowest has sent them, latency excluded, and its
+    ``far_latency`` across sites (``background``: other traffic, as
+    :func:`collectives.engine.solve_steps`)."""
     ctx = api.contexts_for(G, "send_recv", [pairs[0]], nbytes, level="flow", params=params, seed=seed,
                            compiled=compiled)[0]
-    return solve_steps(ctx, [[Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])]], background)[0][0].time
+    return solve_steps(ctx, [[Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])]], background)[0][0]
 
 
 class PatternProbes:
@@ -129,7 +131,9 @@ class PatternProbes:
         key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
         if key not in self.table:
             try:
-                self.table[key] = self._probe(collective, algorithm, fabric_groups)
+                self.table[key], far = self._probe(collective, algorithm, fabric_groups)
+                if far:
+                    self.table[far_key(key)] = far
             except TooLarge as error:
                 warnings.warn(FabricBlindWarning(
                     f"{collective} ({algorithm}) on {len(groups):,} concurrent groups of {groups.shape[1]} ranks: "
@@ -138,21 +142,35 @@ class PatternProbes:
                 self.blind = True
         return _served(self.table[key])
 
+    def far(self, collective, algorithm, groups, on_fabric=None):
+        """Seconds of long-haul propagation the pattern waits for across sites (0 on one site);
+        probed with :meth:`slowdown`, which must be asked first."""
+        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
+        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
+        return self.table.get(far_key(key), 0.0)
+
     def _probe(self, collective, algorithm, fabric_groups):
-        """The slowdown of one pattern, measured at the flow level."""
+        """The slowdown of one pattern, measured at the flow level, and its long-haul latency."""
         prepare_tables(self.compiled)  # many small flow sets follow: walks read one table
         if collective == "send_recv":
             closed = api.send_recv(self.G, PROBE_BYTES, ranks=fabric_groups[0], level="analytic",
                                    params=self.params)
-            flow = send_bandwidth_time(self.G, fabric_groups, PROBE_BYTES, self.params, self.seed,
-                                       self.compiled, self.background)
+            phase = send_phase(self.G, fabric_groups, PROBE_BYTES, self.params, self.seed, self.compiled,
+                               self.background)
+            flow, far = phase.time, phase.far_latency
         else:
             closed = api.evaluate(self.G, collective, fabric_groups[:1], PROBE_BYTES, algorithm=algorithm,
                                   level="analytic", params=self.params)[0]
-            flow = max(r.time - r.latency for r in api.evaluate(
-                self.G, collective, fabric_groups, PROBE_BYTES, algorithm=algorithm, level="flow",
-                params=self.params, seed=self.seed, compiled=self.compiled, background=self.background))
-        return flow / (closed.time - closed.latency)
+            results = api.evaluate(self.G, collective, fabric_groups, PROBE_BYTES, algorithm=algorithm, level="flow",
+                                   params=self.params, seed=self.seed, compiled=self.compiled,
+                                   background=self.background)
+            flow, far = max(r.time - r.latency for r in results), max(r.far_latency for r in results)
+        return flow / (closed.time - closed.latency), far
+
+
+def far_key(key):
+    """The table key of a pattern's long-haul latency (kept beside its slowdown)."""
+    return ("far",) + key
 
 
 def _served(slowdown):
@@ -186,6 +204,12 @@ class PatternTable:
             raise InvalidSpec(f"{collective} with {algorithm} on {groups.shape[0]} group(s) of {groups.shape[1]} "
                               "ranks was not probed on the fabric: the table serves the patterns it was built for")
         return _served(self.table[key])
+
+    def far(self, collective, algorithm, groups, on_fabric=None):
+        """As :meth:`PatternProbes.far`, from the table."""
+        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
+        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
+        return self.table.get(far_key(key), 0.0)
 
     def _crosses(self, groups):
         domain = groups // self.gpus_per_domain

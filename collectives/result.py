@@ -21,7 +21,9 @@ class Phase:
     """One step of an algorithm: concurrent flows repeated ``repeats`` times.
 
     ``time`` covers all repeats (bandwidth only; latency is accounted once for the whole
-    collective, as NCCL's pipelined model does).
+    collective, as NCCL's pipelined model does). ``far_latency``: across sites, the
+    long-haul propagation its rounds wait for (repeats times the slowest flow's), which the
+    collective's latency includes.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Phase:
     repeats: float
     rate: float
     time: float
+    far_latency: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class CollectiveResult:
     latency : float
         Seconds of the time that are latency, not bandwidth.
     phases : tuple of Phase
+    far_latency : float
+        Seconds of ``latency`` spent crossing long-haul links between sites.
     """
 
     collective: str
@@ -63,6 +68,7 @@ class CollectiveResult:
     busbw: float
     latency: float
     phases: tuple
+    far_latency: float = 0.0
 
     def to_dict(self):
         """The fields as plain dicts and lists."""
@@ -74,6 +80,7 @@ class CollectiveResult:
             ("algorithm", f"{self.algorithm} ({self.protocol}, {self.level} level)"),
             ("time", format_time(self.time)),
             ("of which latency", format_time(self.latency)),
+        ] + ([("of which long-haul", format_time(self.far_latency))] if self.far_latency else []) + [
             ("algbw", format_rate(self.algbw)),
             ("busbw", format_rate(self.busbw)),
         ] + [
@@ -89,8 +96,10 @@ class CollectiveResult:
         return html_table("Collective", self._rows())
 
 
-def make_result(*, collective, algorithm, protocol, level, ranks, nbytes, latency, phases, bandwidth_time):
-    """Assemble a result; time is latency plus the phases' bandwidth time."""
+def make_result(*, collective, algorithm, protocol, level, ranks, nbytes, latency, phases, bandwidth_time,
+                far_latency=0.0):
+    """Assemble a result; time is latency (``far_latency`` of it long-haul) plus the phases'
+    bandwidth time."""
     time = latency + bandwidth_time
     algbw = nbytes / time if time > 0 else 0.0
     return CollectiveResult(
@@ -105,4 +114,5 @@ def make_result(*, collective, algorithm, protocol, level, ranks, nbytes, latenc
         busbw=algbw * BUS_FACTOR[collective](ranks),
         latency=latency,
         phases=tuple(phases),
+        far_latency=far_latency,
     )

@@ -25,6 +25,7 @@ from fabric.topologies import dgx_superpod, fat_tree, nvl72, rail_only, spectrum
 from fabric.presets import PRESETS, preset
 from fabric.placement import place
 from fabric.facility import FacilityPower, cluster_for_power, facility_power
+from fabric.sites import join_sites
 
 # Imported on first use: plot needs plotly and strategies hypothesis (a test dependency), and
 # `import fabric` must stay fast without either.
@@ -46,6 +47,7 @@ __all__ = [  # plot and strategies stay out: a star import must not pull in plot
     "FacilityPower",
     "cluster_for_power",
     "facility_power",
+    "join_sites",
     "GpuSpec",
     "NicSpec",
     "BillOfMaterials",

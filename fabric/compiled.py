@@ -58,6 +58,9 @@ class CompiledFabric:
         Switch-to-switch adjacency (positions in ``switch``), data = edge id + 1.
     switch_tier : ndarray of int64
         The ``tier`` of each switch (positions in ``switch``; leaves are 1).
+    far_latency : ndarray or None
+        Per edge, its latency where it is a long-haul link between sites (an edge with
+        ``distance_km``, :func:`fabric.join_sites`), else 0; None on a fabric of one site.
     cache : dict
         Routing tables already derived from these arrays (distances, next hops), reused
         by later calls on the same compiled fabric; never stored on the graph.
@@ -81,6 +84,7 @@ class CompiledFabric:
     switch_pos: np.ndarray
     switch_graph: sp.csr_matrix
     switch_tier: np.ndarray
+    far_latency: np.ndarray = None
     cache: dict = field(default_factory=dict)
 
     @property
@@ -194,7 +198,20 @@ def compile_fabric(G):
         switch_pos=switch_pos,
         switch_graph=switch_graph,
         switch_tier=switch_tier,
+        far_latency=_far_latency(G, index, src, dst, latency),
     )
+
+
+def _far_latency(G, index, src, dst, latency):
+    """Per edge (in compiled order) its latency if it is a long-haul link, else 0; None when the
+    graph joins no sites (the edges are not read again then)."""
+    if "sites" not in G.graph:
+        return None
+    n = len(index)
+    far = [index[u] * n + index[v] for u, v, d in G.edges(data=True) if d.get("distance_km") is not None]
+    if not far:
+        return None
+    return np.where(np.isin(src * n + dst, far), latency, 0.0)
 
 
 def _port_slots(G, nic, leaves, index):

@@ -67,6 +67,9 @@ class Routes:
         Compiled edge id of each resource.
     latency : ndarray
         Per flow, seconds of wire and switch latency on its path(s).
+    far_latency : ndarray or None
+        Per flow, the part of ``latency`` on long-haul links between sites (None on a
+        fabric of one site).
     """
 
     n_flows: int
@@ -77,6 +80,7 @@ class Routes:
     capacity: np.ndarray
     resource_edge: np.ndarray
     latency: np.ndarray
+    far_latency: np.ndarray = None
 
 
 def class_load(parts, totals):
@@ -329,9 +333,14 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
             )
             rows_, cols_ = np.concatenate([rows_, lanes]), np.concatenate([cols_, cv[v]])
         host = sp.csr_matrix((np.ones(len(rows_)), (rows_, cols_)), shape=(n_res, n_var * q))
-        lat = np.asarray(sp.csr_matrix(host.T) @ C.latency[resource_edge]).ravel()
+        by_variable = sp.csr_matrix(host.T)
+        lat = np.asarray(by_variable @ C.latency[resource_edge]).ravel()
         latency = np.zeros(n)
         np.maximum.at(latency, flow_of_qp, lat)
+        far = None
+        if C.far_latency is not None:
+            far = np.zeros(n)
+            np.maximum.at(far, flow_of_qp, np.asarray(by_variable @ C.far_latency[resource_edge]).ravel())
         return Routes(
             n_flows=n,
             owner=flow_of_qp,
@@ -341,12 +350,14 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
             capacity=capacity,
             resource_edge=resource_edge,
             latency=latency,
+            far_latency=far,
         )
 
     host = sp.csr_matrix((np.ones(len(host_edge)), (host_edge, host_var)), shape=(m, n_var))
     class_of = np.full(n_var, -1)
     cls = ()
     latency = np.asarray(host.T @ C.latency).ravel()
+    far = None if C.far_latency is None else np.asarray(host.T @ C.far_latency).ravel()
     if crossing.size:
         pair = start[crossing] * len(C.switch) + targets[var_row[crossing]]
         pairs, inverse = np.unique(pair, return_inverse=True)
@@ -364,8 +375,11 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
             cls = cls + (ClassPart(matrix, column),)
         per_class = sum(np.asarray(p.matrix.T @ C.latency).ravel()[p.column] for p in cls)
         latency[var[crossing]] += per_class[inverse]
+        if far is not None:
+            far[var[crossing]] += sum(np.asarray(p.matrix.T @ C.far_latency).ravel()[p.column] for p in cls)[inverse]
     if n_var > n:  # flows on several NIC ports: a flow's latency is its slowest port's
         latency = np.maximum.reduceat(latency, first_var)
+        far = None if far is None else np.maximum.reduceat(far, first_var)
     return Routes(
         n_flows=n,
         owner=var_flow,
@@ -375,4 +389,5 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         capacity=C.bandwidth.copy(),
         resource_edge=np.arange(m),
         latency=latency,
+        far_latency=far,
     )

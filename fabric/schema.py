@@ -37,6 +37,9 @@ Edges
 ``links``
     how many parallel cables the edge stands for (a DiGraph has one edge per node
     pair; ECMP hashes over the cables of an edge).
+``distance_km``
+    only on long-haul links between sites (:func:`fabric.join_sites`): the fibre route
+    length; collectives charge such a link's latency to every round that crosses it.
 
 Graph (``G.graph``)
 -------------------
@@ -46,7 +49,9 @@ Graph (``G.graph``)
 name) and ``params`` (the arguments it was called with). Optional: ``specs``, the switch
 and NIC specs the nodes' ``model`` names that are not catalog entries
 (:func:`fabric.parts.own_specs`); ``preset`` (:func:`fabric.preset`); ``facility_power`` and
-``power_budget`` (:func:`fabric.cluster_for_power`).
+``power_budget`` (:func:`fabric.cluster_for_power`); ``sites`` (:func:`fabric.join_sites`:
+per site its name, GPUs and first rank; every node then carries its ``site`` and switch
+names are prefixed ``s{site}-``, with one ``s{site}-border`` switch per site).
 
 Examples
 --------

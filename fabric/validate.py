@@ -50,7 +50,7 @@ _GRAPH_VALUE_CHECKS = {
 }
 # Integer node attributes: the smallest value each may take. The rail and plane of a switch
 # are optional (rail-optimized leaves, multi-plane fabrics), the others are required by NODE_ATTRS.
-_NODE_INT_MINIMUM = {"tier": 1, "host": 0, "local_rank": 0, "rail": 0, "domain": 0, "pod": 0, "plane": 0}
+_NODE_INT_MINIMUM = {"tier": 1, "host": 0, "local_rank": 0, "rail": 0, "domain": 0, "pod": 0, "plane": 0, "site": 0}
 _EDGE_VALUE_CHECKS = {
     "bandwidth": lambda value: _bandwidth_check(value),
     "latency": lambda value: require_non_negative("latency", value),

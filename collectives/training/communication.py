@@ -19,7 +19,7 @@ from collectives import api
 from collectives.array_memo import ArrayMemo
 from collectives.engine import UniformFabric
 from collectives.errors import FabricBlindWarning
-from collectives.patterns import PatternProbes, PatternTable, send_bandwidth_time
+from collectives.patterns import PatternProbes, PatternTable, send_phase
 
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 
@@ -106,9 +106,11 @@ class Communication:
             # Pick the algorithm with the instant closed forms, then price it at the level.
             choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
             if self.level == "analytic":
-                scale = 1.0 if self.probes is None else \
-                    self.probes.slowdown(collective, choice.algorithm, job_groups, groups)
-                self._memo[key] = choice.latency + scale * (choice.time - choice.latency)
+                scale, far = 1.0, 0.0
+                if self.probes is not None:
+                    scale = self.probes.slowdown(collective, choice.algorithm, job_groups, groups)
+                    far = self.probes.far(collective, choice.algorithm, job_groups, groups)
+                self._memo[key] = choice.latency + far + scale * (choice.time - choice.latency)
             else:
                 results = api.evaluate(
                     self.G, collective, groups, nbytes, algorithm=choice.algorithm, level=self.level,
@@ -128,12 +130,12 @@ class Communication:
         if key not in self._memo:
             first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)
             if self.level == "flow" and len(pairs) > 1:
-                bandwidth = send_bandwidth_time(self.G, pairs, nbytes, self.params, self.seed, self.compiled,
-                                                self.background)
-                self._memo[key] = first.latency + bandwidth
+                phase = send_phase(self.G, pairs, nbytes, self.params, self.seed, self.compiled, self.background)
+                self._memo[key] = first.latency + phase.far_latency + phase.time
             elif self.probes is not None:
                 scale = self.probes.slowdown("send_recv", first.algorithm, job_pairs, pairs)
-                self._memo[key] = first.latency + scale * (first.time - first.latency)
+                far = self.probes.far("send_recv", first.algorithm, job_pairs, pairs)
+                self._memo[key] = first.latency + far + scale * (first.time - first.latency)
             else:
                 self._memo[key] = first.time
         return self._memo[key]
