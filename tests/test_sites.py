@@ -84,3 +84,40 @@ def test_a_joined_fabric_saves_and_loads():
     H = fabric.from_json(fabric.to_json(G))
     assert H.graph["sites"] == G.graph["sites"]
     assert compile_fabric(H).far_latency.max() == compile_fabric(G).far_latency.max()
+
+
+def _best(G, orders, **kwargs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return collectives.search(collectives.MODELS["llama3-8b"], G, global_batch=64, progress=False,
+                                  executor=pool, rank_orders=orders, **kwargs)
+
+
+def _plan(estimate):
+    return collectives.Parallelism(**estimate.plan, global_batch=64)
+
+
+def test_search_keeps_every_group_but_data_parallelism_inside_a_site():
+    from collectives.training.search import groups_inside_sites, job_sites
+
+    G = fabric.join_sites([fabric.dgx_superpod(2), fabric.dgx_superpod(2)], distance_km=1000, bandwidth=5e9)
+    sites = job_sites(G, None)
+    results = _best(G, None)
+    assert all(e.plan["rank_order"] == "tp-cp-pp-dp" and groups_inside_sites(_plan(e), sites) for e in results)
+
+
+@pytest.mark.parametrize("km, bandwidth, pp_crosses", [(3000, 100e9, False), (1000, 5e9, True)])
+def test_pp_across_sites_is_chosen_only_where_it_is_faster(km, bandwidth, pp_crosses):
+    # a fat link far away: gradients cross cheaply once per step, activations would wait for
+    # the fibre every micro-batch; a thin one: the gradients are what cannot cross
+    from collectives.training.search import groups_inside_sites, job_sites
+
+    G = fabric.join_sites([fabric.dgx_superpod(2), fabric.dgx_superpod(2)], distance_km=km, bandwidth=bandwidth)
+    sites = job_sites(G, None)
+    results = _best(G, ("tp-cp-pp-dp", "tp-cp-dp-pp"))
+    inside = [e for e in results if groups_inside_sites(_plan(e), sites)]
+    crossing = [e for e in results if not groups_inside_sites(_plan(e), sites)]
+    best = results[0]
+    assert (best in crossing) == pp_crosses
+    assert (crossing[0].time < inside[0].time) == pp_crosses

@@ -21,7 +21,7 @@ from collectives.training.compute import (
     memory_time,
     unfused_attention_time,
 )
-from collectives.training.plan import cp_ranks, ep_groups, etp_ranks, tp_ranks
+from collectives.training.plan import cp_hops, ep_groups, etp_ranks, tp_ranks
 
 # Bytes per attention-output element that ring attention's merge of one step moves: the fp32
 # running output read and written (8) and the step's bf16 output read (2).
@@ -151,8 +151,10 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     if cp > 1:
         _, k_width, v_width = model.attention_widths()
         kv_bytes = T * (k_width + v_width) // tp * ACTIVATION_BYTES
-        ring = cp_ranks(plan)
-        hop = comm.send(ring[:2], kv_bytes)
+        # every rank passes its block to the next of its ring, all rings at once: the slowest
+        # hop sets the pace (a ring that leaves its node or site waits for that hop)
+        hops = cp_hops(plan)
+        hop = comm.send(hops if comm.sees_groups else hops[:cp], kv_bytes)
         cp_fwd = max(0.0, (cp - 1) * hop - attn)
         cp_bwd = max(0.0, 2 * (cp - 1) * hop - BACKWARD_ATTENTION * attn)
 
@@ -185,7 +187,8 @@ def remembered_layer_times(model, plan, cluster, compute, moe):
     """:func:`layer_times`, remembered in ``cluster`` under what it reads of the plan: the
     plans of a search that differ only in pp, dp, interleaving or ZeRO stage run the same
     dense layers."""
-    layout = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp) if moe else (plan.tp, plan.cp)  # its rank groups
+    # its rank groups: a dense layer's first TP and CP groups are alike in every rank order
+    layout = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp, plan.rank_order) if moe else (plan.tp, plan.cp)
     key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
            plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
     times = cluster.layer_times.get(key)

@@ -30,6 +30,12 @@ from collectives.training.memory import chunks_in_flight, parameters_per_gpu, ra
 from collectives.training.model import Transformer
 
 ZERO_STAGES = (0, 1, 2, 3)
+# How plan ranks are laid out, innermost first: Megatron-LM's default (PP outermost), and its
+# --use-tp-pp-dp-mapping (DP outermost: each pipeline replica on consecutive GPUs, so across
+# sites only data parallelism crosses; collectives.search uses it on fabrics of several sites).
+MEGATRON_ORDER = "tp-cp-dp-pp"
+DP_OUTER_ORDER = "tp-cp-pp-dp"
+RANK_ORDERS = (MEGATRON_ORDER, DP_OUTER_ORDER)
 _POSITIVE_INTS = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch", "virtual_stages")
 _BOOLS = ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_grad_reduce", "overlap_param_gather",
           "fused_cross_entropy", "fp8_params")
@@ -94,6 +100,10 @@ class Parallelism:
         With ``precision="fp8"``, keep the GEMM weights in FP8 rather than BF16 plus an FP8
         copy (Megatron-Core ``--fp8-param-gather``; NeMo's ``bf16_with_fp8_mixed`` recipe sets
         it): the parameter all-gather then moves 1 byte per parameter.
+    rank_order : {"tp-cp-dp-pp", "tp-cp-pp-dp"}
+        How plan ranks map to GPUs, innermost first: Megatron-LM's default (PP outermost)
+        or its ``--use-tp-pp-dp-mapping`` (DP outermost), which keeps each pipeline
+        replica on consecutive GPUs (inside a site, when sites are joined).
 
     Examples
     --------
@@ -125,6 +135,7 @@ class Parallelism:
     overlap_param_gather: bool = True
     fused_cross_entropy: bool = True
     fp8_params: bool = False
+    rank_order: str = MEGATRON_ORDER
 
     def __post_init__(self):
         # A search builds tens of thousands of plans: exact types and ranges are checked in
@@ -134,7 +145,7 @@ class Parallelism:
                 and (self.etp is None or type(self.etp) is int and self.etp >= 1)
                 and all(type(values[f]) is bool for f in _BOOLS)
                 and self.recompute in RECOMPUTE and type(self.zero) is int and self.zero in ZERO_STAGES
-                and self.precision in PRECISIONS):
+                and self.precision in PRECISIONS and self.rank_order in RANK_ORDERS):
             self._check_fields()
         per_step = self.dp * self.micro_batch
         if self.global_batch % per_step:
@@ -162,6 +173,7 @@ class Parallelism:
             checks.require_choice("recompute", self.recompute, RECOMPUTE)
             checks.require_int("zero", self.zero, minimum=ZERO_STAGES[0], maximum=ZERO_STAGES[-1])
             checks.require_choice("precision", self.precision, PRECISIONS)
+            checks.require_choice("rank_order", self.rank_order, RANK_ORDERS)
 
     @property
     def world_size(self):
@@ -352,8 +364,16 @@ class Parallelism:
 
 
 def layout(plan):
-    """Global ranks indexed [pp, dp, cp, tp]: Megatron-LM's order, TP innermost, PP outermost."""
-    return _ranks(plan.pp, plan.dp, plan.cp, plan.tp)
+    """Global ranks indexed [pp, dp, cp, tp], laid out in the plan's ``rank_order`` (Megatron-LM's
+    by default: TP innermost, PP outermost)."""
+    return _layout(plan.pp, plan.dp, plan.cp, plan.tp, plan.rank_order)
+
+
+@lru_cache(maxsize=64)
+def _layout(pp, dp, cp, tp, order):
+    if order == MEGATRON_ORDER:
+        return _ranks(pp, dp, cp, tp)
+    return _read_only(np.arange(pp * dp * cp * tp).reshape(dp, pp, cp, tp).transpose(1, 0, 2, 3))
 
 
 @lru_cache(maxsize=64)
@@ -374,19 +394,32 @@ def tp_ranks(plan):
     return layout(plan)[0, 0, 0, :]
 
 
-def cp_ranks(plan):
-    """The first context-parallel group."""
-    return layout(plan)[0, 0, :, 0]
-
-
 def cp_groups(plan):
     """Every context-parallel group, one row per (pipeline stage, DP rank, TP rank)."""
-    return _cp_groups(plan.pp, plan.dp, plan.cp, plan.tp)
+    return _cp_groups(plan.pp, plan.dp, plan.cp, plan.tp, plan.rank_order)
 
 
 @lru_cache(maxsize=16)
-def _cp_groups(pp, dp, cp, tp):
-    return _read_only(_ranks(pp, dp, cp, tp).transpose(0, 1, 3, 2).reshape(-1, cp))
+def _cp_groups(pp, dp, cp, tp, order):
+    return _read_only(_layout(pp, dp, cp, tp, order).transpose(0, 1, 3, 2).reshape(-1, cp))
+
+
+def cp_hops(plan):
+    """(sender, receiver) rows of every context-parallel rank to the next of its ring (the
+    last to the first), the rings in :func:`cp_groups` order (read-only, one per shape).
+
+    Examples
+    --------
+    >>> cp_hops(Parallelism(tp=4, cp=3, global_batch=1))[:3].tolist()
+    [[0, 4], [4, 8], [8, 0]]
+    """
+    return _cp_hops(plan.pp, plan.dp, plan.cp, plan.tp, plan.rank_order)
+
+
+@lru_cache(maxsize=16)
+def _cp_hops(pp, dp, cp, tp, order):
+    rings = _cp_groups(pp, dp, cp, tp, order)
+    return _read_only(np.stack([rings.ravel(), np.roll(rings, -1, axis=1).ravel()], axis=1))
 
 
 def dp_ranks(plan):
@@ -398,18 +431,19 @@ def dp_groups(plan):
     """Every data-parallel group, one row per (pipeline stage, CP rank, TP rank); one
     read-only array per shape, which :class:`collectives.training.communication.Communication`
     recognises again without reading it."""
-    return _dp_groups(plan.pp, plan.dp, plan.cp, plan.tp)
+    return _dp_groups(plan.pp, plan.dp, plan.cp, plan.tp, plan.rank_order)
 
 
 @lru_cache(maxsize=16)
-def _dp_groups(pp, dp, cp, tp):
-    return _read_only(_ranks(pp, dp, cp, tp).transpose(0, 2, 3, 1).reshape(-1, dp))
+def _dp_groups(pp, dp, cp, tp, order):
+    return _read_only(_layout(pp, dp, cp, tp, order).transpose(0, 2, 3, 1).reshape(-1, dp))
 
 
 def expert_layout(plan):
     """Global ranks indexed [pp, expert dp, ep, etp]: the MoE layers' folding of each stage's
-    ``tp * cp * dp`` ranks (Megatron-Core: expert TP innermost, then EP, then expert DP)."""
-    return _ranks(plan.pp, plan.expert_dp, plan.ep, plan.etp)
+    ``tp * cp * dp`` ranks, taken in (dp, cp, tp) order (Megatron-Core: expert TP innermost,
+    then EP, then expert DP)."""
+    return layout(plan).reshape(plan.pp, plan.expert_dp, plan.ep, plan.etp)
 
 
 def ep_groups(plan):
@@ -422,12 +456,13 @@ def ep_groups(plan):
     >>> ep_groups(Parallelism(tp=2, dp=4, ep=2, global_batch=4))[0].tolist()   # etp = tp
     [0, 2]
     """
-    return _ep_groups(plan.pp, plan.expert_dp, plan.ep, plan.etp)
+    return _ep_groups(plan.pp, plan.dp, plan.cp, plan.tp, plan.expert_dp, plan.ep, plan.etp, plan.rank_order)
 
 
 @lru_cache(maxsize=16)
-def _ep_groups(pp, expert_dp, ep, etp):
-    return _read_only(_ranks(pp, expert_dp, ep, etp).transpose(0, 1, 3, 2).reshape(-1, ep))
+def _ep_groups(pp, dp, cp, tp, expert_dp, ep, etp, order):
+    folded = _layout(pp, dp, cp, tp, order).reshape(pp, expert_dp, ep, etp)
+    return _read_only(folded.transpose(0, 1, 3, 2).reshape(-1, ep))
 
 
 def etp_ranks(plan):
@@ -438,10 +473,10 @@ def etp_ranks(plan):
 def pp_pairs(plan):
     """(sender, receiver) rows: every rank of every stage to the same slot of the next
     (read-only, one array per shape)."""
-    return _pp_pairs(plan.pp, plan.dp, plan.cp, plan.tp)
+    return _pp_pairs(plan.pp, plan.dp, plan.cp, plan.tp, plan.rank_order)
 
 
 @lru_cache(maxsize=16)
-def _pp_pairs(*shape):
-    ranks = _ranks(*shape)
+def _pp_pairs(pp, dp, cp, tp, order):
+    ranks = _layout(pp, dp, cp, tp, order)
     return _read_only(np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1))

@@ -24,6 +24,8 @@ from dataclasses import replace
 from functools import lru_cache
 from itertools import groupby, product
 
+import numpy as np
+
 from fabric.checks import require_choice, require_int, require_seed
 from fabric.compiled import compile_fabric
 from fabric.errors import TooLarge
@@ -39,7 +41,8 @@ from collectives.training.compute import checked_compute
 from collectives.training.activations import PRECISIONS
 from collectives.training.memory import rank_contents, usable_memory, worst_memory
 from collectives.training.pipeline import simulation_shape
-from collectives.training.plan import Parallelism
+from collectives.training.plan import (DP_OUTER_ORDER, MEGATRON_ORDER, RANK_ORDERS, Parallelism, cp_groups,
+                                        ep_groups, layout)
 from collectives.training.step import Cluster, estimate_many, job_ranks
 
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -53,12 +56,15 @@ def _divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="bf16"):
+def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="bf16",
+                    rank_orders=(MEGATRON_ORDER,), sites=None):
     """Every plan Megatron-LM could run: TP inside an NVLink domain, the rest factored
     over PP, CP and DP, with micro-batch sizes, interleaving, recompute and ZeRO stage;
     deepest pipelines first. MoE models also get their expert layouts, folded as
     Megatron-Core does: expert TP of ``tp`` (its default) or 1, and every expert-parallel
     size that divides the experts and ``tp * cp * dp / etp``, so ``ep`` may exceed ``dp``.
+    Each in every one of ``rank_orders``; with ``sites`` (the site of each job rank), only
+    the plans whose TP, CP, EP and PP groups stay inside a site.
 
     Examples
     --------
@@ -67,13 +73,14 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
     >>> all(p.world_size == 16 for p in plans), len(plans) > 100
     (True, True)
     """
+    inside = {}
     for pp in reversed(_divisors(n_gpus)):
         for tp in _divisors(min(n_gpus // pp, gpus_per_domain)):
             if (n_gpus // pp) % tp:
                 continue
             for cp in _divisors(n_gpus // (tp * pp)):
                 dp = n_gpus // (tp * pp * cp)
-                for (ep, etp), v in product(_expert_layouts(model, tp, cp, dp), VIRTUAL_STAGES):
+                for (ep, etp), v, order in product(_expert_layouts(model, tp, cp, dp), VIRTUAL_STAGES, rank_orders):
                     if v > 1 and pp == 1:
                         continue
                     fits = None  # the plan's problems depend on tp, pp, cp, ep and v, not on what follows
@@ -83,14 +90,39 @@ def candidate_plans(model, n_gpus, global_batch, *, gpus_per_domain, precision="
                         try:
                             plan = Parallelism(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp, micro_batch=mb,
                                                global_batch=global_batch, virtual_stages=v, recompute=recompute,
-                                               zero=zero, precision=precision)
+                                               zero=zero, precision=precision, rank_order=order)
                         except InvalidSpec:
                             continue
                         if fits is None:
                             fits = not plan.problems(model)  # tp*pp*dp*cp is n_gpus by construction
+                            if fits and sites is not None:
+                                layout = (tp, cp, pp, dp, ep, etp, order)
+                                if layout not in inside:
+                                    inside[layout] = groups_inside_sites(plan, sites)
+                                fits = inside[layout]
                         if not fits:
                             break
                         yield plan
+
+
+def groups_inside_sites(plan, sites):
+    """Whether ``plan``'s TP, CP, EP groups and pipelines each run inside one site
+    (``sites``: the site of each plan rank).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> two = np.repeat([0, 1], 8)
+    >>> groups_inside_sites(Parallelism(tp=4, pp=2, dp=2, global_batch=2), two)            # PP crosses
+    False
+    >>> groups_inside_sites(Parallelism(tp=4, pp=2, dp=2, global_batch=2, rank_order=DP_OUTER_ORDER), two)
+    True
+    """
+    ranks = layout(plan)
+    groups = [ranks.reshape(-1, plan.tp), cp_groups(plan), ranks.transpose(1, 2, 3, 0).reshape(-1, plan.pp)]
+    if plan.ep > 1:
+        groups.append(ep_groups(plan))
+    return all(bool((sites[g] == sites[g[:, :1]]).all()) for g in groups)
 
 
 def _expert_layouts(model, tp, cp, dp):
@@ -209,7 +241,7 @@ def _chunks(plans, size):
 
 
 def search(model, G, *, global_batch, executor=None, level="analytic", precision="bf16", params=None,
-           compute=None, progress=True, top=None, ranks=None, seed=0):
+           compute=None, progress=True, top=None, ranks=None, seed=0, rank_orders=None):
     """Estimate every fitting plan of ``model`` on ``G`` and return them fastest first.
 
     Parameters
@@ -237,6 +269,11 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
         GPUs of a 16k-GPU fabric, or 64 GPUs of each NVL72 rack).
     seed : int
         ECMP hash seed.
+    rank_orders : sequence of str or None
+        The :attr:`Parallelism.rank_order` values to try. None: Megatron-LM's on a fabric of
+        one site; on a job across sites (:func:`fabric.join_sites`), DP outermost, with only
+        the plans whose TP, CP, EP and PP groups each stay inside a site, so that only data
+        parallelism crosses. Given, every plan of those orders is tried, PP across sites too.
 
     Returns
     -------
@@ -259,8 +296,16 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
     summary = uniform_fabric(G, params, watts, ranks=job)
     if summary.n_gpus > summary.gpus_per_domain:  # the summary reads one GPU: every GPU must reach the network
         check_uplinks(G, range(summary.n_gpus) if job is None else job)
+    sites = job_sites(G, job)
+    if rank_orders is None:
+        rank_orders = (MEGATRON_ORDER,) if sites is None else (DP_OUTER_ORDER,)
+    else:
+        rank_orders = tuple(rank_orders) if isinstance(rank_orders, (list, tuple)) else (rank_orders,)
+        for order in rank_orders:
+            require_choice("rank_orders", order, RANK_ORDERS)
+        sites = None
     plans = candidate_plans(model, summary.n_gpus, global_batch, gpus_per_domain=summary.gpus_per_domain,
-                            precision=precision)
+                            precision=precision, rank_orders=rank_orders, sites=sites)
     own = executor is None
     executor = executor or ProcessPoolExecutor(max_workers=os.cpu_count())
     try:
@@ -284,6 +329,17 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
                          f"with global_batch={global_batch}")
     results.sort(key=lambda e: e.time)
     return results[:top] if top else results
+
+
+def job_sites(G, job):
+    """The site of each of the job's ranks (``job``: its fabric ranks, None for all), or None
+    when the job runs on one site."""
+    if "sites" not in G.graph:
+        return None
+    site = {d["rank"]: d["site"] for _, d in G.nodes(data=True) if d.get("kind") == "gpu"}
+    sites = np.array([site[rank] for rank in range(len(site))], dtype=np.int64)
+    sites = sites if job is None else sites[job]
+    return sites if len(np.unique(sites)) > 1 else None
 
 
 def _run(executor, fn, before, chunks, after, progress, what):
