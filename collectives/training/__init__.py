@@ -17,10 +17,12 @@ One concept per module:
 ``jobs``           :func:`estimate_jobs`: jobs side by side, each with the others' traffic
 ``failures``       field failure rates per part and hour (the Llama 3 paper's breakdown)
 ``goodput``        :func:`goodput`: step time, goodput and tokens per day with failures
+``scaling``        :func:`scaling_study`: one model over cluster sizes, batch growing with them
 ``published``      the published runs of the package data, rebuilt as model, plan, fabric
 ``calibration``    fitting the compute efficiencies to published runs
 ``validation``     every published measurement against the model (the report)
 ``plot``           figures of estimates and of the validation (plotly, imported on use)
+``plot_study``     the figure of a scaling study
 =================  ====================================================================================
 
 The collective layer (:mod:`collectives.api` and below) never imports this package.
@@ -42,6 +44,7 @@ from collectives.training.plan import Parallelism
 from collectives.training.presets import MODELS
 from collectives.training.jobs import JobEstimate, estimate_jobs
 from collectives.training.goodput import Goodput, goodput
+from collectives.training.scaling import ScalingStudy, scaling_study
 from collectives.training.search import search
 from collectives.training.step import Cluster, StepEstimate, estimate_step, step_spread
 
@@ -61,4 +64,6 @@ __all__ = [
     "JobEstimate",
     "Goodput",
     "goodput",
+    "ScalingStudy",
+    "scaling_study",
 ]
