@@ -197,3 +197,15 @@ def test_order_is_megatrons_loop(p, v, rounds):
     for rank in range(p):
         got = [(bool(f), int(c), int(mb)) for f, c, mb in zip(*_order(rank, p, v, p * rounds))]
         assert got == _megatron_order(rank, p, v, p * rounds)
+
+
+def test_simulating_more_jobs_than_the_cache_holds_returns_every_schedule(monkeypatch):
+    # the cache is cleared when full; a call must not read its own results back from it
+    from collectives.training import pipeline
+
+    monkeypatch.setattr(pipeline, "_CACHE_SIZE", 2)
+    pipeline._CACHE.clear()
+    jobs = [([1.0] * 4, [2.0 + k] * 4, 8, 1, 0.0) for k in range(5)]
+    schedules = pipeline.simulate_many(jobs)
+    # 1F1B on p=4 equal stages with m=8: (m + p - 1) (f + b)
+    assert [s.makespan for s in schedules] == [11 * (1.0 + 2.0 + k) for k in range(5)]

@@ -125,10 +125,15 @@ def simulate_many(jobs):
     (33.0, 44.0)
     """
     keys = [_key(*job) for job in jobs]
-    missing = {}
+    # kept here, not read back from the cache: remembering may clear it (when full, or from
+    # another thread of a search) before the last of these keys is read
+    found, missing = {}, {}
     for key in keys:
-        if key not in _CACHE:
+        schedule = _CACHE.get(key)
+        if schedule is None:
             missing.setdefault(simulation_shape(*key[2:5]), {})[key] = None  # a dict keeps the order
+        else:
+            found[key] = schedule
     for (p, v, _), group in missing.items():
         group = list(group)
         forward = np.array([k[0] for k in group])
@@ -137,7 +142,8 @@ def simulate_many(jobs):
         hop = np.array([k[5] for k in group]).reshape(len(group), -1)
         for key, schedule in zip(group, _simulate(forward, backward, p, v, m, hop)):
             _remember(key, schedule)
-    return [_CACHE[key] for key in keys]
+            found[key] = schedule
+    return [found[key] for key in keys]
 
 
 def simulation_shape(p, v, m):
