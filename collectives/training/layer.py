@@ -187,8 +187,10 @@ def remembered_layer_times(model, plan, cluster, compute, moe):
     """:func:`layer_times`, remembered in ``cluster`` under what it reads of the plan: the
     plans of a search that differ only in pp, dp, interleaving or ZeRO stage run the same
     dense layers."""
-    # its rank groups: a dense layer's first TP and CP groups are alike in every rank order
-    layout = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp, plan.rank_order) if moe else (plan.tp, plan.cp)
+    # its rank groups: a dense layer reads the first TP group and, with CP, every CP ring
+    # (cp_hops), which the whole layout places; an MoE layer all its EP groups too
+    whole = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp, plan.rank_order)
+    layout = whole if moe or plan.cp > 1 else (plan.tp, plan.cp)
     key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
            plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
     times = cluster.layer_times.get(key)
