@@ -149,12 +149,7 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     # the attention blocks; backward sends K, V and their gradients.
     cp_fwd = cp_bwd = 0.0
     if cp > 1:
-        _, k_width, v_width = model.attention_widths()
-        kv_bytes = T * (k_width + v_width) // tp * ACTIVATION_BYTES
-        # every rank passes its block to the next of its ring, all rings at once: the slowest
-        # hop sets the pace (a ring that leaves its node or site waits for that hop)
-        hops = cp_hops(plan)
-        hop = comm.send(hops if comm.sees_groups else hops[:cp], kv_bytes)
+        hop = cp_hop_time(model, plan, comm)
         cp_fwd = max(0.0, (cp - 1) * hop - attn)
         cp_bwd = max(0.0, 2 * (cp - 1) * hop - BACKWARD_ATTENTION * attn)
 
@@ -183,14 +178,27 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     )
 
 
+def cp_hop_time(model, plan, comm):
+    """Seconds for every context-parallel rank to pass its K and V block to the next of its
+    ring, all rings at once: the slowest hop sets the pace (a ring that leaves its node or its
+    site waits for that hop)."""
+    _, k_width, v_width = model.attention_widths()
+    kv_bytes = plan.micro_batch * model.seq_len // plan.cp * (k_width + v_width) // plan.tp * ACTIVATION_BYTES
+    hops = cp_hops(plan)
+    return comm.send(hops if comm.sees_groups else hops[:plan.cp], kv_bytes)
+
+
 def remembered_layer_times(model, plan, cluster, compute, moe):
     """:func:`layer_times`, remembered in ``cluster`` under what it reads of the plan: the
     plans of a search that differ only in pp, dp, interleaving or ZeRO stage run the same
     dense layers."""
-    # its rank groups: a dense layer reads the first TP group and, with CP, every CP ring
-    # (cp_hops), which the whole layout places; an MoE layer all its EP groups too
-    whole = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp, plan.rank_order)
-    layout = whole if moe or plan.cp > 1 else (plan.tp, plan.cp)
+    # its rank groups: a dense layer reads the first TP group and, with CP, every CP ring,
+    # which enters through the time of one hop (the layouts with the same hop time share);
+    # an MoE layer all its EP groups too
+    if moe:
+        layout = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp, plan.rank_order)
+    else:
+        layout = (plan.tp, plan.cp) + ((cp_hop_time(model, plan, cluster.comm),) if plan.cp > 1 else ())
     key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
            plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
     times = cluster.layer_times.get(key)
