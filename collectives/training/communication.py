@@ -75,6 +75,7 @@ class Communication:
         elif G.slowdowns is not None:  # a summary of a graph carries the slowdowns probed on it, if any
             self.probes = PatternTable(G.slowdowns, G.gpus_per_domain)
         self._memo = {}
+        self._first = {}
         self._arrays = ArrayMemo()
 
     def _key(self, groups):
@@ -128,7 +129,12 @@ class Communication:
         pairs = job_pairs if self.ranks is None else self.ranks[job_pairs]
         key = ("send", self._key(pairs), nbytes)
         if key not in self._memo:
-            first = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic", params=self.params)
+            # the closed form of the first pair, shared by the patterns that start with it
+            lead = (int(pairs[0, 0]), int(pairs[0, 1]), nbytes)
+            first = self._first.get(lead)
+            if first is None:
+                first = self._first[lead] = api.send_recv(self.G, nbytes, ranks=pairs[0], level="analytic",
+                                                          params=self.params)
             if self.level == "flow" and len(pairs) > 1:
                 phase = send_phase(self.G, pairs, nbytes, self.params, self.seed, self.compiled, self.background)
                 self._memo[key] = first.latency + phase.far_latency + phase.time

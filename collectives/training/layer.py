@@ -197,8 +197,14 @@ def remembered_layer_times(model, plan, cluster, compute, moe):
     # an MoE layer all its EP groups too
     if moe:
         layout = (plan.tp, plan.cp, plan.ep, plan.etp, plan.dp, plan.pp, plan.rank_order)
+    elif plan.cp > 1:
+        where = ("cp hop", model, plan.tp, plan.cp, plan.pp, plan.dp, plan.rank_order, plan.micro_batch)
+        hop = cluster.layer_times.get(where)
+        if hop is None:
+            hop = cluster.layer_times[where] = cp_hop_time(model, plan, cluster.comm)
+        layout = (plan.tp, plan.cp, hop)
     else:
-        layout = (plan.tp, plan.cp) + ((cp_hop_time(model, plan, cluster.comm),) if plan.cp > 1 else ())
+        layout = (plan.tp, plan.cp)
     key = (model, compute, moe, layout, plan.micro_batch, plan.precision, plan.flash_attention,
            plan.sequence_parallel, plan.tp_comm_overlap, plan.recompute)
     times = cluster.layer_times.get(key)
