@@ -18,8 +18,8 @@ def main():
     watts = float(sys.argv[1]) if len(sys.argv) > 1 else 1e9
     pue = float(sys.argv[2]) if len(sys.argv) > 2 else 1.2
     racks = sys.argv[3:] or RACKS
-    print(f"| rack | systems | GPUs | IT MW | facility MW | W per GPU | network kW per system | seconds |\n"
-          f"|---|---|---|---|---|---|---|---|")
+    print("| rack | systems | GPUs | IT MW | facility MW | W per GPU | network kW per system | seconds |\n"
+          "|---|---|---|---|---|---|---|---|")
     for rack in racks:
         start = time.perf_counter()
         G = fabric.cluster_for_power(watts, rack=rack, pue=pue, progress=False)
