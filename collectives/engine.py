@@ -181,6 +181,16 @@ class UniformFabric:
     network_watts: float
     name: str
     slowdowns: tuple = None  # (pattern key, slowdown) pairs probed on the graph (collectives.patterns)
+    sites: tuple = None  # the site of each rank, where the fabric joins several (fabric.join_sites)
+
+
+def site_of_ranks(G):
+    """The site of every GPU rank of a fabric that joins sites (:func:`fabric.join_sites`),
+    as a tuple; None for a fabric of one site."""
+    if "sites" not in G.graph:
+        return None
+    site = {d["rank"]: d["site"] for _, d in G.nodes(data=True) if d.get("kind") == "gpu"}
+    return tuple(site[rank] for rank in range(len(site)))
 
 
 def uniform_fabric(G, params, network_watts, ranks=None):
@@ -216,8 +226,11 @@ def uniform_fabric(G, params, network_watts, ranks=None):
     if not n or n % per or any(of[i] != of[i - i % per] or (i % per == 0 and i and of[i] == of[i - 1])
                                for i in range(n)):
         raise InvalidSpec("the job's NVLink domains are not equal blocks of consecutive ranks")
+    sites = site_of_ranks(G)
+    if sites is not None:
+        sites = tuple(sites[r] for r in job)
     return UniformFabric(graph_attr(G, "gpu"), n, per, profile(G, job[0], params), network_watts,
-                         G.graph.get("name", ""))
+                         G.graph.get("name", ""), sites=sites)
 
 
 @dataclass(frozen=True, eq=False)

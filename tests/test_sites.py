@@ -1,5 +1,6 @@
 """Sites joined by long-haul links: the joined graph, and what crossing costs."""
 
+import numpy as np
 import pytest
 
 import collectives
@@ -36,16 +37,19 @@ def test_each_site_keeps_its_fabric_and_ranks_stay_global_and_host_major():
 
 
 def test_a_dp_job_across_a_thin_link_costs_what_the_link_implies():
-    # 16 GPUs, 8 per site, plain data parallelism with the all-reduce exposed: each site must
-    # send the other its half of the gradient sums and receive the other half (S bytes each way
-    # in all, NVLS: reduce-scatter in the node, the two nodes' shards across, all-gather), at
-    # the link's rate and efficiency, and the two rounds across wait for the fibre
+    # 16 GPUs, 8 per site, plain data parallelism with the all-reduce exposed, reduced
+    # hierarchically: a reduce-scatter inside each site, the 8 shards all-reduced across (each
+    # site sends the other its half of every shard's sums and receives the other half: S bytes
+    # each way in all, at the link's rate and efficiency, in two rounds that wait for the
+    # fibre), an all-gather inside each site
     G = two_sites(km=1000, bandwidth=10e9)
     plan = collectives.Parallelism(dp=16, global_batch=16, zero=0, overlap_grad_reduce=False)
     S = SMALL.parameters() * gradient_bytes("bf16")
     efficiency = collectives.DEFAULT_PARAMS.efficiency("infiniband")
     wan = G.edges["s0-border", "s1-border"]["latency"]
-    by_hand = S / (10e9 * efficiency) + 2 * wan
+    inside = (collectives.reduce_scatter(G, S, ranks=range(8), level="flow").time
+              + collectives.all_gather(G, S, ranks=range(8), level="flow").time)
+    by_hand = inside + S / (10e9 * efficiency) + 2 * wan
     for level in ("flow", "analytic"):
         dp = collectives.estimate_step(SMALL, plan, G, level=level).breakdown["dp_communication"]
         assert dp == pytest.approx(by_hand, rel=0.01)
@@ -121,3 +125,19 @@ def test_pp_across_sites_is_chosen_only_where_it_is_faster(km, bandwidth, pp_cro
     best = results[0]
     assert (best in crossing) == pp_crosses
     assert (crossing[0].time < inside[0].time) == pp_crosses
+
+
+def test_data_parallel_groups_reduce_inside_each_site_first():
+    from collectives.training.communication import Communication
+
+    G = fabric.join_sites([fabric.dgx_superpod(4), fabric.dgx_superpod(4)], distance_km=1000, bandwidth=50e9)
+    comm = Communication(G, "flow", collectives.DEFAULT_PARAMS)
+    group = np.arange(64)[None, :]
+    inside, across, k = comm._by_site(group)
+    assert k == 32 and inside.tolist() == [list(range(32)), list(range(32, 64))]
+    assert across.shape == (32, 2) and across[0].tolist() == [0, 32]
+    hierarchical = comm.data_parallel("all_reduce", group, 2**28)
+    flat = comm.time("all_reduce", group, 2**28, concurrent=True)
+    assert hierarchical < flat
+    one_site = np.arange(32)[None, :]
+    assert comm.data_parallel("all_reduce", one_site, 2**28) == comm.time("all_reduce", one_site, 2**28, concurrent=True)

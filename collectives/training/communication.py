@@ -17,7 +17,7 @@ from fabric.next_hops import all_leaves_table_bytes
 
 from collectives import api
 from collectives.array_memo import ArrayMemo
-from collectives.engine import UniformFabric
+from collectives.engine import UniformFabric, site_of_ranks
 from collectives.errors import FabricBlindWarning
 from collectives.patterns import PatternProbes, PatternTable, send_phase
 
@@ -77,6 +77,11 @@ class Communication:
         self._memo = {}
         self._first = {}
         self._arrays = ArrayMemo()
+        # the site of each job rank where the job spans sites (fabric.join_sites), else None
+        sites = G.sites if not graph else site_of_ranks(G)
+        if sites is not None and graph and ranks is not None:
+            sites = tuple(sites[r] for r in ranks.tolist())
+        self.sites = None if sites is None or len(set(sites)) < 2 else np.asarray(sites, dtype=np.int64)
 
     def _key(self, groups):
         """``groups``' shape and bytes (remembered for the read-only arrays plans share)."""
@@ -120,6 +125,43 @@ class Communication:
                 self._memo[key] = max(r.time for r in results)
         return self._memo[key]
 
+    def data_parallel(self, collective, groups, nbytes):
+        """Seconds of a data-parallel ``collective`` ("all_reduce", "reduce_scatter" or
+        "all_gather") on all ``groups`` at once, hierarchically where they span sites: inside
+        each site on the full buffer, then across sites on each rank's share (a reduce-scatter
+        in the site, then across; an all-gather across, then in the site; an all-reduce
+        reduce-scatters in the site, all-reduces across, all-gathers back), so each byte crosses
+        once. Groups that do not split evenly over their sites are priced as they are."""
+        split = None if self.sites is None else self._by_site(np.atleast_2d(groups))
+        if split is None:
+            return self.time(collective, groups, nbytes, concurrent=True)
+        inside, across, k = split
+        share = nbytes / k
+        if collective == "reduce_scatter":
+            return self.time("reduce_scatter", inside, nbytes, True) + self.time("reduce_scatter", across, share, True)
+        if collective == "all_gather":
+            return self.time("all_gather", across, share, True) + self.time("all_gather", inside, nbytes, True)
+        return (self.time("reduce_scatter", inside, nbytes, True) + self.time("all_reduce", across, share, True)
+                + self.time("all_gather", inside, nbytes, True))
+
+    def _by_site(self, groups):
+        """(groups inside each site, groups across sites, members per site) of ``groups``, or
+        None when no group leaves its site or some group has unequal shares of its sites."""
+        def split():
+            sites = self.sites[groups]
+            if (sites == sites[:, :1]).all():
+                return None
+            order = np.argsort(sites, axis=1, kind="stable")
+            members, by_site = np.take_along_axis(groups, order, 1), np.take_along_axis(sites, order, 1)
+            n_sites = len(np.unique(by_site[0]))
+            k = groups.shape[1] // n_sites
+            if k * n_sites != groups.shape[1] or \
+                    not (by_site.reshape(len(groups), n_sites, k) == by_site.reshape(len(groups), n_sites, k)[:, :, :1]).all():
+                return None
+            blocks = members.reshape(len(groups), n_sites, k)
+            return _read_only(blocks.reshape(-1, k)), _read_only(blocks.transpose(0, 2, 1).reshape(-1, n_sites)), k
+        return self._arrays.get(groups, "by site", split)
+
     def send(self, pairs, nbytes):
         """Seconds until the slowest of ``pairs`` (sender, receiver rows) has sent ``nbytes``,
         all sending at once (one representative pair on a fabric summary)."""
@@ -145,3 +187,10 @@ class Communication:
             else:
                 self._memo[key] = first.time
         return self._memo[key]
+
+
+def _read_only(array):
+    """``array`` as a read-only copy, which :class:`collectives.array_memo.ArrayMemo` recognises again."""
+    array = np.array(array)
+    array.flags.writeable = False
+    return array

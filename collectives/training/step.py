@@ -388,7 +388,8 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
     s = model.seq_len
 
     # Data parallel: reduce-scatter gradients and all-gather parameters (distributed
-    # optimizer, zero >= 1) or all-reduce gradients (zero 0), all groups at once.
+    # optimizer, zero >= 1) or all-reduce gradients (zero 0), all groups at once; across
+    # sites, inside each site first (Communication.data_parallel).
     contents = rank_contents(model, plan)  # the plan was checked by estimate_step
     params_here = parameters_per_gpu(contents)
     dp_time = 0.0
@@ -397,12 +398,12 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         groups = dp_groups(plan) if cluster.comm.sees_groups else dp_ranks(plan)
         grad_bytes = gradient_bytes(plan.precision)
         if plan.zero == 0:
-            grads = comm.time("all_reduce", groups, params_here * grad_bytes, concurrent=True)
+            grads = comm.data_parallel("all_reduce", groups, params_here * grad_bytes)
             gather = 0.0
         else:
-            grads = comm.time("reduce_scatter", groups, params_here * grad_bytes, concurrent=True)
+            grads = comm.data_parallel("reduce_scatter", groups, params_here * grad_bytes)
             gather_bytes = FP8_PARAMETER_BYTES if plan.fp8_params else PARAMETER_BYTES
-            gather = comm.time("all_gather", groups, params_here * gather_bytes, concurrent=True)
+            gather = comm.data_parallel("all_gather", groups, params_here * gather_bytes)
             if plan.zero == 3 and plan.pp == 1:
                 gather *= 2  # parameters gathered again for the backward pass (with PP they stay gathered)
         if plan.overlap_grad_reduce:
