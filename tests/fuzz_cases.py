@@ -148,8 +148,25 @@ def spread_calls(draw):
 
 @st.composite
 def cluster_calls(draw):
-    """A preset, a placement or jobs side by side, with arguments valid or not."""
-    kind = draw(st.sampled_from(("preset", "place", "jobs")))
+    """A preset, a placement, jobs side by side, a facility's power, sites joined or a job's
+    goodput, with arguments valid or not."""
+    kind = draw(st.sampled_from(("preset", "place", "jobs", "power", "sites", "goodput")))
+    if kind == "power":
+        G = SMALL[draw(st.sampled_from(sorted(SMALL)))]
+        pue, share = draw(maybe(1.2, 1.0, 3.0)), draw(maybe(0.05, 0.0))
+        return "facility_power", lambda: fabric.facility_power(G, pue=pue, storage_and_frontend=share)
+    if kind == "sites":
+        km = draw(maybe(10, 1000, [[0, 5], [5, 0]]))
+        bandwidth, level = draw(maybe(1e9, 50e9)), draw(maybe("flow", "analytic"))
+        return "join_sites", lambda: collectives.all_reduce(
+            fabric.join_sites([fabric.dgx_superpod(1), fabric.dgx_superpod(1)], distance_km=km, bandwidth=bandwidth),
+            2**20, level=level)
+    if kind == "goodput":
+        options = dict(spares=draw(maybe(None, 0, 2)), storage_bandwidth=draw(maybe(2e12, 1e9)),
+                       checkpoint_interval=draw(maybe(None, 60.0)), restart_seconds=draw(maybe(600.0, 0.0)))
+        return "goodput", lambda: collectives.goodput(
+            collectives.MODELS["llama3-8b"], collectives.Parallelism(tp=8, dp=2, global_batch=16),
+            fabric.dgx_superpod(2), **options)
     if kind == "preset":
         name, gpus = draw(maybe("meta-llama3", "dgx-h100-superpod", "gb300-nvl72-x800")), draw(maybe(None, 32, 144))
         overrides = draw(st.sampled_from(({}, {"qps": draw(maybe(1, 4))}, {"switch": draw(maybe("qm9700", ("x",)))},
