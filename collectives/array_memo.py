@@ -15,6 +15,8 @@ True
 
 from collections import OrderedDict
 
+import numpy as np
+
 
 # Arrays remembered at once: the plan module caches 16 arrays of each kind, so a few kinds'
 # worth is enough; more would keep evicted 16k-rank arrays alive (128 kB each at 16k GPUs).
@@ -44,3 +46,18 @@ class ArrayMemo:
         if name not in values:
             values[name] = compute()
         return values[name]
+
+
+def read_only(array):
+    """A read-only copy of ``array`` owning its data (nothing can change it through another
+    array), which :class:`ArrayMemo` remembers by identity.
+
+    Examples
+    --------
+    >>> a = read_only([[0, 1], [2, 3]])
+    >>> a.flags.writeable, a.flags.owndata
+    (False, True)
+    """
+    array = np.array(array)
+    array.flags.writeable = False
+    return array

@@ -81,7 +81,19 @@ def send_phase(G, pairs, nbytes, params, seed, compiled, background=None):
     return solve_steps(ctx, [[Step("send", nbytes, 1, pairs[:, 0], pairs[:, 1])]], background)[0][0]
 
 
-class PatternProbes:
+class _LongHaul:
+    """What :class:`PatternProbes` and :class:`PatternTable` share: a pattern's long-haul
+    latency, kept in ``self.table`` beside its slowdown."""
+
+    def far(self, collective, algorithm, groups, on_fabric=None):
+        """Seconds of long-haul propagation the pattern waits for across sites (0 on one site);
+        probed with :meth:`slowdown`, which must be asked first."""
+        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
+        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
+        return self.table.get(far_key(key), 0.0)
+
+
+class PatternProbes(_LongHaul):
     """Flow-level slowdowns of communication patterns on one fabric graph, each measured once.
 
     Parameters
@@ -142,13 +154,6 @@ class PatternProbes:
                 self.blind = True
         return _served(self.table[key])
 
-    def far(self, collective, algorithm, groups, on_fabric=None):
-        """Seconds of long-haul propagation the pattern waits for across sites (0 on one site);
-        probed with :meth:`slowdown`, which must be asked first."""
-        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
-        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
-        return self.table.get(far_key(key), 0.0)
-
     def _probe(self, collective, algorithm, fabric_groups):
         """The slowdown of one pattern, measured at the flow level, and its long-haul latency."""
         prepare_tables(self.compiled)  # many small flow sets follow: walks read one table
@@ -177,7 +182,7 @@ def _served(slowdown):
     return 1.0 if slowdown is BLIND else slowdown
 
 
-class PatternTable:
+class PatternTable(_LongHaul):
     """The slowdowns a :class:`PatternProbes` measured, served without the graph (to the
     worker processes of a search): the job's NVLink domains are consecutive blocks of
     ``gpus_per_domain`` ranks, and a pattern leaving them must have been probed.
@@ -204,12 +209,6 @@ class PatternTable:
             raise InvalidSpec(f"{collective} with {algorithm} on {groups.shape[0]} group(s) of {groups.shape[1]} "
                               "ranks was not probed on the fabric: the table serves the patterns it was built for")
         return _served(self.table[key])
-
-    def far(self, collective, algorithm, groups, on_fabric=None):
-        """As :meth:`PatternProbes.far`, from the table."""
-        groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
-        key = self._arrays.get(groups, (collective, algorithm), lambda: pattern_key(collective, algorithm, groups))
-        return self.table.get(far_key(key), 0.0)
 
     def _crosses(self, groups):
         domain = groups // self.gpus_per_domain

@@ -69,6 +69,8 @@ class FacilityPower:
         ``pue * it_watts``.
     cooling : str
         How the systems are cooled (``"air"`` or ``"liquid"``).
+    switches : int
+        Scale-out switches of the fabric (its bill of materials).
     """
 
     system: str
@@ -80,11 +82,18 @@ class FacilityPower:
     cooling_and_distribution: float
     facility_watts: float
     cooling: str
+    switches: int
 
     @property
     def watts_per_gpu(self):
         """Facility watts per GPU."""
         return self.facility_watts / self.gpus
+
+    @property
+    def network_watts(self):
+        """IT watts of the scale-out network: switches, optics and NICs (the bill of
+        materials' ``network_watts``)."""
+        return self.it["scale-out switches"] + self.it["optics"] + self.it["scale-out NICs"]
 
     def to_dict(self):
         """The fields as a plain dict."""
@@ -193,7 +202,8 @@ def facility_power(G, *, pue, storage_and_frontend=STORAGE_AND_FRONTEND, system=
     it_watts = sum(it.values())
     return FacilityPower(system=spec.name, systems=systems, gpus=gpus, it=it, it_watts=it_watts, pue=float(pue),
                          cooling_and_distribution=(pue - 1) * it_watts, facility_watts=pue * it_watts,
-                         cooling=spec.cooling)
+                         cooling=spec.cooling,
+                         switches=bom.switch_count)
 
 
 def cluster_for_power(watts, *, rack, pue, storage_and_frontend=STORAGE_AND_FRONTEND, progress=True,

@@ -58,6 +58,11 @@ class BillOfMaterials:
         """The fields as a plain dict."""
         return asdict(self)
 
+    @property
+    def switch_count(self):
+        """Scale-out switches over every tier and model."""
+        return sum(sum(models.values()) for models in self.switches.values())
+
     def _rows(self):
         rows = []
         for tier, models in self.switches.items():

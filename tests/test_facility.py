@@ -37,6 +37,8 @@ def test_the_parts_add_up_and_the_network_is_the_bill_of_materials():
     assert p.it_watts == pytest.approx(sum(p.it.values()))
     assert (p.it["scale-out NICs"], p.it["scale-out switches"], p.it["optics"]) == \
         (bom.nic_watts, bom.switch_watts, bom.optic_watts)
+    # 8 rail leaves of QM9700 (16 servers x 8 NICs), their 8 x 32 uplinks on 64-port spines: 4
+    assert p.network_watts == bom.network_watts and p.switches == bom.switch_count == 8 + 4
     compute = p.it_watts - p.it["storage and front-end"]
     assert p.it["storage and front-end"] == pytest.approx(STORAGE_AND_FRONTEND * compute)
     assert p.facility_watts == pytest.approx(1.25 * p.it_watts)

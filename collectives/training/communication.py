@@ -16,7 +16,7 @@ from fabric.limits import check_memory
 from fabric.next_hops import all_leaves_table_bytes
 
 from collectives import api
-from collectives.array_memo import ArrayMemo
+from collectives.array_memo import ArrayMemo, read_only
 from collectives.engine import UniformFabric, site_of_ranks
 from collectives.errors import FabricBlindWarning
 from collectives.patterns import PatternProbes, PatternTable, send_phase
@@ -155,11 +155,13 @@ class Communication:
             members, by_site = np.take_along_axis(groups, order, 1), np.take_along_axis(sites, order, 1)
             n_sites = len(np.unique(by_site[0]))
             k = groups.shape[1] // n_sites
-            if k * n_sites != groups.shape[1] or \
-                    not (by_site.reshape(len(groups), n_sites, k) == by_site.reshape(len(groups), n_sites, k)[:, :, :1]).all():
+            if k * n_sites != groups.shape[1]:
+                return None
+            site_blocks = by_site.reshape(len(groups), n_sites, k)
+            if not (site_blocks == site_blocks[:, :, :1]).all():  # each site holds k members of every group
                 return None
             blocks = members.reshape(len(groups), n_sites, k)
-            return _read_only(blocks.reshape(-1, k)), _read_only(blocks.transpose(0, 2, 1).reshape(-1, n_sites)), k
+            return read_only(blocks.reshape(-1, k)), read_only(blocks.transpose(0, 2, 1).reshape(-1, n_sites)), k
         return self._arrays.get(groups, "by site", split)
 
     def send(self, pairs, nbytes):
@@ -187,10 +189,3 @@ class Communication:
             else:
                 self._memo[key] = first.time
         return self._memo[key]
-
-
-def _read_only(array):
-    """``array`` as a read-only copy, which :class:`collectives.array_memo.ArrayMemo` recognises again."""
-    array = np.array(array)
-    array.flags.writeable = False
-    return array

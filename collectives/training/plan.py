@@ -24,6 +24,7 @@ import numpy as np
 from fabric import checks
 from fabric.schema import gpu_count
 
+from collectives.array_memo import read_only
 from collectives.errors import InvalidSpec, collectives_errors
 from collectives.training.activations import PRECISIONS, RECOMPUTE
 from collectives.training.memory import chunks_in_flight, parameters_per_gpu, rank_contents
@@ -373,20 +374,13 @@ def layout(plan):
 def _layout(pp, dp, cp, tp, order):
     if order == MEGATRON_ORDER:
         return _ranks(pp, dp, cp, tp)
-    return _read_only(np.arange(pp * dp * cp * tp).reshape(dp, pp, cp, tp).transpose(1, 0, 2, 3))
+    return read_only(np.arange(pp * dp * cp * tp).reshape(dp, pp, cp, tp).transpose(1, 0, 2, 3))
 
 
 @lru_cache(maxsize=64)
 def _ranks(*shape):
     """A read-only ``arange`` of ``shape`` (a search asks for the same few shapes thousands of times)."""
-    return _read_only(np.arange(np.prod(shape)).reshape(shape))
-
-
-def _read_only(array):
-    """A read-only copy owning its data (nothing can change it through another array)."""
-    array = np.array(array)
-    array.flags.writeable = False
-    return array
+    return read_only(np.arange(np.prod(shape)).reshape(shape))
 
 
 def tp_ranks(plan):
@@ -401,7 +395,7 @@ def cp_groups(plan):
 
 @lru_cache(maxsize=16)
 def _cp_groups(pp, dp, cp, tp, order):
-    return _read_only(_layout(pp, dp, cp, tp, order).transpose(0, 1, 3, 2).reshape(-1, cp))
+    return read_only(_layout(pp, dp, cp, tp, order).transpose(0, 1, 3, 2).reshape(-1, cp))
 
 
 def cp_hops(plan):
@@ -419,7 +413,7 @@ def cp_hops(plan):
 @lru_cache(maxsize=16)
 def _cp_hops(pp, dp, cp, tp, order):
     rings = _cp_groups(pp, dp, cp, tp, order)
-    return _read_only(np.stack([rings.ravel(), np.roll(rings, -1, axis=1).ravel()], axis=1))
+    return read_only(np.stack([rings.ravel(), np.roll(rings, -1, axis=1).ravel()], axis=1))
 
 
 def dp_ranks(plan):
@@ -436,7 +430,7 @@ def dp_groups(plan):
 
 @lru_cache(maxsize=16)
 def _dp_groups(pp, dp, cp, tp, order):
-    return _read_only(_layout(pp, dp, cp, tp, order).transpose(0, 2, 3, 1).reshape(-1, dp))
+    return read_only(_layout(pp, dp, cp, tp, order).transpose(0, 2, 3, 1).reshape(-1, dp))
 
 
 def expert_layout(plan):
@@ -462,7 +456,7 @@ def ep_groups(plan):
 @lru_cache(maxsize=16)
 def _ep_groups(pp, dp, cp, tp, expert_dp, ep, etp, order):
     folded = _layout(pp, dp, cp, tp, order).reshape(pp, expert_dp, ep, etp)
-    return _read_only(folded.transpose(0, 1, 3, 2).reshape(-1, ep))
+    return read_only(folded.transpose(0, 1, 3, 2).reshape(-1, ep))
 
 
 def etp_ranks(plan):
@@ -479,4 +473,4 @@ def pp_pairs(plan):
 @lru_cache(maxsize=16)
 def _pp_pairs(pp, dp, cp, tp, order):
     ranks = _layout(pp, dp, cp, tp, order)
-    return _read_only(np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1))
+    return read_only(np.stack([ranks[:-1].ravel(), ranks[1:].ravel()], axis=1))

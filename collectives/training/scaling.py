@@ -26,7 +26,6 @@ import warnings
 from dataclasses import asdict, dataclass
 
 from fabric.facility import facility_power
-from fabric.materials import bill_of_materials
 from fabric.schema import gpu_count
 from fabric.tables import format_time, format_watts, html_table, text_table
 
@@ -143,8 +142,7 @@ def scaling_study(model, gpus, *, build, global_batch, pue, max_tokens_per_step=
             print(f"scaling_study: {n:,} GPUs, global batch {batch:,}", file=sys.stderr)
         G = _built(build, n)
         power = facility_power(G, pue=pue)
-        bom = bill_of_materials(G)
-        network, switches = bom.network_watts, sum(sum(models.values()) for models in bom.switches.values())
+        network, switches = power.network_watts, power.switches
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FabricBlindWarning)
             try:

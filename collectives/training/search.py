@@ -32,7 +32,7 @@ from fabric.errors import TooLarge
 from fabric.materials import bill_of_materials
 from fabric.schema import gpu_count, graph_attr
 
-from collectives.engine import check_uplinks, uniform_fabric
+from collectives.engine import check_uplinks, site_of_ranks, uniform_fabric
 from collectives.errors import FabricBlindWarning, Infeasible, InvalidSpec, collectives_errors
 from collectives.params import checked_params
 from collectives.patterns import BLIND
@@ -334,10 +334,10 @@ def search(model, G, *, global_batch, executor=None, level="analytic", precision
 def job_sites(G, job):
     """The site of each of the job's ranks (``job``: its fabric ranks, None for all), or None
     when the job runs on one site."""
-    if "sites" not in G.graph:
+    sites = site_of_ranks(G)
+    if sites is None:
         return None
-    site = {d["rank"]: d["site"] for _, d in G.nodes(data=True) if d.get("kind") == "gpu"}
-    sites = np.array([site[rank] for rank in range(len(site))], dtype=np.int64)
+    sites = np.asarray(sites, dtype=np.int64)
     sites = sites if job is None else sites[job]
     return sites if len(np.unique(sites)) > 1 else None
 
