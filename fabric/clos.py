@@ -22,6 +22,7 @@ Examples
 import math
 from dataclasses import dataclass
 
+from fabric.bulk import add_edges, add_nodes
 from fabric.checks import require_int, require_positive
 from fabric.errors import Infeasible, InvalidSpec
 from fabric.schema import switch_name
@@ -364,7 +365,7 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
             if plane is not None:
                 attrs["plane"] = plane
             nodes.append((name, attrs))
-    G.add_nodes_from(nodes)
+    add_nodes(G, nodes)
 
     edges = []
 
@@ -394,5 +395,5 @@ def add_clos(G, design, nics, *, switch, link_bandwidth, medium, first_index=Non
             base = (block_below // n) * planes + plane * c
             for k in range(c):
                 cable(child, names[t - 1][base + k], links, t)
-    G.add_edges_from(edges)
+    add_edges(G, edges)
     return names

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from fabric.checks import require_int, require_non_negative
 from fabric.errors import InvalidSpec
+from fabric.graph_arrays import GraphArrays
 from fabric.schema import (
     EDGE_ATTRS, MEDIA, MIN_BANDWIDTH, edge_attr, edge_bandwidth, gpu_nodes, node_attr, node_items, successor_items,
 )
@@ -119,7 +120,8 @@ def compile_fabric(G):
     (32, 12)
     """
     nodes = list(G.nodes)
-    index = {name: i for i, name in enumerate(nodes)}
+    arrays = GraphArrays(G)
+    index = arrays.index
     kind = {}
     for name, data in node_items(G):
         k = data.get("kind")
@@ -129,7 +131,7 @@ def compile_fabric(G):
     successors = dict(successor_items(G))
     media = {name: i for i, name in enumerate(MEDIA)}
     try:
-        src, dst, bandwidth, latency, links, medium = _edge_arrays(G, index, media)
+        src, dst, bandwidth, latency, links, medium = _edge_arrays(arrays, media)
         valid = _values_valid(bandwidth, latency, links)
     except Exception:  # noqa: BLE001 - the edge-by-edge loop below names the offending edge
         valid = False
@@ -234,22 +236,12 @@ def _port_slots(G, nic, leaves, index):
     return slots
 
 
-def _edge_arrays(G, index, media):
+def _edge_arrays(arrays, media):
     """Edge endpoints and attributes as arrays, in ``G.edges`` order; raises on any bad edge."""
-    sources, degree, targets, data = [], [], [], []
-    for u, nbrs in successor_items(G):
-        sources.append(index[u])
-        degree.append(len(nbrs))
-        targets.extend(map(index.__getitem__, nbrs))
-        data.extend(nbrs.values())
-    m = len(data)
-    src = np.repeat(np.array(sources, dtype=np.int64), np.array(degree, dtype=np.int64))
-    dst = np.fromiter(targets, dtype=np.int64, count=m)
-    bandwidth = np.fromiter(map(itemgetter("bandwidth"), data), dtype=np.float64, count=m)
-    latency = np.fromiter(map(itemgetter("latency"), data), dtype=np.float64, count=m)
-    # read as floats, so that 1.5 is caught (an int64 read would truncate it)
-    links = np.fromiter(map(itemgetter("links"), data), dtype=np.float64, count=m)
-    medium = np.fromiter(map(media.__getitem__, map(itemgetter("medium"), data)), dtype=np.int8, count=m)
+    src, dst = arrays.endpoints
+    # links read as floats, so that 1.5 is caught (an int64 read would truncate it)
+    bandwidth, latency, links = (arrays.column(name) for name in ("bandwidth", "latency", "links"))
+    medium = np.fromiter(map(media.__getitem__, map(itemgetter("medium"), arrays.data)), np.int8, len(src))
     return src, dst, bandwidth, latency, links, medium
 
 

@@ -12,9 +12,12 @@ Examples
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from fabric.catalog import OPTICS
 from fabric.checks import require_int, require_positive
 from fabric.errors import InvalidSpec
+from fabric.graph_arrays import GraphArrays
 from fabric.parts import model_spec
 from fabric.schema import TRANSPORTS, edge_attr, graph_attr, node_attr, node_items, successor_items, tier_label
 from fabric.tables import format_watts, html_table, text_table
@@ -103,7 +106,7 @@ def _cable_links_and_speed(G, u, v, data):
     return links, bandwidth / links
 
 
-def _cables(G, tiers):
+def _cables(G, tiers, arrays):
     """Physical scale-out cables: ``{(tier, speed per cable): count}``.
 
     A cable's tier is the highest tier it reaches (``tiers`` maps switches to their tier;
@@ -111,6 +114,48 @@ def _cables(G, tiers):
     node that comes first in the graph; if they disagree, the larger number of links and
     the faster speed are taken.
     """
+    cables = _cables_by_arrays(tiers, arrays)
+    return _cables_by_edges(G, tiers) if cables is None else cables
+
+
+def _cables_by_arrays(tiers, arrays):
+    """:func:`_cables` on a :class:`GraphArrays`; None where a value needs the
+    edge-by-edge checks (a missing attribute, links not an int >= 1, bandwidth not a
+    float > 0)."""
+    try:
+        medium = arrays.column("medium", np.int8, codes={name: i for i, name in enumerate(TRANSPORTS)})
+        if arrays.types("links") != {int} or arrays.types("bandwidth") != {float}:
+            return None
+        links = arrays.column("links", np.int64)
+        bandwidth = arrays.column("bandwidth")
+    except KeyError:
+        return None
+    if not ((links >= 1).all() and (bandwidth > 0).all()):
+        return None
+    index = arrays.index
+    src, dst = arrays.endpoints
+    n = len(index)
+    key = src * n + dst
+    order = np.argsort(key)
+    back = dst * n + src
+    pos = np.minimum(np.searchsorted(key[order], back), len(key) - 1)
+    reverse = np.where(key[order][pos] == back, order[pos], -1)
+    counted = (medium >= 0) & ((reverse < 0) | (dst >= src))  # once, at the node that comes first
+    speed = bandwidth / links
+    paired = reverse >= 0
+    links[paired] = np.maximum(links[paired], links[reverse[paired]])
+    speed[paired] = np.maximum(speed[paired], speed[reverse[paired]])
+    tier = np.zeros(n, np.int64)
+    for node, t in tiers.items():
+        tier[index[node]] = t
+    cable_tier = np.maximum(tier[src], tier[dst])[counted]
+    kinds, where = np.unique(np.stack([cable_tier.astype(np.float64), speed[counted]]), axis=1, return_inverse=True)
+    totals = np.bincount(where.ravel(), links[counted], minlength=kinds.shape[1])
+    return {(int(t), float(v)): int(c) for t, v, c in zip(kinds[0], kinds[1], totals)}
+
+
+def _cables_by_edges(G, tiers):
+    """:func:`_cables` edge by edge, raising ``InvalidSpec`` naming a bad edge."""
     order = {node: i for i, node in enumerate(G)}
     adjacency = dict(successor_items(G))
     cables = {}
@@ -147,7 +192,7 @@ def _optic_for(speed):
     return min(fitting, key=lambda optic: optic.bandwidth)
 
 
-def bill_of_materials(G):
+def bill_of_materials(G, *, arrays=None):
     """Count the switches, cables, optics and NICs of a fabric and add up their power.
 
     Assumptions (the conservative reference design):
@@ -168,6 +213,8 @@ def bill_of_materials(G):
     Parameters
     ----------
     G : networkx.DiGraph
+    arrays : fabric.graph_arrays.GraphArrays, optional
+        ``G`` already read by a caller that reads it for more (:func:`fabric.summary`).
 
     Returns
     -------
@@ -213,7 +260,7 @@ def bill_of_materials(G):
         elif kind is None:
             node_attr(G, node, "kind")  # raises: the attribute is missing
     cables, optics = Counter(), Counter()
-    for (tier, speed), n in _cables(G, tiers).items():
+    for (tier, speed), n in _cables(G, tiers, arrays or GraphArrays(G)).items():
         cables[tier] += n
         optics[_optic_for(speed).name] += 2 * n
     switch_watts = sum(model_spec(G, "switch", model).power * n for (_, model), n in switches.items())

@@ -5,6 +5,7 @@ domain's NVSwitch node (one node stands for all NVSwitch chips) and a PCIe edge 
 NIC. A GB200 NVL72 rack is one domain of 72 GPUs spread over 18 compute trays.
 """
 
+from fabric.bulk import add_edges, add_nodes
 from fabric.schema import gpu_name, nic_name, nvswitch_name
 from fabric.units import ns
 
@@ -56,6 +57,6 @@ def add_servers(G, *, hosts, gpus_per_node, gpus_per_domain, gpu, nic):
         edges.append((g, c, {"bandwidth": pcie, "latency": PCIE_LATENCY, "medium": "pcie", "links": 1}))
         edges.append((c, g, {"bandwidth": pcie, "latency": PCIE_LATENCY, "medium": "pcie", "links": 1}))
         nics.append(c)
-    G.add_nodes_from(nodes)
-    G.add_edges_from(edges)
+    add_nodes(G, nodes)
+    add_edges(G, edges)
     return nics

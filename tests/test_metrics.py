@@ -278,3 +278,39 @@ def test_every_builder_is_measurable():
         s = summary(G)
         assert s.bisection_bandwidth > 0 and s.network_watts > 0
         assert min(s.switches) == 1
+
+
+# ----------------------------------------------------------------------------- fast reads
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_cables_read_as_arrays_match_the_edge_by_edge_count(data):
+    from fabric.graph_arrays import GraphArrays
+    from fabric.materials import _cables_by_arrays, _cables_by_edges
+
+    G = data.draw(fst.fabrics(max_gpus=64), label="G")
+    H = data.draw(fst.topology_changes(G), label="change").apply(G)
+    cables = [(u, v) for u, v, medium in H.edges(data="medium") if medium in ("infiniband", "ethernet")]
+    for u, v in data.draw(st.lists(st.sampled_from(cables), max_size=4), label="one direction faster"):
+        H.edges[u, v].update(links=H.edges[u, v]["links"] + 1, bandwidth=H.edges[u, v]["bandwidth"] * 3)
+    tiers = {node: tier for node, tier in H.nodes(data="tier") if H.nodes[node]["kind"] == "switch"}
+    assert _cables_by_arrays(tiers, GraphArrays(H)) == _cables_by_edges(H, tiers)
+
+
+def test_cables_fall_back_to_the_edge_checks_where_a_value_is_not_exact():
+    G = fabric.dgx_superpod(2)
+    G.edges["leaf0", "spine0"]["links"] = 1.0  # integral, but not an int: named, not rounded
+    with pytest.raises(fabric.InvalidSpec, match=r"links of edge \('leaf0', 'spine0'\)=1.0 must be an integer"):
+        bill_of_materials(G)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_gpu_order_read_as_arrays_matches_the_node_loop(data):
+    from fabric import schema
+
+    G = data.draw(fst.fabrics(max_gpus=64), label="G")
+    H = data.draw(fst.topology_changes(G), label="change").apply(G)
+    by_rank = sorted((node for node, kind in H.nodes(data="kind") if kind == "gpu"), key=lambda n: H.nodes[n]["rank"])
+    assert schema._gpu_nodes_by_arrays(H) == by_rank

@@ -196,3 +196,26 @@ def test_a_nic_speed_no_catalog_part_has_is_built_at_that_speed():
 def test_bad_input_names_field_bound_and_value(call, message):
     with pytest.raises(fabric.FabricError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+@pytest.mark.parametrize("build", [
+    lambda: fabric.dgx_superpod(40),
+    lambda: fabric.nvl72(3),
+    lambda: fabric.fat_tree(96, switch="tomahawk5", transport="ethernet", planes=2, dual_tor=True),
+    lambda: fabric.rail_only(5),
+])
+def test_bulk_insertion_makes_the_graph_networkx_makes(build, monkeypatch):
+    from fabric import clos, server
+
+    fast = build()
+    for module in (clos, server):
+        monkeypatch.setattr(module, "add_nodes", lambda G, nodes: G.add_nodes_from(nodes))
+        monkeypatch.setattr(module, "add_edges", lambda G, edges: G.add_edges_from(edges))
+    slow = build()
+    assert list(fast.nodes(data=True)) == list(slow.nodes(data=True))
+    assert list(fast.edges(data=True)) == list(slow.edges(data=True))
+    assert all(list(fast.pred[node].items()) == list(slow.pred[node].items()) for node in slow)
+    assert nx.utils.graphs_equal(fast, slow)
+    u, v = next(iter(fast.edges))
+    fast.edges[u, v]["links"] = 7  # every edge keeps a dict of its own
+    assert sum(links == 7 for _, _, links in fast.edges(data="links")) == 1
