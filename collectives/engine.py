@@ -3,11 +3,13 @@ analytic level (closed forms), with concurrent groups sharing links.
 
 An algorithm describes a collective as :class:`Step` objects: sets of concurrent flows
 repeated some number of times. At the flow level every step is routed on the compiled
-fabric and solved; identical repeats are solved once. Link capacities are scaled by the
+fabric and solved; identical repeats are solved once, and a round met again on the same
+compiled fabric is not routed again. Link capacities are scaled by the
 efficiency of their medium (:class:`collectives.params.CommParams`), so the solver sees
 what NCCL achieves, not line rate.
 """
 
+import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -19,6 +21,7 @@ from fabric.flows import fluid_completion, max_min_rates
 from fabric.routing import Routes, route
 from fabric.schema import MEDIA, edge_bandwidth, gpu_name, graph_attr
 
+from collectives.array_memo import read_only
 from collectives.errors import InvalidSpec
 from collectives.groups import checked_ranks
 from collectives.result import Phase
@@ -374,8 +377,48 @@ def solve_steps(ctx, steps_per_group, background=None):
     phases = [[] for _ in steps_per_group]
     for k in range(counts.pop()):
         steps = [group_steps[k] for group_steps in steps_per_group]
-        routes, owners = _merged_routes(ctx, steps + load)
         fluid = any(s.mode == FLUID for s in steps)
+        last, slowest, far = _solved_round(ctx, steps, load, fluid)
+        for g, s in enumerate(steps):
+            if fluid and s.bytes_per_flow > 0:
+                t = float(last[g]) * s.repeats
+                rate = s.bytes_per_flow * s.repeats / t
+            else:  # lockstep, or nothing to move: the rate the flows would get
+                rate = float(slowest[g])
+                t = s.repeats * s.bytes_per_flow / rate
+            wait = s.repeats * float(far[g]) if far is not None and s.bytes_per_flow > 0 else 0.0
+            phases[g].append(Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, rate, t, wait))
+    return phases
+
+
+def _round_key(ctx, steps, load, fluid):
+    """What a round's solution depends on, hashed: the flows of every step (and of the
+    background), in-switch flows, routing, queue pairs, hash seed, link efficiencies, and
+    for a fluid round each step's bytes (a lockstep round's rates do not depend on them)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((ctx.routing or graph_attr(ctx.G, "routing"), graph_attr(ctx.G, "qps"), ctx.seed,
+                   tuple(ctx.params.efficiency(m) for m in MEDIA), fluid)).encode())
+    for s in steps + load:
+        moved = s.bytes_per_flow if fluid else s.bytes_per_flow > 0
+        h.update(repr((s.mode, moved, s.src is None, s.links is None)).encode())
+        for part in (s.src, s.dst, *(s.links or ())):
+            if np.isscalar(part):
+                h.update(repr(part).encode())
+            else:
+                part = np.ascontiguousarray(part)
+                h.update(part.dtype.str.encode() + repr(part.shape).encode() + part.tobytes())
+    return "solved round", h.digest()
+
+
+def _solved_round(ctx, steps, load, fluid):
+    """Per group: the last completion (fluid rounds), the slowest rate and the long-haul
+    wait of one round of concurrent steps; kept on the compiled fabric, so the same flows
+    met again (a data-parallel reduce-scatter and all-gather route the same rounds) are
+    not routed and solved twice."""
+    key = _round_key(ctx, steps, load, fluid)
+    cache = ctx.compiled.cache
+    if key not in cache:
+        routes, owners = _merged_routes(ctx, steps + load)
         if fluid:
             per_flow = np.zeros(routes.n_flows)
             for s, own in zip(steps + load, owners):
@@ -392,16 +435,8 @@ def solve_steps(ctx, steps_per_group, background=None):
         # across sites, each round of a step waits for its slowest flow's long-haul propagation
         # (a lockstep round cannot start before the last one's data has arrived)
         far = None if routes.far_latency is None else _per_group(routes.far_latency, routes.owner, owners, np.maximum)
-        for g, s in enumerate(steps):
-            if fluid and s.bytes_per_flow > 0:
-                t = float(last[g]) * s.repeats
-                rate = s.bytes_per_flow * s.repeats / t
-            else:  # lockstep, or nothing to move: the rate the flows would get
-                rate = float(slowest[g])
-                t = s.repeats * s.bytes_per_flow / rate
-            wait = s.repeats * float(far[g]) if far is not None and s.bytes_per_flow > 0 else 0.0
-            phases[g].append(Phase(s.name, s.flows, s.bytes_per_flow, s.repeats, rate, t, wait))
-    return phases
+        cache[key] = tuple(None if a is None else read_only(a) for a in (last, slowest, far))
+    return cache[key]
 
 
 def _per_group(per_flow, owner, owners, reduce):

@@ -120,38 +120,34 @@ def _cables(G, tiers, arrays):
 
 def _cables_by_arrays(tiers, arrays):
     """:func:`_cables` on a :class:`GraphArrays`; None where a value needs the
-    edge-by-edge checks (a missing attribute, links not an int >= 1, bandwidth not a
-    float > 0)."""
+    edge-by-edge checks (a missing attribute, links not an int >= 1, a bandwidth not > 0)."""
     try:
         medium = arrays.column("medium", np.int8, codes={name: i for i, name in enumerate(TRANSPORTS)})
-        if arrays.types("links") != {int} or arrays.types("bandwidth") != {float}:
+        if arrays.types("links") != {int}:  # 2.0 is named, not rounded
             return None
         links = arrays.column("links", np.int64)
         bandwidth = arrays.column("bandwidth")
-    except KeyError:
+    except (KeyError, TypeError, ValueError):
         return None
     if not ((links >= 1).all() and (bandwidth > 0).all()):
         return None
-    index = arrays.index
     src, dst = arrays.endpoints
-    n = len(index)
-    key = src * n + dst
-    order = np.argsort(key)
-    back = dst * n + src
-    pos = np.minimum(np.searchsorted(key[order], back), len(key) - 1)
-    reverse = np.where(key[order][pos] == back, order[pos], -1)
+    reverse = arrays.reverse
     counted = (medium >= 0) & ((reverse < 0) | (dst >= src))  # once, at the node that comes first
     speed = bandwidth / links
     paired = reverse >= 0
     links[paired] = np.maximum(links[paired], links[reverse[paired]])
     speed[paired] = np.maximum(speed[paired], speed[reverse[paired]])
-    tier = np.zeros(n, np.int64)
+    tier = np.zeros(len(arrays.index), np.int64)
     for node, t in tiers.items():
-        tier[index[node]] = t
-    cable_tier = np.maximum(tier[src], tier[dst])[counted]
-    kinds, where = np.unique(np.stack([cable_tier.astype(np.float64), speed[counted]]), axis=1, return_inverse=True)
-    totals = np.bincount(where.ravel(), links[counted], minlength=kinds.shape[1])
-    return {(int(t), float(v)): int(c) for t, v, c in zip(kinds[0], kinds[1], totals)}
+        tier[arrays.index[node]] = t
+    cable_tier, speed, links = np.maximum(tier[src], tier[dst])[counted], speed[counted], links[counted]
+    cables = {}
+    while len(speed):  # a few kinds of cable: one pass over the rest per kind beats a sort
+        kind = (cable_tier == cable_tier[0]) & (speed == speed[0])
+        cables[int(cable_tier[0]), float(speed[0])] = int(links[kind].sum())
+        cable_tier, speed, links = cable_tier[~kind], speed[~kind], links[~kind]
+    return cables
 
 
 def _cables_by_edges(G, tiers):

@@ -18,6 +18,7 @@ True
 
 import numbers
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,22 +58,27 @@ def _capacities(G, arrays):
         u, v, b = list(G.edges(data="bandwidth"))[int(np.argmax(bad))]
         edge_attr(G, u, v, "bandwidth")  # raises if the attribute is missing
         require_non_negative(f"bandwidth of edge ({u!r}, {v!r})", b)  # raises: nan, inf or < 0
-    units = np.rint(bandwidth / FLOW_UNIT).astype(np.int64)
+    units = np.rint(bandwidth / FLOW_UNIT)  # compared as floats: past 2**63 an int64 wraps
     if units.size and units.max() > _INT32_MAX:
-        u, v, b = edges[int(np.argmax(units))]
+        u, v, b = list(G.edges(data="bandwidth"))[int(np.argmax(units))]
         raise InvalidSpec(
             f"bandwidth={b!r} of edge ({u!r}, {v!r}) must be <= {_INT32_MAX * FLOW_UNIT:g} bytes/s "
             "(the max-flow solver's int32 capacity in 1 Mb/s units)"
         )
-    return units
+    return units.astype(np.int64)
 
 
 def _hosts(G, gpus=None):
     """GPU node names (``gpus``: all, by rank) grouped by host, hosts in order of their
     lowest rank."""
+    gpus = gpu_nodes(G) if gpus is None else gpus
+    try:
+        host = list(map(itemgetter("host"), map(G._node.__getitem__, gpus)))
+    except KeyError:  # name the GPU without a host
+        host = [node_attr(G, node, "host") for node in gpus]
     groups = {}
-    for node in gpu_nodes(G) if gpus is None else gpus:
-        groups.setdefault(node_attr(G, node, "host"), []).append(node)
+    for node, h in zip(gpus, host):
+        groups.setdefault(h, []).append(node)
     return list(groups.values())
 
 

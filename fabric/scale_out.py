@@ -10,6 +10,7 @@ import networkx as nx
 from fabric.catalog import GPUS, NICS, SWITCHES, GPUSpec, NICSpec, SwitchSpec
 from fabric.parts import own_specs
 from fabric.checks import lookup, require_bool, require_choice, require_int, require_positive
+from fabric.bulk import paused_gc
 from fabric.clos import MAX_TIERS, add_clos, design_clos
 from fabric.errors import Infeasible, InvalidSpec
 from fabric.schema import ROUTINGS, TRANSPORTS
@@ -213,30 +214,31 @@ def build_scale_out(
     tier_specs = switch_specs * designs[0].tiers if len(switch_specs) == 1 else switch_specs
     check_size(designs, hosts * gpus_per_node)
     G = nx.DiGraph()
-    nics = add_servers(
-        G, hosts=hosts, gpus_per_node=gpus_per_node, gpus_per_domain=gpus_per_domain, gpu=gpu_spec, nic=nic_spec
-    )
-    if rail_only:
-        first_index = {}
-        for r, design in enumerate(designs):
-            add_clos(
-                G,
-                design,
-                nics[r::gpus_per_node],
-                switch=tier_specs,
-                link_bandwidth=link,
-                medium=transport,
-                first_index=first_index,
-                rail=r,
-            )
-    elif planes > 1:  # one Clos per plane, every NIC on a leaf of each
-        first_index = {}
-        for p in range(planes):
-            add_clos(G, designs[0], nics, switch=tier_specs, link_bandwidth=link, medium=transport,
-                     first_index=first_index, plane=p)
-    else:
-        add_clos(G, designs[0], nics if wired is None else wired(nics), switch=tier_specs, link_bandwidth=link,
-                 medium=transport)
+    with paused_gc():  # millions of dicts, no cycles: collections would walk them all, again and again
+        nics = add_servers(
+            G, hosts=hosts, gpus_per_node=gpus_per_node, gpus_per_domain=gpus_per_domain, gpu=gpu_spec, nic=nic_spec
+        )
+        if rail_only:
+            first_index = {}
+            for r, design in enumerate(designs):
+                add_clos(
+                    G,
+                    design,
+                    nics[r::gpus_per_node],
+                    switch=tier_specs,
+                    link_bandwidth=link,
+                    medium=transport,
+                    first_index=first_index,
+                    rail=r,
+                )
+        elif planes > 1:  # one Clos per plane, every NIC on a leaf of each
+            first_index = {}
+            for p in range(planes):
+                add_clos(G, designs[0], nics, switch=tier_specs, link_bandwidth=link, medium=transport,
+                         first_index=first_index, plane=p)
+        else:
+            add_clos(G, designs[0], nics if wired is None else wired(nics), switch=tier_specs, link_bandwidth=link,
+                     medium=transport)
     G.graph.update(
         gpu=gpu_spec,
         gpus_per_node=gpus_per_node,
