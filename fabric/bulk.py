@@ -7,14 +7,7 @@ node or edge already there, an edge to a node not yet added) goes through networ
 
 Examples
 --------
->>> import gc
-from contextlib import contextmanager
-
-import networkx as nx
-
-# networkx >= 3.3 caches derived views on the graph; a direct write must drop them as its
-# own add_*_from would.
-_clear_cache = getattr(nx, "_clear_cache", lambda G: None)
+>>> import networkx as nx
 >>> G = nx.DiGraph()
 >>> add_nodes(G, [("a", {"kind": "gpu"}), ("b", {"kind": "nic"})])
 >>> add_edges(G, [("a", "b", {"links": 1}), ("b", "a", {"links": 1})])
