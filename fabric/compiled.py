@@ -5,6 +5,7 @@ Compiled inside each call from the graph as it is now, so users' networkx edits
 """
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 
 import numpy as np
@@ -105,8 +106,9 @@ class CompiledFabric:
         return np.where(found, pos, _NONE)
 
 
-def compile_fabric(G):
-    """Compile ``G`` into a :class:`CompiledFabric`.
+def compile_fabric(G, *, arrays=None):
+    """Compile ``G`` into a :class:`CompiledFabric`; ``arrays``: ``G`` already read
+    (:class:`fabric.graph_arrays.GraphArrays`) by a caller that reads it for more.
 
     Raises ``InvalidSpec`` naming the node or edge when a required attribute is missing,
     a bandwidth is not positive, a GPU has more than one NIC or NVSwitch, or the leaves of a
@@ -120,7 +122,7 @@ def compile_fabric(G):
     (32, 12)
     """
     nodes = list(G.nodes)
-    arrays = GraphArrays(G)
+    arrays = arrays or GraphArrays(G)
     index = arrays.index
     kind = {}
     for name, data in node_items(G):
@@ -143,32 +145,17 @@ def compile_fabric(G):
     medium = medium[order]
 
     gpus = gpu_nodes(G)
-    domain = np.full(len(gpus), _NONE, dtype=np.int64)
-    nic = np.full(len(gpus), _NONE, dtype=np.int64)
-    ports = {}
-    for rank, g in enumerate(gpus):
-        nvswitches = [v for v in successors[g] if kind[v] == "nvswitch"]
-        nics = [v for v in successors[g] if kind[v] == "nic"]
-        if len(nvswitches) > 1 or len(nics) > 1:
-            raise InvalidSpec(f"node {g!r} connects to {len(nvswitches)} NVSwitch and {len(nics)} NIC nodes; at most 1 each")
-        if nvswitches:
-            domain[rank] = index[nvswitches[0]]
-        if nics:
-            nic[rank] = index[nics[0]]
-            leaves = [v for v in successors[nics[0]] if kind[v] == "switch"]
-            if leaves:
-                ports[rank] = _port_slots(G, nics[0], leaves, index)
-    width = max(map(len, ports.values()), default=1)
-    port_leaf = np.full((len(gpus), width), _NONE, dtype=np.int64)
-    for rank, slots in ports.items():
-        port_leaf[rank, :len(slots)] = slots
+    attached = _attachments_by_arrays(G, gpus, nodes, index, kind, src, dst)
+    domain, nic, port_leaf = attached if attached is not None else _attachments(G, gpus, index, kind, successors)
     first = np.argmax(port_leaf >= 0, axis=1)
     leaf = port_leaf[np.arange(len(gpus)), first]
-    leaf_rail = np.full(len(gpus), _NONE, dtype=np.int64)
-    for rank in np.flatnonzero(leaf >= 0):
-        rail = G.nodes[nodes[leaf[rank]]].get("rail")
+    leaves, which = np.unique(leaf, return_inverse=True)  # each leaf read once, not once per GPU
+    rails = np.full(len(leaves), _NONE, dtype=np.int64)
+    for i, v in enumerate(leaves.tolist()):
+        rail = G.nodes[nodes[v]].get("rail") if v >= 0 else None
         if rail is not None:
-            leaf_rail[rank] = require_int(f"node {nodes[leaf[rank]]!r} rail", rail, minimum=0)
+            rails[i] = require_int(f"node {nodes[v]!r} rail", rail, minimum=0)
+    leaf_rail = rails[which.ravel()]
 
     switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
     switch_tier = np.array([require_int(f"node {nodes[i]!r} tier", node_attr(G, nodes[i], "tier"), minimum=1)
@@ -214,6 +201,64 @@ def _far_latency(G, index, src, dst, latency):
     if not far:
         return None
     return np.where(np.isin(src * n + dst, far), latency, 0.0)
+
+
+def _attachments(G, gpus, index, kind, successors):
+    """Per GPU rank: its NVSwitch node, its NIC node and its NIC's leaves by port slot,
+    node by node, raising ``InvalidSpec`` on a GPU with two NVSwitches or NICs."""
+    domain = np.full(len(gpus), _NONE, dtype=np.int64)
+    nic = np.full(len(gpus), _NONE, dtype=np.int64)
+    ports = {}
+    for rank, g in enumerate(gpus):
+        nvswitches = [v for v in successors[g] if kind[v] == "nvswitch"]
+        nics = [v for v in successors[g] if kind[v] == "nic"]
+        if len(nvswitches) > 1 or len(nics) > 1:
+            raise InvalidSpec(f"node {g!r} connects to {len(nvswitches)} NVSwitch and {len(nics)} NIC nodes; at most 1 each")
+        if nvswitches:
+            domain[rank] = index[nvswitches[0]]
+        if nics:
+            nic[rank] = index[nics[0]]
+            leaves = [v for v in successors[nics[0]] if kind[v] == "switch"]
+            if leaves:
+                ports[rank] = _port_slots(G, nics[0], leaves, index)
+    width = max(map(len, ports.values()), default=1)
+    port_leaf = np.full((len(gpus), width), _NONE, dtype=np.int64)
+    for rank, slots in ports.items():
+        port_leaf[rank, :len(slots)] = slots
+    return domain, nic, port_leaf
+
+
+def _attachments_by_arrays(G, gpus, nodes, index, kind, src, dst):
+    """:func:`_attachments` on the sorted edge arrays; None where the node-by-node reading
+    is needed (a GPU with two NVSwitches or NICs, a NIC shared by GPUs, leaves with planes)."""
+    codes = {"gpu": 0, "nvswitch": 1, "nic": 2, "switch": 3}
+    kinds = np.fromiter(map(codes.get, map(kind.__getitem__, nodes), repeat(-1)), np.int64, len(nodes))
+    rank_of = np.full(len(nodes), _NONE, dtype=np.int64)
+    rank_of[[index[g] for g in gpus]] = np.arange(len(gpus))
+    found = []
+    for target in (1, 2):  # the GPU's NVSwitch, its NIC
+        e = np.flatnonzero((rank_of[src] >= 0) & (kinds[dst] == target))
+        if np.bincount(rank_of[src[e]], minlength=len(gpus)).max(initial=0) > 1:
+            return None
+        node = np.full(len(gpus), _NONE, dtype=np.int64)
+        node[rank_of[src[e]]] = dst[e]
+        found.append(node)
+    domain, nic = found
+    owner = np.full(len(nodes), _NONE, dtype=np.int64)  # the GPU rank of each NIC
+    has_nic = np.flatnonzero(nic >= 0)
+    if len(np.unique(nic[has_nic])) < len(has_nic):
+        return None
+    owner[nic[has_nic]] = has_nic
+    e = np.flatnonzero((owner[src] >= 0) & (kinds[dst] == 3))  # NIC to leaf, by NIC then leaf
+    leaves = np.unique(dst[e])
+    if any(G.nodes[nodes[v]].get("plane") is not None for v in leaves.tolist()):
+        return None
+    rank = owner[src[e]]
+    begins = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]]) if len(e) else np.zeros(0, np.int64)
+    slot = np.arange(len(e)) - np.repeat(begins, np.diff(np.r_[begins, len(e)]))
+    port_leaf = np.full((len(gpus), int(slot.max(initial=0)) + 1), _NONE, dtype=np.int64)
+    port_leaf[rank, slot] = dst[e]
+    return domain, nic, port_leaf
 
 
 def _port_slots(G, nic, leaves, index):

@@ -28,11 +28,14 @@ from fabric.limits import check_memory
 from fabric.next_hops import (UNREACHABLE, by_target_chunks, distances_to, leaf_positions, rows_per_chunk,
                               tables_ready)
 from fabric.adaptive_paths import ClassPart, split_parts, spread_adaptive
+from fabric.clos_blocks import clos_blocks, segment_parts
 from fabric.schema import ROUTINGS, ranks_array
 
 # Adaptive paths are stored as shared up and down halves (exact on a healthy Clos) once
-# there are more leaf pairs than this many per target leaf; below it, per pair.
+# there are more leaf pairs than this many per target leaf; below it, per pair. (A Clos that
+# fabric.clos_blocks certifies uses its block segments instead, at any number of pairs.)
 SPLIT_PAIRS_PER_TARGET = 2
+
 # Bytes the routing of one flow variable (a flow, or a queue pair under ECMP) takes per
 # edge it crosses (coordinates, coefficients and the transposed copy of the routing
 # matrix, with temporaries; ECMP's hashed walk keeps more), and per candidate PXN sender of
@@ -240,17 +243,25 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     # of them (or the tables were prepared for many calls), so later calls on the same
     # compiled fabric reuse the distances and next hops; otherwise only towards the leaves needed.
     needed = np.unique(wanted[receiving])
-    shared = len(every_leaf) <= rows_per_chunk(C) and (4 * len(needed) >= len(every_leaf) or tables_ready(C))
+    # A healthy Clos under adaptive routing needs no distance table: its paths are shared
+    # segments over blocks of switches (fabric.clos_blocks).
+    blocks = None if ecmp else clos_blocks(C)
+    shared = blocks is None and len(every_leaf) <= rows_per_chunk(C) and (
+        4 * len(needed) >= len(every_leaf) or tables_ready(C))
     targets = every_leaf if shared else needed
     target_row = np.searchsorted(targets, np.maximum(wanted, 0))
-    dist = distances_to(C, targets)
+    dist = None if blocks is not None else distances_to(C, targets)
 
     # PXN: choose the sending GPU of the source's node whose NIC is nearest the target (over
     # the NIC ports both ends have, on several ports the mean).
     cand = members[group[s]] if pxn else s[:, None]
     ok = cand >= 0
     safe = np.where(ok, cand, 0)
-    port_hops = dist[target_row[:, None, :], np.maximum(C.switch_pos[np.maximum(C.port_leaf[safe], 0)], 0)]
+    cand_leaf = np.maximum(C.switch_pos[np.maximum(C.port_leaf[safe], 0)], 0)
+    if blocks is None:
+        port_hops = dist[target_row[:, None, :], cand_leaf]
+    else:
+        port_hops = blocks.hops(cand_leaf, np.broadcast_to(targets[target_row][:, None, :], cand_leaf.shape))
     usable = receiving[:, None, :] & can_send[safe] & (port_hops < UNREACHABLE)  # (flows, candidates, ports)
     n_usable = usable.sum(axis=2)
     hops = np.where(usable, port_hops, 0).sum(axis=2, dtype=np.float64) / np.maximum(n_usable, 1)
@@ -365,7 +376,9 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         class_row = np.searchsorted(targets, pairs % len(C.switch))
         class_start = pairs // len(C.switch)
         cls, per_pair = (), np.arange(len(pairs))
-        if len(pairs) > SPLIT_PAIRS_PER_TARGET * len(targets):  # leaf pairs share their ends: split paths
+        if blocks is not None:
+            cls, per_pair = segment_parts(blocks, class_start, targets[class_row]), per_pair[:0]
+        elif len(pairs) > SPLIT_PAIRS_PER_TARGET * len(targets):  # leaf pairs share their ends: split paths
             cls, per_pair = split_parts(C, dist, class_start, class_row, m)
         if len(per_pair):
             c, e, f = spread_adaptive(C, dist, class_start[per_pair], class_row[per_pair])

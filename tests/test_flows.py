@@ -314,15 +314,16 @@ def _cut_first_uplink(G):
     lambda: fabric.fat_tree(96, rail_optimized=False, oversubscription=3),
 ])
 @pytest.mark.parametrize("damage", [lambda G: G, _cut_first_uplink, lambda G: (G.remove_node("spine0"), G)[1]])
-def test_split_paths_match_per_pair_paths_on_healthy_and_damaged_fabrics(build, damage):
+def test_split_paths_match_per_pair_paths_on_healthy_and_damaged_fabrics(build, damage, monkeypatch):
+    import fabric.routing as routing
+
+    monkeypatch.setattr(routing, "clos_blocks", lambda C: None)  # the halves, not the blocks (test_clos_blocks)
     G = damage(build())
     C = compile_fabric(G)
     rng = np.random.default_rng(3)
     src = np.repeat(np.arange(C.n_gpus), 2)
     dst = (src + rng.integers(1, C.n_gpus, len(src))) % C.n_gpus
     split = route(C, src, dst, routing="adaptive", pxn=False)  # no PXN: flows cross rails
-    import fabric.routing as routing
-
     saved, routing.SPLIT_PAIRS_PER_TARGET = routing.SPLIT_PAIRS_PER_TARGET, 10**9
     try:
         per_pair = route(compile_fabric(G), src, dst, routing="adaptive", pxn=False)

@@ -25,6 +25,8 @@ from functools import lru_cache
 import numpy as np
 
 from fabric.checks import require_seed
+from fabric.compiled import compile_fabric
+from fabric.graph_arrays import GraphArrays
 from fabric.materials import bill_of_materials
 from fabric.schema import gpu_count, graph_attr, ranks_array
 from fabric.tables import format_time, html_table, text_table
@@ -173,6 +175,10 @@ class Cluster:
                 raise InvalidSpec("background= needs the fabric graph, not its uniform summary")
             with collectives_errors():
                 background = _checked_background(background, self.fabric_gpus)
+        if not isinstance(G, UniformFabric) and compiled is None:
+            arrays = GraphArrays(G)  # read once for the compile and the bill of materials
+            compiled = compile_fabric(G, arrays=arrays)
+            self._network_watts = bill_of_materials(G, arrays=arrays).network_watts
         self.comm = Communication(G, level, params, self.ranks, seed, background, compiled)
         self.layer_times = {}
 
