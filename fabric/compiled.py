@@ -6,7 +6,7 @@ Compiled inside each call from the graph as it is now, so users' networkx edits
 
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 
 import numpy as np
 import scipy.sparse as sp
@@ -98,7 +98,9 @@ class CompiledFabric:
         u = np.asarray(u, dtype=np.int64)
         v = np.asarray(v, dtype=np.int64)
         n = len(self.nodes)
-        keys = self.edge_src * n + self.edge_dst
+        if "edge keys" not in self.cache:  # sorted, as the edges are sorted by (src, dst)
+            self.cache["edge keys"] = self.edge_src * n + self.edge_dst
+        keys = self.cache["edge keys"]
         want = u * n + v
         pos = np.searchsorted(keys, want)
         pos = np.minimum(pos, len(keys) - 1)
@@ -124,12 +126,12 @@ def compile_fabric(G, *, arrays=None):
     nodes = list(G.nodes)
     arrays = arrays or GraphArrays(G)
     index = arrays.index
-    kind = {}
-    for name, data in node_items(G):
-        k = data.get("kind")
-        if k is None:
-            node_attr(G, name, "kind")
-        kind[name] = k
+    kinds = list(map(methodcaller("get", "kind"), G._node.values()))
+    if None in kinds:  # name the node without a kind
+        for name, data in node_items(G):
+            if data.get("kind") is None:
+                node_attr(G, name, "kind")
+    kind = dict(zip(nodes, kinds))
     successors = dict(successor_items(G))
     media = {name: i for i, name in enumerate(MEDIA)}
     try:
@@ -140,7 +142,7 @@ def compile_fabric(G, *, arrays=None):
     if not valid:
         src, dst, bandwidth, latency, links, medium = _edge_arrays_checked(G, index, media)
     links = links.astype(np.int64)
-    order = np.lexsort((dst, src))
+    order = _by_source_then_target(src, dst, len(nodes))
     src, dst, bandwidth, latency, links = src[order], dst[order], bandwidth[order], latency[order], links[order]
     medium = medium[order]
 
@@ -177,8 +179,7 @@ def compile_fabric(G, *, arrays=None):
         medium=medium,
         gpu=np.array([index[g] for g in gpus], dtype=np.int64),
         domain=domain,
-        host=np.array([require_int(f"node {g!r} host", node_attr(G, g, "host"), minimum=0) for g in gpus],
-                      dtype=np.int64),
+        host=_hosts(G, gpus),
         nic=nic,
         leaf=leaf,
         leaf_rail=leaf_rail,
@@ -189,6 +190,32 @@ def compile_fabric(G, *, arrays=None):
         switch_tier=switch_tier,
         far_latency=_far_latency(G, index, src, dst, latency),
     )
+
+
+def _hosts(G, gpus):
+    """The ``host`` of each GPU; checked one by one (naming the node) unless every one is a
+    plain int >= 0."""
+    try:
+        hosts = list(map(itemgetter("host"), map(G._node.__getitem__, gpus)))
+        if set(map(type, hosts)) <= {int} and min(hosts, default=0) >= 0:
+            return np.array(hosts, dtype=np.int64)
+    except KeyError:
+        pass
+    return np.array([require_int(f"node {g!r} host", node_attr(G, g, "host"), minimum=0) for g in gpus],
+                    dtype=np.int64)
+
+
+def _by_source_then_target(src, dst, n):
+    """The order sorting edges by (src, dst) where ``src`` is already non-decreasing (edges
+    in ``G.edges`` order): each node's targets sorted in place in a CSR, short rows, instead
+    of a sort of all the edges."""
+    if len(src) and (np.diff(src) < 0).any():
+        return np.lexsort((dst, src))
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(src, minlength=n))))
+    rows = sp.csr_matrix((np.arange(len(src)), dst, indptr), shape=(n, n))
+    rows.has_sorted_indices = False
+    rows.sort_indices()
+    return rows.data
 
 
 def _far_latency(G, index, src, dst, latency):
@@ -286,7 +313,9 @@ def _edge_arrays(arrays, media):
     src, dst = arrays.endpoints
     # links read as floats, so that 1.5 is caught (an int64 read would truncate it)
     bandwidth, latency, links = (arrays.column(name) for name in ("bandwidth", "latency", "links"))
-    medium = np.fromiter(map(media.__getitem__, map(itemgetter("medium"), arrays.data)), np.int8, len(src))
+    medium = arrays.column("medium", np.int8, codes=media)
+    if (medium < 0).any():
+        raise KeyError("medium")  # an unknown medium: the edge-by-edge read names the edge
     return src, dst, bandwidth, latency, links, medium
 
 

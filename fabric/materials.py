@@ -11,6 +11,7 @@ Examples
 
 from collections import Counter
 from dataclasses import asdict, dataclass
+from operator import methodcaller
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from fabric.checks import require_int, require_positive
 from fabric.errors import InvalidSpec
 from fabric.graph_arrays import GraphArrays
 from fabric.parts import model_spec
-from fabric.schema import TRANSPORTS, edge_attr, graph_attr, node_attr, node_items, successor_items, tier_label
+from fabric.schema import MEDIA, TRANSPORTS, edge_attr, graph_attr, node_attr, successor_items, tier_label
 from fabric.tables import format_watts, html_table, text_table
 from fabric.units import Gbps
 
@@ -122,10 +123,11 @@ def _cables_by_arrays(tiers, arrays):
     """:func:`_cables` on a :class:`GraphArrays`; None where a value needs the
     edge-by-edge checks (a missing attribute, links not an int >= 1, a bandwidth not > 0)."""
     try:
-        medium = arrays.column("medium", np.int8, codes={name: i for i, name in enumerate(TRANSPORTS)})
+        # the columns as compile_fabric reads them, so that a step reads each once
+        medium = arrays.column("medium", np.int8, codes={name: i for i, name in enumerate(MEDIA)})
         if arrays.types("links") != {int}:  # 2.0 is named, not rounded
             return None
-        links = arrays.column("links", np.int64)
+        links = arrays.column("links").astype(np.int64)
         bandwidth = arrays.column("bandwidth")
     except (KeyError, TypeError, ValueError):
         return None
@@ -133,7 +135,8 @@ def _cables_by_arrays(tiers, arrays):
         return None
     src, dst = arrays.endpoints
     reverse = arrays.reverse
-    counted = (medium >= 0) & ((reverse < 0) | (dst >= src))  # once, at the node that comes first
+    transport = np.isin(medium, [MEDIA.index(name) for name in TRANSPORTS])
+    counted = transport & ((reverse < 0) | (dst >= src))  # once, at the node that comes first
     speed = bandwidth / links
     paired = reverse >= 0
     links[paired] = np.maximum(links[paired], links[reverse[paired]])
@@ -242,19 +245,18 @@ def bill_of_materials(G, *, arrays=None):
     GPU power                ... kW
     """
     switches, nics, tiers = Counter(), Counter(), {}
-    gpus = 0
-    for node, data in node_items(G):
-        kind = data.get("kind")
+    kinds = list(map(methodcaller("get", "kind"), G._node.values()))
+    if None in kinds:
+        for node, kind in zip(G._node, kinds):
+            if kind is None:
+                node_attr(G, node, "kind")  # raises where the attribute is missing
+    gpus = kinds.count("gpu")
+    for node, kind in zip(G._node, kinds):  # the switches and NICs, a few per GPU at most
         if kind == "switch":
             tiers[node] = node_attr(G, node, "tier")
             switches[tiers[node], node_attr(G, node, "model")] += 1
         elif kind == "nic":
-            model = data.get("model")
-            nics[node_attr(G, node, "model") if model is None else model] += 1
-        elif kind == "gpu":
-            gpus += 1
-        elif kind is None:
-            node_attr(G, node, "kind")  # raises: the attribute is missing
+            nics[node_attr(G, node, "model")] += 1
     cables, optics = Counter(), Counter()
     for (tier, speed), n in _cables(G, tiers, arrays or GraphArrays(G)).items():
         cables[tier] += n

@@ -18,6 +18,7 @@ True
 
 import numbers
 from dataclasses import asdict, dataclass
+from itertools import count
 from operator import itemgetter
 
 import numpy as np
@@ -27,6 +28,7 @@ from scipy.sparse.csgraph import maximum_flow, shortest_path
 from fabric.checks import require_int, require_non_negative, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.graph_arrays import GraphArrays
+from fabric.next_hops import ranges
 from fabric.schema import KINDS, edge_attr, gpu_nodes, graph_attr, node_attr, tier_label
 from fabric.materials import bill_of_materials
 from fabric.tables import format_rate, format_watts, html_table, text_table
@@ -68,18 +70,19 @@ def _capacities(G, arrays):
     return units.astype(np.int64)
 
 
-def _hosts(G, gpus=None):
-    """GPU node names (``gpus``: all, by rank) grouped by host, hosts in order of their
-    lowest rank."""
+def _host_groups(G, gpus=None):
+    """GPU ranks (``gpus``: every GPU node, by rank) grouped by host, hosts in order of their
+    lowest rank: ``(ranks, starts)``, host ``h`` holding ``ranks[starts[h]:starts[h + 1]]``."""
     gpus = gpu_nodes(G) if gpus is None else gpus
     try:
         host = list(map(itemgetter("host"), map(G._node.__getitem__, gpus)))
     except KeyError:  # name the GPU without a host
         host = [node_attr(G, node, "host") for node in gpus]
-    groups = {}
-    for node, h in zip(gpus, host):
-        groups.setdefault(h, []).append(node)
-    return list(groups.values())
+    # each host numbered by the position of its first GPU (setdefault keeps the first), then 0..h-1
+    first = np.fromiter(map({}.setdefault, host, count()), np.int64, len(host))
+    labels, group = np.unique(first, return_inverse=True)
+    ranks = np.argsort(group.ravel(), kind="stable")
+    return ranks, np.searchsorted(group.ravel()[ranks], np.arange(len(labels) + 1))
 
 
 # ----------------------------------------------------------------------------- bisection
@@ -151,14 +154,15 @@ def bisection_bandwidth(G, *, samples=0, seed=0):
     """
     require_int("samples", samples, minimum=0)
     require_seed(seed)
-    hosts = _hosts(G)
-    if len(hosts) < 2:
-        raise InvalidSpec(f"hosts={len(hosts)} must be >= 2 for a bisection")
-    return _bisection(G, GraphArrays(G), hosts, samples, seed)
+    gpus = gpu_nodes(G)
+    hosts = _host_groups(G, gpus)
+    if len(hosts[1]) - 1 < 2:
+        raise InvalidSpec(f"hosts={len(hosts[1]) - 1} must be >= 2 for a bisection")
+    return _bisection(G, GraphArrays(G), gpus, hosts, samples, seed)
 
 
-def _bisection(G, arrays, hosts, samples, seed):
-    """:func:`bisection_bandwidth` on ``G`` read into ``arrays``."""
+def _bisection(G, arrays, gpus, hosts, samples, seed):
+    """:func:`bisection_bandwidth` on ``G`` read into ``arrays``; ``hosts``: :func:`_host_groups`."""
     index, (src, dst) = arrays.index, arrays.endpoints
     cap = _capacities(G, arrays)
     keep = src != dst  # self-loops carry no flow
@@ -166,14 +170,19 @@ def _bisection(G, arrays, hosts, samples, seed):
     n = len(index)
     out_cap = np.bincount(src, weights=cap, minlength=n).astype(np.int64)
     in_cap = np.bincount(dst, weights=cap, minlength=n).astype(np.int64)
-    host_gpus = [np.array([index[g] for g in gpus], dtype=np.int64) for gpus in hosts]
+    ranks, starts = hosts
+    position = np.fromiter(map(index.__getitem__, gpus), np.int64, len(gpus))[ranks]  # node of each, by host
+    n_hosts = len(starts) - 1
     rng = np.random.default_rng(seed)
-    orders = [np.arange(len(hosts))] + [rng.permutation(len(hosts)) for _ in range(samples)]
-    half = len(hosts) // 2
+    orders = [np.arange(n_hosts)] + [rng.permutation(n_hosts) for _ in range(samples)]
+    half = n_hosts // 2
+
+    def gpus_of(chosen):
+        return position[ranges(starts[chosen], starts[chosen + 1] - starts[chosen])[1]]
+
     best = None
     for order in orders:
-        a = np.concatenate([host_gpus[h] for h in order[:half]])
-        b = np.concatenate([host_gpus[h] for h in order[half:]])
+        a, b = gpus_of(order[:half]), gpus_of(order[half:])
         for senders, receivers in ((a, b), (b, a)):
             flow = _max_flow(n, src, dst, cap, senders, receivers, out_cap, in_cap)
             best = flow if best is None else min(best, flow)
@@ -413,15 +422,16 @@ def summary(G):
     ...
     """
     gpus = gpu_nodes(G)
-    hosts = _hosts(G, gpus)
+    hosts = _host_groups(G, gpus)
+    n_hosts = len(hosts[1]) - 1
     arrays = GraphArrays(G)
     bom = bill_of_materials(G, arrays=arrays)
-    bisection = _bisection(G, arrays, hosts, 0, 0) if len(hosts) >= 2 else None
-    sending = sum(len(gpus) for gpus in hosts[: len(hosts) // 2])
+    bisection = _bisection(G, arrays, gpus, hosts, 0, 0) if n_hosts >= 2 else None
+    sending = int(hosts[1][n_hosts // 2])  # the GPUs of the first n_hosts // 2 hosts
     return Summary(
         name=str(graph_attr(G, "name")),
-        gpus=sum(len(gpus) for gpus in hosts),
-        hosts=len(hosts),
+        gpus=len(gpus),
+        hosts=n_hosts,
         gpu=graph_attr(G, "gpu").name,
         switches={tier: sum(models.values()) for tier, models in bom.switches.items()},
         transport=graph_attr(G, "transport"),

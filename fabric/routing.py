@@ -163,6 +163,20 @@ def _walk_ecmp(C, dist, start, row, keys, lane_base):
     return np.concatenate(out_v), np.concatenate(out_l)
 
 
+def _host_edges(C):
+    """Per-rank edge ids: NVLink up/down, PCIe up/down; per rank and NIC port, NIC up/down
+    (-1 where there is none). Kept on ``C``: every routing call needs them."""
+    key = "host edges"
+    if key not in C.cache:
+        nics = np.repeat(C.nic[:, None], C.port_leaf.shape[1], axis=1)
+        edges = (C.edge_ids(C.gpu, C.domain), C.edge_ids(C.domain, C.gpu), C.edge_ids(C.gpu, C.nic),
+                 C.edge_ids(C.nic, C.gpu), C.edge_ids(nics, C.port_leaf), C.edge_ids(C.port_leaf, nics))
+        for a in edges:
+            a.setflags(write=False)  # shared by later calls
+        C.cache[key] = edges
+    return C.cache[key]
+
+
 def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     """Route flows ``src[i] -> dst[i]`` (GPU ranks) on compiled fabric ``C``.
 
@@ -219,12 +233,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
                  + n * senders * _BYTES_PER_CANDIDATE,
                  "route fewer flows at once, fewer queue pairs (qps) or fewer parallel cables per edge (links)")
 
-    # Per-rank edge ids: NVLink up/down, PCIe up/down; per rank and NIC port, NIC up/down.
-    nv_up = C.edge_ids(C.gpu, C.domain)
-    nv_down = C.edge_ids(C.domain, C.gpu)
-    pcie_up, pcie_down = C.edge_ids(C.gpu, C.nic), C.edge_ids(C.nic, C.gpu)
-    nics = np.repeat(C.nic[:, None], C.port_leaf.shape[1], axis=1)
-    nic_up, nic_down = C.edge_ids(nics, C.port_leaf), C.edge_ids(C.port_leaf, nics)
+    nv_up, nv_down, pcie_up, pcie_down, nic_up, nic_down = _host_edges(C)
     can_send = (pcie_up[:, None] >= 0) & (nic_up >= 0)
     can_receive = (pcie_down[:, None] >= 0) & (nic_down >= 0)
 
