@@ -15,6 +15,9 @@ A flow from GPU ``s`` to GPU ``d``:
   does not depend on which other flows exist.
 
 Resources are edges under adaptive routing and single cables ("lanes") under ECMP.
+Adaptive paths on a healthy Clos are segments shared over blocks of switches
+(:mod:`fabric.clos_blocks`); elsewhere they are walked from hop-distance tables
+(:mod:`fabric.next_hops`, :mod:`fabric.adaptive_paths`).
 """
 
 from dataclasses import dataclass
