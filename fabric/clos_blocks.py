@@ -90,6 +90,7 @@ def _even(mass, group, size):
 
 
 def _blocks(C):
+    """:func:`clos_blocks`, computed."""
     n = len(C.switch)
     g = C.switch_graph.tocoo()
     u, v, edge = g.row.astype(np.int64), g.col.astype(np.int64), g.data.astype(np.int64) - 1
@@ -142,9 +143,8 @@ def _blocks(C):
         ups.append(sp.csc_matrix((frac, (edge[e], b)), shape=(len(C.bandwidth), len(count))))
         # down: from the block above, evenly, over each switch's cables into the block
         d = C.edge_ids(C.switch[v[e]], C.switch[u[e]])
-        into = np.unique(b * n + p, return_inverse=True)[1].ravel()
-        per_parent = np.bincount(into, C.links[d].astype(np.float64))
-        down_frac = C.links[d] / per_parent[into] / new_count[parent_block[b]]
+        per_parent = np.bincount(which, C.links[d].astype(np.float64))  # per (block, switch above)
+        down_frac = C.links[d] / per_parent[which] / new_count[parent_block[b]]
         arrived = np.bincount(u[e], down_frac, minlength=n)[u[e]]
         if not _even(arrived, b, count):
             return None
