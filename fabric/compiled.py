@@ -6,7 +6,6 @@ Compiled inside each call from the graph as it is now, so users' networkx edits
 
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter, methodcaller
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,7 +14,8 @@ from fabric.checks import require_int, require_non_negative
 from fabric.errors import InvalidSpec
 from fabric.graph_arrays import GraphArrays
 from fabric.schema import (
-    EDGE_ATTRS, MEDIA, MIN_BANDWIDTH, edge_attr, edge_bandwidth, gpu_nodes, node_attr, node_items, successor_items,
+    EDGE_ATTRS, MEDIA, MIN_BANDWIDTH, edge_attr, edge_bandwidth, gpu_nodes, node_attr, node_kinds, node_values,
+    successor_items,
 )
 
 _NONE = -1
@@ -126,11 +126,7 @@ def compile_fabric(G, *, arrays=None):
     nodes = list(G.nodes)
     arrays = arrays or GraphArrays(G)
     index = arrays.index
-    kinds = list(map(methodcaller("get", "kind"), G._node.values()))
-    if None in kinds:  # name the node without a kind
-        for name, data in node_items(G):
-            if data.get("kind") is None:
-                node_attr(G, name, "kind")
+    kinds = node_kinds(G)
     kind = dict(zip(nodes, kinds))
     successors = dict(successor_items(G))
     media = {name: i for i, name in enumerate(MEDIA)}
@@ -147,7 +143,8 @@ def compile_fabric(G, *, arrays=None):
     medium = medium[order]
 
     gpus = gpu_nodes(G)
-    attached = _attachments_by_arrays(G, gpus, nodes, index, kind, src, dst)
+    gpu = arrays.positions(gpus)
+    attached = _attachments_by_arrays(G, gpus, gpu, nodes, kinds, src, dst)
     domain, nic, port_leaf = attached if attached is not None else _attachments(G, gpus, index, kind, successors)
     first = np.argmax(port_leaf >= 0, axis=1)
     leaf = port_leaf[np.arange(len(gpus)), first]
@@ -177,7 +174,7 @@ def compile_fabric(G, *, arrays=None):
         latency=latency,
         links=links,
         medium=medium,
-        gpu=np.array([index[g] for g in gpus], dtype=np.int64),
+        gpu=gpu,
         domain=domain,
         host=_hosts(G, gpus),
         nic=nic,
@@ -196,10 +193,10 @@ def _hosts(G, gpus):
     """The ``host`` of each GPU; checked one by one (naming the node) unless every one is a
     plain int >= 0."""
     try:
-        hosts = list(map(itemgetter("host"), map(G._node.__getitem__, gpus)))
+        hosts = node_values(G, gpus, "host")
         if set(map(type, hosts)) <= {int} and min(hosts, default=0) >= 0:
             return np.array(hosts, dtype=np.int64)
-    except KeyError:
+    except InvalidSpec:  # a GPU without a host: the loop below names the first bad one in rank order
         pass
     return np.array([require_int(f"node {g!r} host", node_attr(G, g, "host"), minimum=0) for g in gpus],
                     dtype=np.int64)
@@ -255,13 +252,13 @@ def _attachments(G, gpus, index, kind, successors):
     return domain, nic, port_leaf
 
 
-def _attachments_by_arrays(G, gpus, nodes, index, kind, src, dst):
+def _attachments_by_arrays(G, gpus, gpu, nodes, kinds, src, dst):
     """:func:`_attachments` on the sorted edge arrays; None where the node-by-node reading
     is needed (a GPU with two NVSwitches or NICs, a NIC shared by GPUs, leaves with planes)."""
     codes = {"gpu": 0, "nvswitch": 1, "nic": 2, "switch": 3}
-    kinds = np.fromiter(map(codes.get, map(kind.__getitem__, nodes), repeat(-1)), np.int64, len(nodes))
+    kinds = np.fromiter(map(codes.get, kinds, repeat(-1)), np.int64, len(nodes))
     rank_of = np.full(len(nodes), _NONE, dtype=np.int64)
-    rank_of[[index[g] for g in gpus]] = np.arange(len(gpus))
+    rank_of[gpu] = np.arange(len(gpus))
     found = []
     for target in (1, 2):  # the GPU's NVSwitch, its NIC
         e = np.flatnonzero((rank_of[src] >= 0) & (kinds[dst] == target))

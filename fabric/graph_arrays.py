@@ -77,6 +77,10 @@ class GraphArrays:
         reverse[forward.data - 1] = backward.data - 1
         return reverse
 
+    def positions(self, nodes):
+        """The positions of ``nodes`` (int64)."""
+        return np.fromiter(map(self.index.__getitem__, nodes), np.int64, len(nodes))
+
     def column(self, name, dtype=np.float64, codes=None):
         """Attribute ``name`` of every edge as an array of ``dtype``; with ``codes``, each
         value's code (-1 for a value ``codes`` lacks).

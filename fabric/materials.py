@@ -11,8 +11,6 @@ Examples
 
 from collections import Counter
 from dataclasses import asdict, dataclass
-from operator import methodcaller
-
 import numpy as np
 
 from fabric.catalog import OPTICS
@@ -20,7 +18,7 @@ from fabric.checks import require_int, require_positive
 from fabric.errors import InvalidSpec
 from fabric.graph_arrays import GraphArrays
 from fabric.parts import model_spec
-from fabric.schema import MEDIA, TRANSPORTS, edge_attr, graph_attr, node_attr, successor_items, tier_label
+from fabric.schema import MEDIA, TRANSPORTS, edge_attr, graph_attr, node_attr, node_kinds, successor_items, tier_label
 from fabric.tables import format_watts, html_table, text_table
 from fabric.units import Gbps
 
@@ -245,11 +243,7 @@ def bill_of_materials(G, *, arrays=None):
     GPU power                ... kW
     """
     switches, nics, tiers = Counter(), Counter(), {}
-    kinds = list(map(methodcaller("get", "kind"), G._node.values()))
-    if None in kinds:
-        for node, kind in zip(G._node, kinds):
-            if kind is None:
-                node_attr(G, node, "kind")  # raises where the attribute is missing
+    kinds = node_kinds(G)
     gpus = kinds.count("gpu")
     for node, kind in zip(G._node, kinds):  # the switches and NICs, a few per GPU at most
         if kind == "switch":

@@ -19,7 +19,6 @@ True
 import numbers
 from dataclasses import asdict, dataclass
 from itertools import count
-from operator import itemgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +28,7 @@ from fabric.checks import require_int, require_non_negative, require_seed
 from fabric.errors import InvalidSpec, NoRoute
 from fabric.graph_arrays import GraphArrays
 from fabric.next_hops import ranges
-from fabric.schema import KINDS, edge_attr, gpu_nodes, graph_attr, node_attr, tier_label
+from fabric.schema import KINDS, edge_attr, gpu_nodes, graph_attr, node_values, tier_label
 from fabric.materials import bill_of_materials
 from fabric.tables import format_rate, format_watts, html_table, text_table
 from fabric.units import Mbps
@@ -70,14 +69,10 @@ def _capacities(G, arrays):
     return units.astype(np.int64)
 
 
-def _host_groups(G, gpus=None):
+def _host_groups(G, gpus):
     """GPU ranks (``gpus``: every GPU node, by rank) grouped by host, hosts in order of their
     lowest rank: ``(ranks, starts)``, host ``h`` holding ``ranks[starts[h]:starts[h + 1]]``."""
-    gpus = gpu_nodes(G) if gpus is None else gpus
-    try:
-        host = list(map(itemgetter("host"), map(G._node.__getitem__, gpus)))
-    except KeyError:  # name the GPU without a host
-        host = [node_attr(G, node, "host") for node in gpus]
+    host = node_values(G, gpus, "host")
     # each host numbered by the position of its first GPU (setdefault keeps the first), then 0..h-1
     first = np.fromiter(map({}.setdefault, host, count()), np.int64, len(host))
     labels, group = np.unique(first, return_inverse=True)
@@ -171,7 +166,7 @@ def _bisection(G, arrays, gpus, hosts, samples, seed):
     out_cap = np.bincount(src, weights=cap, minlength=n).astype(np.int64)
     in_cap = np.bincount(dst, weights=cap, minlength=n).astype(np.int64)
     ranks, starts = hosts
-    position = np.fromiter(map(index.__getitem__, gpus), np.int64, len(gpus))[ranks]  # node of each, by host
+    position = arrays.positions(gpus)[ranks]  # node of each, by host
     n_hosts = len(starts) - 1
     rng = np.random.default_rng(seed)
     orders = [np.arange(n_hosts)] + [rng.permutation(n_hosts) for _ in range(samples)]
@@ -298,7 +293,7 @@ def _pivot_bounds(G, index, adjacency, gpus):
 def _diameter(G, arrays, gpu_names):
     """:func:`hop_diameter` on ``G`` read into ``arrays``."""
     index, (src, dst) = arrays.index, arrays.endpoints
-    gpus = np.array([index[g] for g in gpu_names], dtype=np.int64)
+    gpus = arrays.positions(gpu_names)
     if gpus.size < 2:
         return 0
     n = len(index)

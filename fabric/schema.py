@@ -267,11 +267,45 @@ def gpu_nodes(G):
     return [by_rank[r] for r in range(n)]
 
 
+def node_kinds(G):
+    """Every node's ``kind`` in node order, read without a Python loop over the nodes;
+    ``InvalidSpec`` naming a node that has no ``kind`` (an explicit None is kept).
+
+    Examples
+    --------
+    >>> import fabric
+    >>> node_kinds(fabric.dgx_superpod(2)).count("gpu")
+    16
+    """
+    kinds = list(map(methodcaller("get", "kind"), G._node.values()))
+    if None in kinds:
+        for node, kind in zip(G._node, kinds):
+            if kind is None:
+                node_attr(G, node, "kind")  # raises where the attribute is missing
+    return kinds
+
+
+def node_values(G, nodes, name):
+    """Attribute ``name`` of each of ``nodes``, read without a Python loop; ``InvalidSpec``
+    naming the first node without it.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> node_values(fabric.dgx_superpod(2), ["gpu0", "gpu9"], "host")
+    [0, 1]
+    """
+    try:
+        return list(map(itemgetter(name), map(G._node.__getitem__, nodes)))
+    except KeyError:
+        return [node_attr(G, node, name) for node in nodes]
+
+
 def _gpu_nodes_by_arrays(G):
     """:func:`gpu_nodes` without a Python loop over the nodes; None where a node needs the
-    checks that name it (no kind, a rank not an int, ranks not exactly 0..n-1)."""
+    checks that name it (a kind of None, a rank not an int, ranks not exactly 0..n-1)."""
     datas = list(G._node.values())
-    kinds = list(map(methodcaller("get", "kind"), datas))
+    kinds = node_kinds(G)
     if None in kinds:
         return None
     is_gpu = np.fromiter(map(eq, kinds, repeat("gpu")), bool, len(kinds))
