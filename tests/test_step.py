@@ -92,6 +92,28 @@ def test_fp8_is_faster_on_hopper_and_refused_on_ampere():
                                   level="analytic")
 
 
+def test_fp8_linears_quantize_their_inputs_forward_and_output_gradients_backward(monkeypatch):
+    # a dense GQA layer at tp=1: the FP8 linears read (per token) h (QKV), h (output
+    # projection), h (fc1) and ffn (fc2) forward; backward the gradients of their outputs:
+    # q + k + v, h, 2 ffn (SwiGLU's gate and up) and h; 4 bytes per element each (FP8_CAST_BYTES)
+    from collectives.training import layer
+    from collectives.training.communication import Communication
+    from collectives.training.compute import DEFAULT_COMPUTE
+
+    G = fabric.dgx_superpod(1)
+    gpu, model = G.graph["gpu"], collectives.MODELS["llama3-8b"]
+    plan = collectives.Parallelism(tp=1, dp=8, global_batch=8, precision="fp8")
+    comm = Communication(G, "analytic", collectives.DEFAULT_PARAMS)
+    with_casts = layer.layer_times(model, plan, gpu, comm, DEFAULT_COMPUTE, moe=False)
+    monkeypatch.setattr(layer, "fp8_cast_time", lambda elements, gpu, params: 0.0)
+    without = layer.layer_times(model, plan, gpu, comm, DEFAULT_COMPUTE, moe=False)
+    h, ffn, tokens = model.hidden, model.ffn_hidden, model.seq_len
+    q_k_v = h + 2 * model.kv_heads * h // model.heads
+    assert with_casts.forward - without.forward == pytest.approx(4 * tokens * (3 * h + ffn) / gpu.hbm_bandwidth)
+    assert with_casts.backward - without.backward == pytest.approx(
+        4 * tokens * (q_k_v + 2 * h + 2 * ffn) / gpu.hbm_bandwidth)
+
+
 def test_moe_runs_its_all_to_all():
     G = fabric.dgx_superpod(4)
     model = collectives.MODELS["mixtral-8x7b"]

@@ -17,6 +17,7 @@ from collectives.training.compute import (
     ELEMENTWISE_KERNELS,
     NORM_RESIDUAL_ELEMENTS,
     attention_time,
+    fp8_cast_time,
     gemm_time,
     memory_time,
     unfused_attention_time,
@@ -82,9 +83,9 @@ def layer_times(model, plan, gpu, comm, compute, moe):
     ffn = model.expert_ffn_hidden if moe else model.ffn_hidden
     glu = model.mlp == "swiglu"
 
-    qkv = sum(gemm_time(T, out // tp if split else out, inp, gpu, prec, compute)
-              for out, inp, split in model.attention_projections())
-    proj = gemm_time(T, h, heads * model.v_dim // tp, gpu, prec, compute)
+    # every linear layer as (count, tokens, out, in): count GEMMs of (tokens x in) @ (in x out)
+    qkv_shapes = [(1, T, out // tp if split else out, inp) for out, inp, split in model.attention_projections()]
+    proj_shapes = [(1, T, h, heads * model.v_dim // tp)]
     etp = plan.etp if moe else tp  # the MLP's tensor-parallel size
     if moe:
         # Each local expert sees the tokens routed to it from the whole EP group: a GPU
@@ -93,17 +94,24 @@ def layer_times(model, plan, gpu, comm, compute, moe):
         # same whatever the folding (T k / tp tokens through a full expert per GPU).
         tokens = max(1, T * model.top_k * plan.ep * etp // (model.experts * tp))
         experts_here = model.experts // plan.ep
-        up = experts_here * gemm_time(tokens, (2 if glu else 1) * ffn // etp, h, gpu, prec, compute)
-        down = experts_here * gemm_time(tokens, h, ffn // etp, gpu, prec, compute)
+        up_shapes = [(experts_here, tokens, (2 if glu else 1) * ffn // etp, h)]
+        down_shapes = [(experts_here, tokens, h, ffn // etp)]
         if model.shared_experts:  # on every token, split over TP like a dense MLP
             shared = model.shared_experts * ffn // tp
-            up += gemm_time(T, (2 if glu else 1) * shared, h, gpu, prec, compute)
-            down += gemm_time(T, h, shared, gpu, prec, compute)
+            up_shapes.append((1, T, (2 if glu else 1) * shared, h))
+            down_shapes.append((1, T, h, shared))
         router = gemm_time(T, model.experts, h, gpu, prec, compute)
     else:
-        up = gemm_time(T, (2 if glu else 1) * ffn // tp, h, gpu, prec, compute)
-        down = gemm_time(T, h, ffn // tp, gpu, prec, compute)
+        up_shapes = [(1, T, (2 if glu else 1) * ffn // tp, h)]
+        down_shapes = [(1, T, h, ffn // tp)]
         router = 0.0
+    qkv, proj, up, down = (sum(count * gemm_time(m, n, k, gpu, prec, compute) for count, m, n, k in shapes)
+                           for shapes in (qkv_shapes, proj_shapes, up_shapes, down_shapes))
+    casts_fwd = casts_bwd = 0.0
+    if prec == "fp8":  # each FP8 linear quantizes its input forward, its output gradient backward
+        linears = qkv_shapes + proj_shapes + up_shapes + down_shapes
+        casts_fwd = sum(count * fp8_cast_time(m * k, gpu, compute) for count, m, _, k in linears)
+        casts_bwd = sum(count * fp8_cast_time(m * n, gpu, compute) for count, m, n, _ in linears)
     if plan.flash_attention:
         # with context parallelism, ring attention: cp kernels, one per KV block of s/cp keys
         attn = cp * attention_time(b, s // cp, s // cp, heads // tp, d, gpu, compute)
@@ -161,8 +169,8 @@ def layer_times(model, plan, gpu, comm, compute, moe):
         ep_fwd = ep_bwd = 2 * a2a
 
     gemms = qkv + proj + up + down + router
-    forward = gemms + attn + elementwise
-    backward = BACKWARD_GEMM * gemms + BACKWARD_ATTENTION * attn + BACKWARD_MEMORY * elementwise
+    forward = gemms + attn + elementwise + casts_fwd
+    backward = BACKWARD_GEMM * gemms + BACKWARD_ATTENTION * attn + BACKWARD_MEMORY * elementwise + casts_bwd
     if plan.recompute == "full":
         backward += forward
     elif plan.recompute == "selective":
