@@ -305,24 +305,20 @@ def _timeline(forward, backward, p, v, m, hop):
     k = len(forward)
     duration = np.concatenate([forward, backward], axis=1).T  # forward stages, then backward
     hop = np.concatenate([hop.T, np.zeros((1, k))])  # the last entry: no transfer
-    duration, hop = duration.take(stage, axis=0), hop.take(boundary, axis=0)
-    end = np.zeros((len(position), k))
-    path = np.zeros_like(end)
+    duration, hop = duration.take(stage, axis=0), hop.take(boundary, axis=0)[:, None, :]
+    # each op's end (state[:, 0]) and critical-path transfer seconds (state[:, 1]), side by
+    # side so that a wave reads both with one take
+    state = np.zeros((len(position), 2, k))
     for ops, previous, source in waves:
-        free = end.take(previous, axis=0)  # its device's previous op
-        transfer = hop[ops]
-        ready = end.take(source, axis=0)
-        ready += transfer  # its input has arrived
-        on_path = path.take(previous, axis=0)
-        arrived = path.take(source, axis=0)
-        arrived += transfer
-        # it waited for the input: the input's transfers are on the path
-        np.copyto(on_path, arrived, where=ready > free)
-        path[ops] = on_path
-        np.maximum(free, ready, out=free)
-        free += duration[ops]
-        end[ops] = free
-    return end.take(position, axis=0), path.take(position, axis=0), last_ops
+        mine = state.take(previous, axis=0)  # its device's previous op: when the device is free
+        arrived = state.take(source, axis=0)
+        arrived += hop[ops]  # its input: when it has arrived, and its path with this transfer
+        # it waited for the input: it starts when the input arrived, the input's path is its own
+        np.copyto(mine, arrived, where=arrived[:, :1] > mine[:, :1])
+        mine[:, 0] += duration[ops]
+        state[ops] = mine
+    state = state.take(position, axis=0)
+    return state[:, 0], state[:, 1], last_ops
 
 
 @lru_cache(maxsize=512)
