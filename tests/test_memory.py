@@ -150,6 +150,18 @@ def test_memory_states_by_hand_pp1():
     assert z3["optimizer"] == pytest.approx(12 * params / 4)
 
 
+def test_bf16_main_gradients_take_two_bytes_per_parameter():
+    # grad_reduce_in_fp32=False (NeMo's FP8 performance recipes): 16-bit main gradients, so the
+    # distributed optimizer's 6 + 12/d bytes per parameter become 4 + 12/d
+    m = MODELS["llama3-8b"]
+    plan = Parallelism(dp=8, global_batch=8, grad_reduce_in_fp32=False)
+    mem = memory_per_gpu(m, plan)
+    assert mem["gradients"] == pytest.approx(mem["weights"])
+    fp32 = memory_per_gpu(m, dataclasses.replace(plan, grad_reduce_in_fp32=True))
+    assert fp32["gradients"] == pytest.approx(2 * mem["gradients"])
+    assert fp32["optimizer"] == mem["optimizer"] and fp32["activations"] == mem["activations"]
+
+
 def test_megatron_distributed_optimizer_18_bytes():
     # Megatron-LM docs: bf16 params + fp32 grads: 18 B/param without, 6 + 12/d with the distributed optimizer
     m = MODELS["llama3-8b"]

@@ -44,6 +44,7 @@ PLAN_ERRORS = [
     (dict(zero=True, global_batch=8), "zero=True must be an integer"),
     (dict(precision="fp32", global_batch=8), "precision='fp32' must be one of 'bf16', 'fp16', 'fp8'"),
     (dict(sequence_parallel="yes", global_batch=8), "sequence_parallel='yes' must be True or False"),
+    (dict(grad_reduce_in_fp32=1, global_batch=8), "grad_reduce_in_fp32=1 must be True or False"),
 ]
 
 
@@ -67,6 +68,10 @@ def test_plan_properties_and_defaults():
     assert (plan.sequence_parallel, plan.recompute, plan.zero, plan.precision) == (True, "selective", 1, "bf16")
     assert Parallelism(tp=2, cp=4, dp=3, micro_batch=2, global_batch=12).world_size == 24
     assert Parallelism(tp=2, cp=4, dp=3, micro_batch=2, global_batch=12).micro_batches == 2
+    # main gradients in fp32 unless fp16 (Megatron-LM's default), or as given
+    assert [Parallelism(global_batch=1, precision=p).grad_reduce_in_fp32 for p in ("bf16", "fp8", "fp16")] == \
+        [True, True, False]
+    assert not Parallelism(global_batch=1, grad_reduce_in_fp32=False).grad_reduce_in_fp32
     # sequence parallelism at tp=1 is allowed (no effect)
     Parallelism(tp=1, sequence_parallel=True, global_batch=1)
 

@@ -44,7 +44,7 @@ def test_a_dp_job_across_a_thin_link_costs_what_the_link_implies():
     # fibre), an all-gather inside each site
     G = two_sites(km=1000, bandwidth=10e9)
     plan = collectives.Parallelism(dp=16, global_batch=16, zero=0, overlap_grad_reduce=False)
-    S = SMALL.parameters() * gradient_bytes("bf16")
+    S = SMALL.parameters() * gradient_bytes(plan.grad_reduce_in_fp32)
     efficiency = collectives.DEFAULT_PARAMS.efficiency("infiniband")
     wan = G.edges["s0-border", "s1-border"]["latency"]
     inside = (collectives.reduce_scatter(G, S, ranks=range(8), level="flow").time

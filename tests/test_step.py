@@ -25,6 +25,16 @@ def test_training_csv_median_error_within_tolerance(published):
     assert np.max(np.abs(errors)) <= 0.25  # every row within 25%: no row is wildly off
 
 
+def test_gb200_matmul_rates_are_the_fit_to_its_published_runs():
+    # no GB200 matmul benchmark is published: fabric.GPUS carries the rates fitted to every
+    # published GB200 run together, and the fit lands within its tolerance of them
+    gpu = fabric.GPUS["GB200"]
+    fitted, errors = calibration.fit_gpu_rates("GB200")
+    assert fitted.matmul_efficiency == pytest.approx(gpu.matmul_efficiency, abs=0.003)
+    assert fitted.fp8_matmul_efficiency == pytest.approx(gpu.fp8_matmul_efficiency, abs=0.003)
+    assert len(errors) == 6 and np.median(np.abs(errors)) <= 0.07
+
+
 def llama8b_plan(**overrides):
     return collectives.Parallelism(**{"tp": 8, "dp": 4, "global_batch": 64, **overrides})
 

@@ -3,26 +3,39 @@
 :func:`fit` chooses the two fitted :class:`collectives.training.compute.ComputeParams`
 (GEMM efficiency and kernel overhead) that minimise the squared log error of seconds per
 step over every calibration run at once; the defaults in :mod:`collectives.training.compute`
-are its result. The calibration runs are the rows of ``training.csv`` (SC'21 Table 1 on DGX
+are its result. :func:`fit_gpu_rates` fits the achievable matmul rates of a GPU whose rates no
+one has measured (GB200: :data:`FITTED_GPUS`) to every published run on it; the values in
+:data:`fabric.GPUS` are its result. The calibration runs are the rows of ``training.csv`` (SC'21 Table 1 on DGX
 A100, the Megatron-LM README's weak scaling on DGX H100), rebuilt by
 :mod:`collectives.training.published` with the choices it documents (micro-batch 1,
 two-chunk interleaving where it splits evenly, each framework's defaults). Every published
 run, those of ``training_runs.csv`` too, is compared with the model by
 :func:`collectives.training.validation.validate`.
 
-``python -m collectives.training.calibration`` runs the fit (~25 s) and prints the rows.
+``python -m collectives.training.calibration`` runs both fits (~1 min) and prints the rows.
 """
 
+import warnings
 from dataclasses import replace
+
+import fabric
 
 import numpy as np
 from scipy.optimize import minimize
 
+from collectives.errors import MemoryWarning
 from collectives.training.compute import DEFAULT_COMPUTE
 from collectives.training.published import published_runs
 from collectives.training.step import Cluster, estimate_step
 
 FITTED = ("gemm_efficiency", "kernel_overhead")
+# GPUs whose achievable BF16 and FP8 matmul rates are fitted to the runs on them, not read
+# from a published matmul benchmark (fabric.catalog's matmul_efficiency comments say which).
+FITTED_GPUS = ("GB200",)
+# Scale of the robust loss of fit_gpu_rates, in log error: rows within ~10% weigh as squares,
+# rows further off only linearly, so that a run the model misses for a reason no matmul rate
+# explains (an MoE mechanism it lacks) does not set the rate of every other run.
+ROBUST_SCALE = 0.1
 
 
 def calibration_runs():
@@ -73,6 +86,50 @@ def fit(runs=None, start=DEFAULT_COMPUTE):
     return fitted, errors
 
 
+def gpu_runs(gpu):
+    """The supported published runs on ``gpu`` (both files), whose step times fit its rates.
+
+    Examples
+    --------
+    >>> sorted({r.plan.precision for r in gpu_runs("GB200")}), len(gpu_runs("GB200"))
+    (['bf16', 'fp8'], 6)
+    """
+    return [run for run in published_runs() if run.gpu == gpu and not run.unsupported]
+
+
+def _soft_l1(log_errors, scale=ROBUST_SCALE):
+    return float(np.sum(2 * scale**2 * (np.sqrt(1 + (log_errors / scale) ** 2) - 1)))
+
+
+def fit_gpu_rates(gpu, compute=DEFAULT_COMPUTE, runs=None):
+    """``gpu``'s (``matmul_efficiency``, ``fp8_matmul_efficiency``) minimising a robust loss
+    (soft L1 of the log error, :data:`ROBUST_SCALE`) of seconds per step over all its
+    published runs together (:func:`gpu_runs`), the BF16 runs setting the first and the FP8
+    runs the second. Returns (the fitted spec, relative errors per run).
+    """
+    runs = gpu_runs(gpu) if runs is None else runs
+    measured = np.array([run.seconds for run in runs])
+    base = fabric.GPUS[gpu]
+
+    def predicted(x):
+        spec = replace(base, matmul_efficiency=min(1.0, abs(x[0])), fp8_matmul_efficiency=min(1.0, abs(x[1])))
+        times = []
+        for run in runs:
+            G = run.fabric()
+            G.graph["gpu"] = spec
+            with warnings.catch_warnings():  # a trial rate is no estimate anyone reads
+                warnings.simplefilter("ignore", MemoryWarning)
+                times.append(estimate_step(run.model, run.plan, G, level="analytic", compute=compute,
+                                           ranks=run.ranks).time)
+        return np.array(times)
+
+    x0 = [base.matmul_efficiency, base.fp8_matmul_efficiency]
+    best = minimize(lambda x: _soft_l1(np.log(predicted(x) / measured)), x0, method="Nelder-Mead",
+                    options={"xatol": 1e-3, "fatol": 1e-7, "maxiter": 200})
+    x = [round(min(1.0, abs(value)), 3) for value in best.x]
+    return replace(base, matmul_efficiency=x[0], fp8_matmul_efficiency=x[1]), (predicted(x) / measured - 1).tolist()
+
+
 def report(params=DEFAULT_COMPUTE, level="analytic"):
     """Lines comparing every calibration run with the model; the median and maximum error last.
 
@@ -98,3 +155,8 @@ if __name__ == "__main__":
     print("fitted:", ", ".join(f"{n}={getattr(fitted, n)}" for n in FITTED))
     for line in report(fitted)[0]:
         print(line)
+    for name in FITTED_GPUS:
+        spec, errs = fit_gpu_rates(name, fitted)
+        print(f"{name}: matmul_efficiency={spec.matmul_efficiency}, fp8_matmul_efficiency={spec.fp8_matmul_efficiency}")
+        for run, err in zip(gpu_runs(name), errs):
+            print(f"  {run.case}: published {run.seconds:.3f} s ({err:+.1%})")

@@ -49,11 +49,13 @@ ALLOCATOR_RESERVE = 0.03
 WEIGHT_BYTES = 2
 GRADIENT_BYTES = 4
 OPTIMIZER_BYTES = 12
-# fp16 training keeps main gradients (and reduces them) in fp16 unless
-# --accumulate-allreduce-grads-in-fp32 is given; bf16 forces fp32 (Megatron-LM
-# arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be done in fp32").
-# Llama 3 likewise reduce-scatters gradients in FP32 (Llama 3 report, section 3.3.2).
-FP16_GRADIENT_BYTES = 2
+# Main gradients kept and reduced in the 16-bit type (grad_reduce_in_fp32=False): Megatron-LM's
+# default for fp16 unless --accumulate-allreduce-grads-in-fp32 is given; bf16 forces fp32
+# (Megatron-LM arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be done
+# in fp32"), as NeMo's bf16_mixed recipe does (grad_reduce_in_fp32=True), whose FP8
+# performance scripts turn it off. Llama 3 reduce-scatters gradients in FP32 (Llama 3 report,
+# section 3.3.2).
+HALF_GRADIENT_BYTES = 2
 # FP8 training (Transformer Engine) keeps the bf16 weights above and caches, per GEMM weight,
 # an FP8 copy and its transpose (Hopper FP8 GEMMs take only TN operands) across micro-batches:
 # 1 + 1 byte per transformer-layer GEMM parameter. Embedding and output layer stay in bf16.
@@ -183,15 +185,17 @@ def _count_rank_contents(model, plan):
     return _RankContents(**fields)
 
 
-def gradient_bytes(precision):
-    """Bytes per gradient, in memory and in the data-parallel reduction, for ``precision``.
+def gradient_bytes(grad_reduce_in_fp32):
+    """Bytes per main gradient, in memory and in the data-parallel reduction: fp32 or 16-bit
+    (:attr:`collectives.Parallelism.grad_reduce_in_fp32`).
 
     Examples
     --------
-    >>> gradient_bytes("bf16"), gradient_bytes("fp16")
-    (4, 2)
+    >>> from collectives import Parallelism
+    >>> [gradient_bytes(Parallelism(global_batch=1, precision=p).grad_reduce_in_fp32) for p in ("bf16", "fp16")]
+    [4, 2]
     """
-    return FP16_GRADIENT_BYTES if precision == "fp16" else GRADIENT_BYTES
+    return GRADIENT_BYTES if grad_reduce_in_fp32 else HALF_GRADIENT_BYTES
 
 
 @lru_cache(maxsize=4096)
@@ -262,7 +266,8 @@ def _stage_memory(model, plan, contents):
     meets each combination many times, so both are remembered.
     """
     weights, gradients, optimizer, state = _state_bytes(contents, plan.dp * plan.cp, plan.expert_dp, plan.zero,
-                                                        plan.precision, plan.fp8_params, plan.pp > 1)
+                                                        plan.precision, plan.fp8_params, plan.pp > 1,
+                                                        gradient_bytes(plan.grad_reduce_in_fp32))
     key = (model, contents, plan.micro_batch, plan.sequence_parallel, plan.recompute, plan.cp, plan.micro_batches,
            plan.flash_attention, plan.precision, plan.fused_cross_entropy)
     activations = _ACTIVATIONS.get(key)
@@ -283,15 +288,15 @@ _ACTIVATIONS = {}
 
 
 @lru_cache(maxsize=8192)
-def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params, pipelined):
+def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params, pipelined, grad_bytes):
     """Weights, gradients, optimizer state and their sum per rank, read-only arrays;
     ``shard`` is ``dp * cp``, over which Megatron-LM shards dense parameters, and
     ``expert_shard`` the expert data-parallel size, over which it shards expert ones;
-    ``pipelined``: the plan has ``pp > 1``."""
+    ``pipelined``: the plan has ``pp > 1``; ``grad_bytes``: per main gradient."""
     params = contents.dense + contents.expert
     sharded = contents.dense / shard + contents.expert / expert_shard
     weights = WEIGHT_BYTES * params
-    gradients = gradient_bytes(precision) * (sharded if zero >= 2 else params)
+    gradients = grad_bytes * (sharded if zero >= 2 else params)
     optimizer = OPTIMIZER_BYTES * (sharded if zero >= 1 else params)
     if zero >= 3 and pipelined:
         # FSDP with pipeline parallelism keeps a stage's gathered weights from its first
@@ -305,7 +310,7 @@ def _state_bytes(contents, shard, expert_shard, zero, precision, fp8_params, pip
         # backward also holds the unsharded gradients of the layer just computed and of the
         # one being reduce-scattered (FSDP's reduce-scatter of each layer's gradients)
         weights = WEIGHT_BYTES * (sharded + 2 * contents.largest_layer)
-        gradients = gradients + gradient_bytes(precision) * 2 * contents.largest_layer
+        gradients = gradients + grad_bytes * 2 * contents.largest_layer
     if precision == "fp8" and not fp8_params:
         # the FP8 copies exist for the weights a GPU holds whole: all of its layers', or with
         # ZeRO-3 the two gathered layers' only

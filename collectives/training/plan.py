@@ -80,8 +80,13 @@ class Parallelism:
         Sharding over data-parallel ranks: 0 none; 1 optimizer state (Megatron-LM's
         distributed optimizer); 2 also gradients; 3 also weights (FSDP).
     precision : {"bf16", "fp16", "fp8"}
-        GEMM precision. fp16 and bf16 run at the same tensor-core rate; fp16 keeps and
-        reduces gradients in fp16 (2 bytes), the others in fp32 (:func:`gradient_bytes`).
+        GEMM precision. fp16 and bf16 run at the same tensor-core rate.
+    grad_reduce_in_fp32 : bool or None
+        Keep the main gradients, and reduce them over data parallel, in fp32 (4 bytes) rather
+        than in the 16-bit training type (2 bytes) (Megatron-Core and NeMo
+        ``grad_reduce_in_fp32``; Megatron-LM ``--accumulate-allreduce-grads-in-fp32``). None is
+        Megatron-LM's default: True for bf16 and fp8, whose bf16 gradients it accumulates in
+        fp32, False for fp16 (:func:`collectives.training.memory.gradient_bytes`).
     flash_attention : bool
         Fused attention that never writes the score matrix to HBM (FlashAttention, Dao
         et al. 2022; Transformer Engine's fused attention). False is the 2021 Megatron-LM
@@ -136,6 +141,7 @@ class Parallelism:
     overlap_param_gather: bool = True
     fused_cross_entropy: bool = True
     fp8_params: bool = False
+    grad_reduce_in_fp32: Optional[bool] = None
     rank_order: str = MEGATRON_ORDER
 
     def __post_init__(self):
@@ -144,6 +150,7 @@ class Parallelism:
         values = vars(self)
         if not (all(type(values[f]) is int and values[f] >= 1 for f in _POSITIVE_INTS)
                 and (self.etp is None or type(self.etp) is int and self.etp >= 1)
+                and (self.grad_reduce_in_fp32 is None or type(self.grad_reduce_in_fp32) is bool)
                 and all(type(values[f]) is bool for f in _BOOLS)
                 and self.recompute in RECOMPUTE and type(self.zero) is int and self.zero in ZERO_STAGES
                 and self.precision in PRECISIONS and self.rank_order in RANK_ORDERS):
@@ -155,6 +162,8 @@ class Parallelism:
             raise InvalidSpec(f"virtual_stages={self.virtual_stages} needs pp > 1, got pp={self.pp}")
         if self.etp is None:  # resolved in place, as Megatron-Core does (dataclasses.replace keeps it)
             object.__setattr__(self, "etp", self.tp)
+        if self.grad_reduce_in_fp32 is None:  # likewise Megatron-LM's default for the precision
+            object.__setattr__(self, "grad_reduce_in_fp32", self.precision != "fp16")
         stage = self.tp * self.cp * self.dp
         if stage % (self.ep * self.etp):
             raise InvalidSpec(f"ep*etp={self.ep * self.etp} must divide tp*cp*dp={stage}: the MoE layers fold "
@@ -171,6 +180,8 @@ class Parallelism:
                 checks.require_int("etp", self.etp, minimum=1)
             for field in _BOOLS:
                 checks.require_bool(field, getattr(self, field))
+            if self.grad_reduce_in_fp32 is not None:
+                checks.require_bool("grad_reduce_in_fp32", self.grad_reduce_in_fp32)
             checks.require_choice("recompute", self.recompute, RECOMPUTE)
             checks.require_int("zero", self.zero, minimum=ZERO_STAGES[0], maximum=ZERO_STAGES[-1])
             checks.require_choice("precision", self.precision, PRECISIONS)

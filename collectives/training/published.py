@@ -175,6 +175,9 @@ def _full_run(row):
         framework["tp_comm_overlap"] = True
     if row["precision"] == "fp8" and name == "megatron-core":
         framework["fp8_params"] = True  # NeMo's bf16_with_fp8_mixed recipe: fp8_param_gather=True
+        # NeMo's performance scripts (scripts/performance/llm/pretrain_*.py, 2025) set
+        # grad_reduce_in_fp32 = False with it: bf16 main gradients
+        framework["grad_reduce_in_fp32"] = False
     plan = Parallelism(
         tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], etp=int(etp.group(1)) if etp else None,
         micro_batch=n["micro_batch"], global_batch=n["global_batch"], virtual_stages=n["virtual_stages"],

@@ -402,7 +402,7 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
     if plan.dp > 1:
         # a fabric summary prices one representative group; a graph needs them all
         groups = dp_groups(plan) if cluster.comm.sees_groups else dp_ranks(plan)
-        grad_bytes = gradient_bytes(plan.precision)
+        grad_bytes = gradient_bytes(plan.grad_reduce_in_fp32)
         if plan.zero == 0:
             grads = comm.data_parallel("all_reduce", groups, params_here * grad_bytes)
             gather = 0.0
