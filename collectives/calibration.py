@@ -3,10 +3,11 @@
 The measurements are package data (:mod:`collectives.data`): ``nccl.csv`` (DGX A100 and
 H100 servers, one algorithm per row) and ``nccl_multinode.csv`` (GB200 NVL72 racks and DGX
 H100 with NCCL's default choice). :func:`fit` adjusts ``nvlink_efficiency`` (ring rows) and
-``nvls_efficiency`` (NVLS rows), and ``multinode_nvls_efficiency`` to the GB200 NVL72 rack rows,
-so the model's bus bandwidth matches the published rows as a whole: each is the single
-value minimising the squared relative error over all rows it governs, never one value
-per row. The defaults in :mod:`collectives.params` are the result; rerun when the file
+``nvls_efficiency`` (NVLS rows), and ``multinode_nvls_efficiency`` with
+``multinode_nvls_latency`` (a bandwidth and a latency: the rack's bus bandwidth grows with
+the message) to the GB200 NVL72 rack rows, so the model's bus bandwidth matches the published
+rows as a whole: each is the single value (pair) minimising the squared relative error over
+all rows it governs, never one value per row. The defaults in :mod:`collectives.params` are the result; rerun when the file
 grows.
 
 Examples
@@ -21,7 +22,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 import fabric
 
@@ -32,6 +33,7 @@ from collectives.params import DEFAULT_PARAMS
 # own choice, NVLS across the trays of a rack) calibrate the multi-host NVLS efficiency.
 PARAMETER_OF = {"ring": "nvlink_efficiency", "nvls": "nvls_efficiency"}
 MULTINODE_PARAMETER = "multinode_nvls_efficiency"
+MULTINODE_LATENCY = "multinode_nvls_latency"
 
 
 def _governs(row):
@@ -104,24 +106,38 @@ def fit(rows=None, params=DEFAULT_PARAMS):
     ``errors`` maps each row index to its relative error after the fit.
     """
     rows = nccl_rows() if rows is None else rows
-    for name in (*PARAMETER_OF.values(), MULTINODE_PARAMETER):
+
+    def loss(mine, trial):
+        return sum((predict(r, trial) / r["busbw"] - 1) ** 2 for r in mine)
+
+    for name in PARAMETER_OF.values():
         mine = [r for r in rows if _governs(r) == name]
-        if not mine:
-            continue
+        if mine:
+            best = minimize_scalar(lambda value: loss(mine, replace(params, **{name: value})), bounds=(0.3, 1.0),
+                                   method="bounded", options={"xatol": 1e-4})
+            params = replace(params, **{name: round(float(best.x), 3)})
+    mine = [r for r in rows if _governs(r) == MULTINODE_PARAMETER]
+    if mine:
+        # the efficiency and the latency (searched in milliseconds, so the simplex moves both alike)
+        def trial(x):
+            return replace(params, **{MULTINODE_PARAMETER: min(1.0, max(0.05, abs(x[0]))),
+                                      MULTINODE_LATENCY: abs(x[1]) * 1e-3})
 
-        def loss(value, mine=mine, name=name):
-            trial = replace(params, **{name: value})
-            return sum((predict(r, trial) / r["busbw"] - 1) ** 2 for r in mine)
-
-        best = minimize_scalar(loss, bounds=(0.3, 1.0), method="bounded", options={"xatol": 1e-4})
-        params = replace(params, **{name: round(float(best.x), 3)})
+        # a simplex spanning the plausible ranges (0.3-0.7, 0-1 ms): the ring sets the large
+        # messages' rate while NVLS is slower, a flat valley a small simplex would stop in
+        simplex = [[0.5, 0.5], [0.3, 0.1], [0.7, 1.0]]
+        best = minimize(lambda x: loss(mine, trial(x)), simplex[0], method="Nelder-Mead",
+                        options={"xatol": 1e-4, "fatol": 1e-9, "initial_simplex": simplex})
+        fitted = trial(best.x)
+        params = replace(params, **{MULTINODE_PARAMETER: round(getattr(fitted, MULTINODE_PARAMETER), 3),
+                                    MULTINODE_LATENCY: round(getattr(fitted, MULTINODE_LATENCY), 6)})
     errors = {i: predict(r, params) / r["busbw"] - 1 for i, r in enumerate(rows)}
     return params, errors
 
 
 if __name__ == "__main__":
     fitted, errs = fit()
-    for name in (*PARAMETER_OF.values(), MULTINODE_PARAMETER):
+    for name in (*PARAMETER_OF.values(), MULTINODE_PARAMETER, MULTINODE_LATENCY):
         print(f"{name} = {getattr(fitted, name)}")
     for i, row in enumerate(nccl_rows()):
         print(f"{row['collective']:>11} {row['gpu']} {row['nodes']}x{row['gpus_per_node']} {row['algorithm']:>5}: "

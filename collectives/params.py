@@ -66,6 +66,11 @@ class CommParams:
         The same when the NVLink domain spans several hosts (GB200 NVL72: 18 compute trays
         through NVLink switch trays); fitted to the three NVL72 rows of nccl_multinode.csv
         (one rack at 512 MiB and 8 GiB, two racks at 16 GiB).
+    multinode_nvls_latency : float
+        Seconds an NVLS all-reduce across hosts' trays costs beyond NCCL's own NVLS latency
+        (the pipeline's fill over the NVLink switch trays): a rack's measured bus bandwidth
+        climbs from 586 GB/s at 512 MiB to 835 at 8 GiB, which one bandwidth with NCCL's
+        25 us cannot give. Fitted with ``multinode_nvls_efficiency`` to the same rows.
     network_efficiency : float
         Fraction of NIC line rate NCCL reaches over InfiniBand or RoCE: "46-48 GB/s per
         NIC" at NDR 400 Gb/s (NCCL maintainers, NVIDIA/nccl-tests issue #290): 47/50.
@@ -82,7 +87,8 @@ class CommParams:
 
     nvlink_efficiency: float = 0.804
     nvls_efficiency: float = 0.686
-    multinode_nvls_efficiency: float = 0.338
+    multinode_nvls_efficiency: float = 0.477  # fitted: python -m collectives.calibration
+    multinode_nvls_latency: float = 488e-6  # fitted with it, same run
     network_efficiency: float = 0.94
     pcie_efficiency: float = 0.90
     collnet: bool = False
@@ -95,6 +101,8 @@ class CommParams:
             value = require_positive(name, getattr(self, name))
             if value > 1:
                 raise InvalidSpec(f"{name}={value} must be <= 1")
+        if not self.multinode_nvls_latency >= 0:
+            raise InvalidSpec(f"multinode_nvls_latency={self.multinode_nvls_latency!r} must be >= 0")
 
     def nvls(self, multinode_nvlink):
         """NVLS efficiency inside one host's NVSwitch domain or across hosts (NVL72)."""

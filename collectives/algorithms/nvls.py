@@ -78,4 +78,5 @@ def latency(ctx, protocol):
     p = ctx.params
     D = len(ctx.group.domains)
     network = 2 * math.ceil(math.log2(D)) * p.hop_latency(FAMILY, "network", protocol) if D > 1 else 0.0
-    return p.base(FAMILY, protocol) + p.hop_latency(FAMILY, "nvlink", protocol) + network
+    trays = p.multinode_nvls_latency if ctx.profile.multinode_nvlink else 0.0
+    return p.base(FAMILY, protocol) + p.hop_latency(FAMILY, "nvlink", protocol) + network + trays
