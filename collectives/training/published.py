@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import fabric
-from fabric.units import GiB
+from fabric.catalog import SwitchSpec
+from fabric.units import GiB, Gbps, ns
 
 from collectives.data import read_rows
 from collectives.training.model import Transformer
@@ -209,8 +210,7 @@ def _fabric_of(description, gpu, gpus):
         ranks = tuple(72 * rack + i for rack in range(racks) for i in range(gpus // racks))
         return partial(fabric.nvl72, racks, gpu=gpu), ranks, ""
     if "Omni-Path" in description:
-        return None, None, ("4 x 100 Gb/s Omni-Path per 8-GPU node (two GPUs per NIC): the builders give each GPU "
-                            "a NIC of its own, and no InfiniBand switch in fabric.SWITCHES splits to 50 Gb/s")
+        return partial(_jean_zay, gpus // 8), None, ""
     # Meta Grand Teton and WhiteFiber H200: 400 Gb/s RDMA per GPU, IB or RoCE not stated. Priced
     # on a DGX SuperPOD of the same size (rail-optimized, adaptive routing): an assumption.
     if "Grand Teton" in description:
@@ -231,6 +231,31 @@ GRAND_TETON_H100 = replace(
     fabric.GPUS["H100"], name="H100 96GB 500W", hbm_bytes=96 * GiB, hbm_bandwidth=2.4e12, power=500,
     bf16_flops=GRAND_TETON_PEAK, fp8_flops=2 * GRAND_TETON_PEAK,
 )
+
+
+# BLOOM's Jean Zay nodes: 8 A100 and 4 x 100 Gb/s Omni-Path NICs, two GPUs per NIC (bigscience
+# tr11-176B-ml README). The builders give each GPU a NIC of its own, so each GPU gets its 50 Gb/s
+# share of a NIC, and the 48-port Omni-Path 100 edge switch (Intel's product page: 48 ports at
+# 100 Gb/s) is described as 96 half-ports: the two GPUs behind one NIC enter its switch port
+# together, which a 2-way split of each port models when all GPUs send at once, as collectives
+# do. The fabric's shape (a non-blocking two-tier fat tree, one leaf per server's NICs,
+# traffic spread evenly) is not published: an assumption.
+JEAN_ZAY_GPU_SHARE = 50 * Gbps
+JEAN_ZAY_SWITCH = SwitchSpec(
+    name="Omni-Path 100 edge, 48 x 100 Gb/s as 96 GPU shares",
+    ports=48,
+    port_bandwidth=100 * Gbps,
+    max_breakout=2,  # the two GPUs of one NIC (see above), not a cable split
+    latency=110 * ns,  # [3p: Intel's Omni-Path 100 product briefs quote 100-110 ns port to port]
+    power=250,  # [estimate: Intel's figure not reachable; the 40-port HDR QM8700 draws 253 W]
+    transport="infiniband",  # RDMA over a lossless, credit-based fabric, as InfiniBand
+    in_network_reduction=False,
+)
+
+
+def _jean_zay(nodes):
+    return fabric.fat_tree(nodes, gpu="A100", nic_bandwidth=JEAN_ZAY_GPU_SHARE, switch=JEAN_ZAY_SWITCH,
+                           routing="adaptive", rail_optimized=False)
 
 
 def _grand_teton(nodes):
