@@ -235,3 +235,17 @@ def test_search_on_part_of_a_fabric_finds_what_a_fabric_of_its_size_finds():
     part = collectives.search(model, fabric.dgx_superpod(4), global_batch=32, ranks=range(16), progress=False, top=5)
     alone = collectives.search(model, fabric.dgx_superpod(2), global_batch=32, progress=False, top=5)
     assert [(e.plan, e.time) for e in part] == [(e.plan, e.time) for e in alone]
+
+
+@pytest.mark.parametrize("level", ["flow", "analytic"])
+def test_groups_laid_out_differently_over_racks_run_their_own_algorithms(level):
+    # two 64-GPU groups on two NVL72 racks: one inside rack 0, one across both (8 + 56). NCCL
+    # picks an algorithm per communicator; one algorithm for both (NVLS has one step inside a
+    # rack and two across) cannot be solved together, so each layout is priced on its own
+    from collectives.training.communication import Communication
+
+    comm = Communication(fabric.nvl72(2), level, collectives.DEFAULT_PARAMS)
+    groups = np.arange(128).reshape(2, 64)
+    both = comm.time("all_reduce", groups, 2**30, concurrent=True)
+    alone = [comm.time("all_reduce", groups[i:i + 1].copy(), 2**30, concurrent=True) for i in range(2)]
+    assert both == max(alone) and alone[1] > alone[0]

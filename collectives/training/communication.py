@@ -114,6 +114,14 @@ class Communication:
         groups = job_groups if self.ranks is None else self.ranks[job_groups]
         key = (collective, self._key(groups), nbytes)
         if key not in self._memo:
+            layouts = self._arrays.get(groups, "layouts", lambda: self._layouts(groups))
+            if layouts.max() > 0:
+                # groups laid out differently over the NVLink domains (some inside one, some
+                # across) run different algorithms, as NCCL picks one per communicator: each
+                # layout is priced on its own, and the slowest sets the time
+                self._memo[key] = max(self.time(collective, job_groups[layouts == i], nbytes, concurrent)
+                                      for i in range(layouts.max() + 1))
+                return self._memo[key]
             # Pick the algorithm with the instant closed forms, then price it at the level.
             choice = api.evaluate(self.G, collective, groups[:1], nbytes, level="analytic", params=self.params)[0]
             if self.level == "analytic":
@@ -129,6 +137,25 @@ class Communication:
                 )
                 self._memo[key] = max(r.time for r in results)
         return self._memo[key]
+
+    def _layouts(self, groups):
+        """Each row of ``groups`` (fabric ranks) labelled by its layout over NVLink domains
+        (domains met, fewest and most members in one), 0 for the first row's, a read-only
+        array."""
+        domain = groups // self.G.gpus_per_domain if isinstance(self.G, UniformFabric) else self.compiled.domain[groups]
+        domain = np.sort(domain, axis=1)
+        starts = np.ones(domain.shape, dtype=bool)
+        starts[:, 1:] = domain[:, 1:] != domain[:, :-1]
+        rows, columns = np.nonzero(starts)  # row-major: each row's runs start in order
+        ends = np.append(columns[1:], 0)
+        ends[np.append(rows[1:] != rows[:-1], True)] = domain.shape[1]  # a row's last run ends with it
+        runs = ends - columns
+        first = np.flatnonzero(np.append(True, rows[1:] != rows[:-1]))
+        layout = np.stack([np.diff(np.append(first, len(rows))), np.minimum.reduceat(runs, first),
+                           np.maximum.reduceat(runs, first)], axis=1)
+        _, leads, labels = np.unique(layout, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(np.argsort(leads))  # labels numbered by first appearance: the first row's is 0
+        return read_only(order[labels.ravel()])
 
     def data_parallel(self, collective, groups, nbytes):
         """Seconds of a data-parallel ``collective`` ("all_reduce", "reduce_scatter" or
