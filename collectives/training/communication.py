@@ -114,8 +114,8 @@ class Communication:
         groups = job_groups if self.ranks is None else self.ranks[job_groups]
         key = (collective, self._key(groups), nbytes)
         if key not in self._memo:
-            layouts = self._arrays.get(groups, "layouts", lambda: self._layouts(groups))
-            if layouts.max() > 0:
+            layouts = self._arrays.get(groups, "layouts", lambda: self._layouts(groups)) if len(groups) > 1 else None
+            if layouts is not None and layouts.max() > 0:
                 # groups laid out differently over the NVLink domains (some inside one, some
                 # across) run different algorithms, as NCCL picks one per communicator: each
                 # layout is priced on its own, and the slowest sets the time
@@ -151,9 +151,11 @@ class Communication:
         ends[np.append(rows[1:] != rows[:-1], True)] = domain.shape[1]  # a row's last run ends with it
         runs = ends - columns
         first = np.flatnonzero(np.append(True, rows[1:] != rows[:-1]))
-        layout = np.stack([np.diff(np.append(first, len(rows))), np.minimum.reduceat(runs, first),
-                           np.maximum.reduceat(runs, first)], axis=1)
-        _, leads, labels = np.unique(layout, axis=0, return_index=True, return_inverse=True)
+        # (domains, fewest, most) in one integer: each is at most the group size
+        width = domain.shape[1] + 1
+        layout = (np.diff(np.append(first, len(rows))) * width + np.minimum.reduceat(runs, first)) * width \
+            + np.maximum.reduceat(runs, first)
+        _, leads, labels = np.unique(layout, return_index=True, return_inverse=True)
         order = np.argsort(np.argsort(leads))  # labels numbered by first appearance: the first row's is 0
         return read_only(order[labels.ravel()])
 
