@@ -11,6 +11,9 @@ Examples
 
 from collections import Counter
 from dataclasses import asdict, dataclass
+from itertools import compress, repeat
+from operator import eq
+
 import numpy as np
 
 from fabric.catalog import OPTICS
@@ -18,7 +21,8 @@ from fabric.checks import require_int, require_positive
 from fabric.errors import InvalidSpec
 from fabric.graph_arrays import GraphArrays
 from fabric.parts import model_spec
-from fabric.schema import MEDIA, TRANSPORTS, edge_attr, graph_attr, node_attr, node_kinds, successor_items, tier_label
+from fabric.schema import (MEDIA, TRANSPORTS, edge_attr, graph_attr, node_kinds, node_values, successor_items,
+                           tier_label)
 from fabric.tables import format_watts, html_table, text_table
 from fabric.units import Gbps
 
@@ -242,15 +246,14 @@ def bill_of_materials(G, *, arrays=None):
     network power            ... kW
     GPU power                ... kW
     """
-    switches, nics, tiers = Counter(), Counter(), {}
     kinds = node_kinds(G)
     gpus = kinds.count("gpu")
-    for node, kind in zip(G._node, kinds):  # the switches and NICs, a few per GPU at most
-        if kind == "switch":
-            tiers[node] = node_attr(G, node, "tier")
-            switches[tiers[node], node_attr(G, node, "model")] += 1
-        elif kind == "nic":
-            nics[node_attr(G, node, "model")] += 1
+    # the switches and NICs, a few per GPU at most, read without a loop over them
+    switch_nodes = list(compress(G._node, map(eq, kinds, repeat("switch"))))
+    nic_nodes = list(compress(G._node, map(eq, kinds, repeat("nic"))))
+    tiers = dict(zip(switch_nodes, node_values(G, switch_nodes, "tier")))
+    switches = Counter(zip(tiers.values(), node_values(G, switch_nodes, "model")))
+    nics = Counter(node_values(G, nic_nodes, "model"))
     cables, optics = Counter(), Counter()
     for (tier, speed), n in _cables(G, tiers, arrays or GraphArrays(G)).items():
         cables[tier] += n
