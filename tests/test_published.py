@@ -96,6 +96,10 @@ def test_framework_defaults_fill_what_sources_leave_open(runs):
     titan = by_case["torchtitan_llama31_8b_h100_128_fsdp"].plan
     assert titan.zero == 3 and not titan.tp_comm_overlap
     assert by_case["torchtitan_llama31_70b_h100_256_fsdp_tp"].plan.tp_comm_overlap  # AsyncTP, as the source says
+    # torchtitan compiles its loss with torch.compile from April 2025: the June 2025 H200 runs
+    # keep the fused loss's bytes, the December 2024 runs (compiled or not) the eager loss's
+    assert [by_case[c].plan.fused_cross_entropy for c in ("torchtitan_llama31_8b_h200_32",
+            "torchtitan_llama31_70b_h100_256_fsdp_tp", "torchtitan_llama31_8b_h100_128_fsdp")] == [True, False, False]
     sc21 = next(r for r in runs if r.source == "sc21").plan
     assert not sc21.flash_attention and sc21.precision == "fp16" and sc21.zero == 0
 

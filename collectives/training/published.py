@@ -174,6 +174,8 @@ def _full_run(row):
         recompute = "op"  # torchtitan's selective checkpointing is per-op (its default "op" mode)
     if "AsyncTP" in row["derivation"]:
         framework["tp_comm_overlap"] = True
+    if name == "torchtitan" and _compiles_the_loss(row):
+        framework["fused_cross_entropy"] = True
     if row["precision"] == "fp8" and name == "megatron-core":
         framework["fp8_params"] = True  # NeMo's bf16_with_fp8_mixed recipe: fp8_param_gather=True
         # NeMo's performance scripts (scripts/performance/llm/pretrain_*.py, 2025) set
@@ -188,6 +190,22 @@ def _full_run(row):
     )
     builder, ranks, unsupported = _fabric_of(row["fabric"], row["gpu"], n["gpus"])
     return PublishedRun(**common, model=model, plan=plan, fabric=builder, ranks=ranks, unsupported=unsupported)
+
+
+# torchtitan compiles its loss with the model from commit bbb1b616e (2025-04-02,
+# torchtitan/components/loss.py: "Compiling the loss function with torch.compile"); before, a
+# comment said compiling it caused CUDA errors. Compiled, the fp32 upcast, log-softmax and its
+# gradient fuse into kernels that keep the bf16 logits and write a bf16 gradient: 4 bytes per
+# logit, as Megatron's fused loss (memory.FUSED_LOSS_BYTES), not the eager loss's 14. A row's
+# date is its benchmark page's (pytorch/torchtitan benchmarks/<model>_<yyyymm>_<who>.md).
+TORCHTITAN_COMPILED_LOSS = "202504"
+
+
+def _compiles_the_loss(row):
+    """Whether a torchtitan row ran torch.compile with a torchtitan that compiles the loss."""
+    date = re.search(r"_(\d{6})_", row["source"])
+    compiled = "torch.compile" in row["derivation"] and "no torch.compile" not in row["assumed"]
+    return compiled and date is not None and date.group(1) >= TORCHTITAN_COMPILED_LOSS
 
 
 # A job on GB200 NVL72 racks that is not a multiple of 72 GPUs gets the same number of GPUs in
