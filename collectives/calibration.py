@@ -36,8 +36,16 @@ MULTINODE_PARAMETER = "multinode_nvls_efficiency"
 MULTINODE_LATENCY = "multinode_nvls_latency"
 
 
-def _governs(row):
-    """The parameter a row calibrates, or None (rows priced with fitted parameters only)."""
+def governing_parameter(row):
+    """The parameter a row calibrates, or None (rows priced with fitted parameters only):
+    ``nvlink_efficiency`` for ring rows, ``nvls_efficiency`` for NVLS rows,
+    ``multinode_nvls_efficiency`` (with its latency) for the GB200 NVL72 rack rows.
+
+    Examples
+    --------
+    >>> [governing_parameter(r) for r in nccl_rows()][:2]
+    ['nvlink_efficiency', 'nvls_efficiency']
+    """
     if row.get("fabric") == "nvl72":
         return MULTINODE_PARAMETER
     return PARAMETER_OF.get(row["algorithm"])
@@ -111,12 +119,12 @@ def fit(rows=None, params=DEFAULT_PARAMS):
         return sum((predict(r, trial) / r["busbw"] - 1) ** 2 for r in mine)
 
     for name in PARAMETER_OF.values():
-        mine = [r for r in rows if _governs(r) == name]
+        mine = [r for r in rows if governing_parameter(r) == name]
         if mine:
             best = minimize_scalar(lambda value: loss(mine, replace(params, **{name: value})), bounds=(0.3, 1.0),
                                    method="bounded", options={"xatol": 1e-4})
             params = replace(params, **{name: round(float(best.x), 3)})
-    mine = [r for r in rows if _governs(r) == MULTINODE_PARAMETER]
+    mine = [r for r in rows if governing_parameter(r) == MULTINODE_PARAMETER]
     if mine:
         # the efficiency and the latency (searched in milliseconds, so the simplex moves both alike)
         def trial(x):

@@ -146,6 +146,17 @@ def test_report_text_lists_every_row(report):
     assert "median by GPU" in text
 
 
+def test_report_names_the_rows_parameters_were_fitted_to(report):
+    by_case = {r["case"]: r for r in report.rows if r["kind"] == "step"}
+    assert by_case["sc21_512_tp8_pp2"]["fitted"] == "gemm_efficiency, kernel_overhead"
+    assert by_case["llama31_405b_gb200_512_fp8"]["fitted"] == "GB200 matmul rates"
+    assert by_case["llama31_405b_h100_2048_fp8"]["fitted"] == ""
+    step = report.summary()["step"]
+    checks = [abs(r["error"]) for r in by_case.values() if not r["fitted"]]
+    assert step["checks"] == len(checks) > 0 and step["median_error_of_checks"] == pytest.approx(np.median(checks))
+    assert f"the {len(checks)} rows no parameter was fitted to" in str(report)
+
+
 def test_report_text_says_why_a_row_is_unsupported(report):
     # every published row is priced today; a row the library cannot express keeps its line
     row = dict(report.rows[0], predicted=None, error=None, fits=None, unsupported="no such NIC")

@@ -97,6 +97,23 @@ def gpu_runs(gpu):
     return [run for run in published_runs() if run.gpu == gpu and not run.unsupported]
 
 
+def fitted_parameters(run):
+    """What a published run's step time calibrates: ``"gemm_efficiency, kernel_overhead"``
+    (the rows of training.csv), ``"<gpu> matmul rates"`` (every run on a GPU of
+    :data:`FITTED_GPUS`), or ``""`` (a row no parameter was fitted to: a pure check).
+
+    Examples
+    --------
+    >>> sorted({fitted_parameters(r) for r in published_runs()})
+    ['', 'GB200 matmul rates', 'gemm_efficiency, kernel_overhead']
+    """
+    if run.file == "training.csv":
+        return ", ".join(FITTED)
+    if run.gpu in FITTED_GPUS and not run.unsupported:
+        return f"{run.gpu} matmul rates"
+    return ""
+
+
 def _soft_l1(log_errors, scale=ROBUST_SCALE):
     return float(np.sum(2 * scale**2 * (np.sqrt(1 + (log_errors / scale) ** 2) - 1)))
 

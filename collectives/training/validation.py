@@ -25,6 +25,7 @@ from fabric.tables import html_table
 from collectives import calibration as nccl_calibration
 from collectives.errors import MemoryWarning, collectives_errors
 from collectives.data import read_rows
+from collectives.training.calibration import fitted_parameters
 from collectives.training.memory import memory_per_gpu
 from collectives.training.published import published_runs
 from collectives.training.step import estimate_step
@@ -44,8 +45,10 @@ class ValidationReport:
         bytes per GPU, against the model's ``memory_per_gpu``; ``"nccl"``: bus bandwidth in
         bytes/s), ``case``, ``source``, ``gpu`` (family), ``gpus``,
         ``published``, ``predicted``, ``error`` (predicted / published - 1), ``fits`` (step
-        rows: the plan fits in the GPU's usable memory), ``memory_per_gpu`` (bytes) and
-        ``unsupported`` (empty, or why the row cannot be priced yet; its numbers are None).
+        rows: the plan fits in the GPU's usable memory), ``memory_per_gpu`` (bytes),
+        ``fitted`` (the parameters the row was fitted to, empty for a row that only checks
+        the model) and ``unsupported`` (empty, or why the row cannot be priced yet; its
+        numbers are None).
     level : str
         ``"analytic"`` or ``"flow"``.
     """
@@ -70,6 +73,9 @@ class ValidationReport:
                 "max_error": float(errors.max()) if priced else None,
                 "within_10_percent": int((errors <= WITHIN).sum()),
             }
+            checks = np.abs([r["error"] for r in priced if not r["fitted"]])
+            entry["checks"] = len(checks)  # rows no parameter was fitted to
+            entry["median_error_of_checks"] = float(np.median(checks)) if len(checks) else None
             if kind == "step":
                 entry["not_fitting"] = sum(1 for r in priced if not r["fits"])
                 entry["median_error_by_gpu"] = {
@@ -92,7 +98,9 @@ class ValidationReport:
                 continue
             published, predicted = _shown(r["kind"], r["published"]), _shown(r["kind"], r["predicted"])
             fits = "" if r["fits"] is None else ("  fits" if r["fits"] else "  DOES NOT FIT")
-            out.append(f"{head}  published {published:>11}  predicted {predicted:>11}  {r['error']:+7.1%}{fits}")
+            fitted = f"  (fitted: {r['fitted']})" if r["fitted"] else ""
+            out.append(f"{head}  published {published:>11}  predicted {predicted:>11}  {r['error']:+7.1%}{fits}"
+                       f"{fitted}")
         for kind, s in self.summary().items():
             if s["median_error"] is None:
                 out.append(f"{kind}: {s['rows']} rows, all unsupported")
@@ -102,6 +110,9 @@ class ValidationReport:
             if kind == "step":
                 line += f", {s['not_fitting']} predicted not to fit"
                 line += "; median by GPU: " + ", ".join(f"{g} {e:.1%}" for g, e in s["median_error_by_gpu"].items())
+            if s["checks"] < s["rows"] - s["unsupported"]:
+                checked = "none" if s["checks"] == 0 else f"median |error| {s['median_error_of_checks']:.1%}"
+                line += f"; the {s['checks']} row{'s' * (s['checks'] != 1)} no parameter was fitted to: {checked}"
             out.append(line)
         return out
 
@@ -164,7 +175,8 @@ def validate(level="analytic", *, kinds=KINDS, progress=True):
 
 def _step_row(run, level):
     row = dict(kind="step", case=run.case, source=run.source, gpu=run.gpu, gpus=run.gpus, published=run.seconds,
-               predicted=None, error=None, fits=None, memory_per_gpu=None, unsupported=run.unsupported)
+               predicted=None, error=None, fits=None, memory_per_gpu=None, fitted=fitted_parameters(run),
+               unsupported=run.unsupported)
     if not run.unsupported:
         with warnings.catch_warnings():  # a plan that does not fit is reported in the row
             warnings.simplefilter("ignore", MemoryWarning)
@@ -178,7 +190,7 @@ def _memory_row(item, level):
     run, row = item
     published = float(row["peak_memory_gib"]) * 2**30
     out = dict(kind="memory", case=run.case, source=row["source"], gpu=run.gpu, gpus=run.gpus, published=published,
-               predicted=None, error=None, fits=None, memory_per_gpu=None, unsupported=run.unsupported)
+               predicted=None, error=None, fits=None, memory_per_gpu=None, fitted="", unsupported=run.unsupported)
     if not run.unsupported:
         predicted = memory_per_gpu(run.model, run.plan)["total"]
         out.update(predicted=predicted, error=predicted / published - 1, memory_per_gpu=predicted)
@@ -191,4 +203,4 @@ def _nccl_row(row, level):
     return dict(kind="nccl", case=f"{row['collective']} {row['algorithm']} {size}", source=row["note"],
                 gpu=row["gpu"], gpus=row["nodes"] * row["gpus_per_node"], published=row["busbw"],
                 predicted=predicted, error=predicted / row["busbw"] - 1, fits=None, memory_per_gpu=None,
-                unsupported="")
+                fitted=nccl_calibration.governing_parameter(row) or "", unsupported="")
