@@ -372,7 +372,8 @@ def memory_per_gpu(model, plan):
                                        the current one and the prefetched next); FP8 adds
                                        2 B per layer GEMM parameter (FP8 copy and its
                                        transpose) and keeps the bf16 weights
-    gradients    4 B/param (fp32)      ``/ d`` with ``zero >= 2``
+    gradients    4 B/param (fp32)      ``/ d`` with ``zero >= 2``; 2 B with
+                                       ``grad_reduce_in_fp32=False``
     optimizer    12 B/param            fp32 master + Adam moments, ``/ d`` with
                                        ``zero >= 1``
     ===========  ====================  ==================================================
