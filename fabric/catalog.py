@@ -265,12 +265,13 @@ GPUS = _table(
         pcie_bandwidth=64 * GBps,  # GB200 NVL72 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1200,  # GB200 NVL72 per-GPU spec: max TDP configurable up to 1,200 W [3p]
         # [fitted: no GB200 matmul benchmark is published, and B200's MAMF fraction of this higher
-        # peak (0.776, 0.763) predicted NVIDIA's own GB200 runs 6-34% too fast. These are the rates
+        # peak (0.776, 0.763) predicted NVIDIA's own GB200 runs 6-37% too fast. These are the rates
         # Megatron-Core reached on GB200 in NVIDIA's dgxc-benchmarking runs of 2025 (v25.04-25.05),
-        # fitted to all six GB200 rows of the package's training_runs.csv together by
-        # collectives.training.calibration.fit_gpu_rates: 1,528 BF16 and 2,390 FP8 TFLOP/s]
-        matmul_efficiency=0.611,
-        fp8_matmul_efficiency=0.478,
+        # fitted to all ten GB200 rows of the package's training_runs.csv and
+        # training_runs_added.csv together by collectives.training.calibration.fit_gpu_rates:
+        # 1,533 BF16 and 2,495 FP8 TFLOP/s]
+        matmul_efficiency=0.613,
+        fp8_matmul_efficiency=0.499,
     ),
     GPUSpec(
         name="GB300",

@@ -8,7 +8,9 @@ and are copied here so that a clean clone and ``pip install .`` carry them:
 - ``training.csv``: SC'21 Table 1 and Megatron-LM's H100 weak-scaling table (throughput);
 - ``training_runs.csv``: runs with their full plans (dgxc-benchmarking, torchtitan, BLOOM);
 - ``memory.csv``: the peak memory per GPU some of those runs report (torchtitan's tables);
-  added by the project, not one of the shared files.
+  added by the project, not one of the shared files;
+- ``training_runs_added.csv``: more runs of training_runs.csv's sources, in its columns (the
+  other rows of dgxc-benchmarking's Llama 3.1 405B tables); added by the project.
 
 Examples
 --------
@@ -20,7 +22,7 @@ Examples
 import csv
 from importlib import resources
 
-FILES = ("nccl.csv", "nccl_multinode.csv", "training.csv", "training_runs.csv", "memory.csv")
+FILES = ("nccl.csv", "nccl_multinode.csv", "training.csv", "training_runs.csv", "memory.csv", "training_runs_added.csv")
 
 
 def data_file(name):

@@ -92,7 +92,7 @@ def gpu_runs(gpu):
     Examples
     --------
     >>> sorted({r.plan.precision for r in gpu_runs("GB200")}), len(gpu_runs("GB200"))
-    (['bf16', 'fp8'], 6)
+    (['bf16', 'fp8'], 10)
     """
     return [run for run in published_runs() if run.gpu == gpu and not run.unsupported]
 

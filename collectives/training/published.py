@@ -5,7 +5,8 @@ their headers):
 
 - ``training.csv``: Narayanan et al. SC'21 Table 1 (Selene, DGX A100) and the Megatron-LM
   README weak-scaling table (DGX H100), throughput only;
-- ``training_runs.csv``: runs with their full plans (NVIDIA dgxc-benchmarking on DGX H100
+- ``training_runs.csv`` (and ``training_runs_added.csv``, more rows of its sources the project
+  added): runs with their full plans (NVIDIA dgxc-benchmarking on DGX H100
   and GB200 NVL72, torchtitan on H100 and H200, BLOOM-176B), dense and MoE.
 
 :func:`published_runs` turns every row into a :class:`PublishedRun`. What a source leaves
@@ -17,7 +18,7 @@ Examples
 --------
 >>> runs = published_runs()
 >>> len(runs) >= 40, sorted({r.file for r in runs})
-(True, ['training.csv', 'training_runs.csv'])
+(True, ['training.csv', 'training_runs.csv', 'training_runs_added.csv'])
 >>> run = next(r for r in runs if r.case == "llama31_70b_h100_2048_fp8")
 >>> run.plan.precision, run.plan.tp, run.gpus, run.unsupported
 ('fp8', 4, 2048, '')
@@ -94,10 +95,16 @@ class PublishedRun:
     unsupported: str = ""
 
 
+# Files of runs with their full plans: the shared calibration set and the rows the project added
+# from the same sources (collectives.data)
+FULL_RUN_FILES = ("training_runs.csv", "training_runs_added.csv")
+
+
 def published_runs():
-    """Every row of ``training.csv`` and ``training_runs.csv`` as a :class:`PublishedRun`."""
+    """Every row of ``training.csv``, ``training_runs.csv`` and ``training_runs_added.csv`` as
+    a :class:`PublishedRun`."""
     return [_throughput_run(row) for row in read_rows("training.csv")] + \
-        [_full_run(row) for row in read_rows("training_runs.csv")]
+        [_full_run(row, name) for name in FULL_RUN_FILES for row in read_rows(name)]
 
 
 # --------------------------------------------------------------------------- training.csv
@@ -148,12 +155,12 @@ def _framework(row):
 SHAPES = {"DeepSeek-V3 shape": "deepseek-v3"}
 
 
-def _full_run(row):
-    """A training_runs.csv row, with the plan its source prints."""
+def _full_run(row, file):
+    """A row of ``file`` (training_runs.csv's columns), with the plan its source prints."""
     n = {k: int(row[k]) for k in ("gpus", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "seq_len", "vocab",
                                   "experts", "top_k", "tp", "pp", "dp", "cp", "ep", "micro_batch", "global_batch",
                                   "virtual_stages", "zero")}
-    common = dict(case=row["case"], file="training_runs.csv", source=row["source"], gpu=row["gpu"], gpus=n["gpus"],
+    common = dict(case=row["case"], file=file, source=row["source"], gpu=row["gpu"], gpus=n["gpus"],
                   seconds=float(row["seconds_per_iter"]))
     # The expert tensor parallel size is not a column; the rows that set it say so in `assumed`
     # (from the recipes' launch.sh); otherwise Megatron-Core's default, etp = tp.
