@@ -249,3 +249,12 @@ def test_groups_laid_out_differently_over_racks_run_their_own_algorithms(level):
     both = comm.time("all_reduce", groups, 2**30, concurrent=True)
     alone = [comm.time("all_reduce", groups[i:i + 1].copy(), 2**30, concurrent=True) for i in range(2)]
     assert both == max(alone) and alone[1] > alone[0]
+
+
+def test_an_estimate_names_bf16_main_gradients_only_when_asked_for():
+    model, G = collectives.MODELS["llama3-8b"], fabric.dgx_superpod(2)
+    default = collectives.estimate_step(model, llama8b_plan(dp=2, global_batch=32), G, level="analytic")
+    half = collectives.estimate_step(model, llama8b_plan(dp=2, global_batch=32, grad_reduce_in_fp32=False), G,
+                                     level="analytic")
+    assert "grad_reduce_in_fp32" not in default.plan and half.plan["grad_reduce_in_fp32"] is False
+    assert half.memory_breakdown["gradients"] == pytest.approx(default.memory_breakdown["gradients"] / 2)

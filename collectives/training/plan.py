@@ -42,6 +42,18 @@ _BOOLS = ("sequence_parallel", "flash_attention", "tp_comm_overlap", "overlap_gr
           "fused_cross_entropy", "fp8_params")
 
 
+def default_grad_reduce_in_fp32(precision):
+    """Megatron-LM's default for :attr:`Parallelism.grad_reduce_in_fp32`: fp32 main gradients
+    for bf16 (and fp8, whose other tensors are bf16), 16-bit ones for fp16.
+
+    Examples
+    --------
+    >>> default_grad_reduce_in_fp32("bf16"), default_grad_reduce_in_fp32("fp16")
+    (True, False)
+    """
+    return precision != "fp16"
+
+
 def _gpu_count(gpus):
     if hasattr(gpus, "nodes") and hasattr(gpus, "graph"):
         return gpu_count(gpus)
@@ -163,7 +175,7 @@ class Parallelism:
         if self.etp is None:  # resolved in place, as Megatron-Core does (dataclasses.replace keeps it)
             object.__setattr__(self, "etp", self.tp)
         if self.grad_reduce_in_fp32 is None:  # likewise Megatron-LM's default for the precision
-            object.__setattr__(self, "grad_reduce_in_fp32", self.precision != "fp16")
+            object.__setattr__(self, "grad_reduce_in_fp32", default_grad_reduce_in_fp32(self.precision))
         stage = self.tp * self.cp * self.dp
         if stage % (self.ep * self.etp):
             raise InvalidSpec(f"ep*etp={self.ep * self.etp} must divide tp*cp*dp={stage}: the MoE layers fold "

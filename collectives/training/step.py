@@ -42,7 +42,7 @@ from collectives.training.layer import remembered_layer_times
 from collectives.training.memory import gradient_bytes, parameters_per_gpu, rank_contents, usable_memory, worst_memory
 from collectives.training.model import padded
 from collectives.training.pipeline import simulate_many
-from collectives.training.plan import MEGATRON_ORDER, dp_groups, dp_ranks, pp_pairs
+from collectives.training.plan import MEGATRON_ORDER, default_grad_reduce_in_fp32, dp_groups, dp_ranks, pp_pairs
 
 PARAMETER_BYTES = 2  # the distributed optimizer all-gathers BF16 parameters
 FP8_PARAMETER_BYTES = 1  # ... or FP8 ones with fp8_params (the GEMM weights, nearly all of them)
@@ -447,8 +447,10 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         energy=(gpu.power * n_gpus + cluster.network_watts) * time,
         model=getattr(model, "name", None) or "",
         plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "etp", "micro_batch", "virtual_stages",
-                                            "recompute", "zero", "precision", "rank_order")
-              if (k != "etp" or model.is_moe) and (k != "rank_order" or plan.rank_order != MEGATRON_ORDER)},
+                                            "recompute", "zero", "precision", "grad_reduce_in_fp32", "rank_order")
+              if (k != "etp" or model.is_moe) and (k != "rank_order" or plan.rank_order != MEGATRON_ORDER)
+              and (k != "grad_reduce_in_fp32"
+                   or plan.grad_reduce_in_fp32 != default_grad_reduce_in_fp32(plan.precision))},
         level=cluster.level,
         seed=cluster.seed,
         fabric_aware=cluster.comm.fabric_aware,
