@@ -7,8 +7,8 @@ H100 with NCCL's default choice). :func:`fit` adjusts ``nvlink_efficiency`` (rin
 ``multinode_nvls_latency`` (a bandwidth and a latency: the rack's bus bandwidth grows with
 the message) to the GB200 NVL72 rack rows, so the model's bus bandwidth matches the published
 rows as a whole: each is the single value (pair) minimising the squared relative error over
-all rows it governs, never one value per row. The defaults in :mod:`collectives.params` are the result; rerun when the file
-grows.
+all rows it governs, never one value per row. The defaults in :mod:`collectives.params` are
+the result; rerun when the file grows.
 
 Examples
 --------

@@ -5,8 +5,8 @@
 step over every calibration run at once; the defaults in :mod:`collectives.training.compute`
 are its result. :func:`fit_gpu_rates` fits the achievable matmul rates of a GPU whose rates no
 one has measured (GB200: :data:`FITTED_GPUS`) to every published run on it; the values in
-:data:`fabric.GPUS` are its result. The calibration runs are the rows of ``training.csv`` (SC'21 Table 1 on DGX
-A100, the Megatron-LM README's weak scaling on DGX H100), rebuilt by
+:data:`fabric.GPUS` are its result. The calibration runs are the rows of ``training.csv``
+(SC'21 Table 1 on DGX A100, the Megatron-LM README's weak scaling on DGX H100), rebuilt by
 :mod:`collectives.training.published` with the choices it documents (micro-batch 1,
 two-chunk interleaving where it splits evenly, each framework's defaults). Every published
 run, those of ``training_runs.csv`` too, is compared with the model by
@@ -18,10 +18,10 @@ run, those of ``training_runs.csv`` too, is compared with the model by
 import warnings
 from dataclasses import replace
 
-import fabric
-
 import numpy as np
 from scipy.optimize import minimize
+
+import fabric
 
 from collectives.errors import MemoryWarning
 from collectives.training.compute import DEFAULT_COMPUTE
