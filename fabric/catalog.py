@@ -194,6 +194,17 @@ def _table(*specs):
 # compute/accelerator/README.md and its H200-vs-B200 guide), measured with its mamf-finder.py;
 # fp8_matmul_efficiency: the FP8 MAMF of that guide (H200 SXM 1,453.4 of 1,979 TFLOPS; B200 SXM
 # 3,432.5 of 4,500).
+#
+# Blackwell is the exception. Its MAMF fractions (B200: 0.776 BF16, 0.763 FP8) are what an isolated
+# matmul reaches; the training runs published on Blackwell (NVIDIA dgxc-benchmarking 2025, GB200)
+# reach much less. So every Blackwell GPU takes the fractions fitted to the GB200 runs:
+# collectives.training.calibration.fit_gpu_rates fits them to all ten GB200 rows of the package data
+# (training_runs.csv, training_runs_added.csv) together, 1,533 BF16 and 2,495 FP8 TFLOP/s on GB200.
+# B200 and GB300 borrow them [estimate: the same Blackwell die and software, no training run of
+# theirs published], which keeps the family in the order of its peaks (B200 at B200's MAMF would
+# out-run GB200 by 14%).
+BLACKWELL_MATMUL_EFFICIENCY = 0.613
+BLACKWELL_FP8_MATMUL_EFFICIENCY = 0.499
 GPUS = _table(
     GPUSpec(
         name="A100",
@@ -249,8 +260,10 @@ GPUS = _table(
         nvlink_generation=5,  # NVLink5 (HGX B200 spec)
         pcie_bandwidth=64 * GBps,  # HGX B200 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1000,  # HGX B200 per-GPU spec: max TDP configurable up to 1,000 W [3p]
-        matmul_efficiency=0.776,  # MAMF B200 SXM: 1,745.0 of 2,250 TFLOPS
-        fp8_matmul_efficiency=0.763,  # FP8 MAMF B200 SXM: 3,432.5 of 4,500 TFLOPS
+        # Blackwell's fitted fractions (above); B200 SXM's own MAMF is 1,745.0 of 2,250 TFLOPS BF16
+        # and 3,432.5 of 4,500 FP8
+        matmul_efficiency=BLACKWELL_MATMUL_EFFICIENCY,
+        fp8_matmul_efficiency=BLACKWELL_FP8_MATMUL_EFFICIENCY,
     ),
     GPUSpec(
         name="GB200",
@@ -264,14 +277,10 @@ GPUS = _table(
         nvlink_generation=5,  # NVLink5 (GB200 NVL72 spec)
         pcie_bandwidth=64 * GBps,  # GB200 NVL72 per-GPU spec: PCIe Gen5 128 GB/s bidirectional -> 64 [3p]
         power=1200,  # GB200 NVL72 per-GPU spec: max TDP configurable up to 1,200 W [3p]
-        # [fitted: no GB200 matmul benchmark is published, and B200's MAMF fraction of this higher
-        # peak (0.776, 0.763) predicted NVIDIA's own GB200 runs 6-37% too fast. These are the rates
-        # Megatron-Core reached on GB200 in NVIDIA's dgxc-benchmarking runs of 2025 (v25.04-25.05),
-        # fitted to all ten GB200 rows of the package's training_runs.csv and
-        # training_runs_added.csv together by collectives.training.calibration.fit_gpu_rates:
-        # 1,533 BF16 and 2,495 FP8 TFLOP/s]
-        matmul_efficiency=0.613,
-        fp8_matmul_efficiency=0.499,
+        # [fitted: no GB200 matmul benchmark is published; Blackwell's fractions (above) are the fit
+        # to the GB200 runs: B200's MAMF fractions of this higher peak made them 6-37% too fast]
+        matmul_efficiency=BLACKWELL_MATMUL_EFFICIENCY,
+        fp8_matmul_efficiency=BLACKWELL_FP8_MATMUL_EFFICIENCY,
     ),
     GPUSpec(
         name="GB300",
@@ -288,8 +297,8 @@ GPUS = _table(
         # path is ConnectX-8's, so Gen5's 64 GB/s is kept as the conservative figure]
         pcie_bandwidth=64 * GBps,
         power=1400,  # 1,400 W max TDP per GPU [3p, as above]
-        matmul_efficiency=0.776,  # [estimate: B200's MAMF; no Blackwell Ultra measurement published]
-        fp8_matmul_efficiency=0.763,  # [estimate: B200's FP8 MAMF, likewise]
+        matmul_efficiency=BLACKWELL_MATMUL_EFFICIENCY,  # [estimate: Blackwell's fitted fractions (above)]
+        fp8_matmul_efficiency=BLACKWELL_FP8_MATMUL_EFFICIENCY,
     ),
 )
 

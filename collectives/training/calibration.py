@@ -30,7 +30,8 @@ from collectives.training.step import Cluster, estimate_step
 
 FITTED = ("gemm_efficiency", "kernel_overhead")
 # GPUs whose achievable BF16 and FP8 matmul rates are fitted to the runs on them, not read
-# from a published matmul benchmark (fabric.catalog's matmul_efficiency comments say which).
+# from a published matmul benchmark; the other Blackwell GPUs borrow GB200's fit
+# (fabric.catalog.BLACKWELL_MATMUL_EFFICIENCY, whose comment says why).
 FITTED_GPUS = ("GB200",)
 # Scale of the robust loss of fit_gpu_rates, in log error: rows within ~10% weigh as squares,
 # rows further off only linearly, so that a run the model misses for a reason no matmul rate
