@@ -158,6 +158,12 @@ def test_report_names_the_rows_parameters_were_fitted_to(report):
     assert f"the {len(checks)} rows no parameter was fitted to" in str(report)
 
 
+def test_report_html_shows_the_fit_of_each_row_and_the_checks_median(report):
+    html = report._repr_html_()
+    checks = report.summary()["step"]["checks"]
+    assert "(fitted: GB200 matmul rates)" in html and f"the {checks} not fitted to:" in html
+
+
 def test_report_text_says_why_a_row_is_unsupported(report):
     # every published row is priced today; a row the library cannot express keeps its line
     row = dict(report.rows[0], predicted=None, error=None, fits=None, unsupported="no such NIC")

@@ -125,9 +125,13 @@ class ValidationReport:
             if s["median_error"] is None:
                 rows.append((kind, f"{s['rows']} rows, all unsupported"))
                 continue
-            rows.append((kind, f"{s['rows']} rows ({s['unsupported']} unsupported): median |error| "
-                               f"{s['median_error']:.1%}, max {s['max_error']:.1%}"))
-        rows += [(r["case"], r["unsupported"] or f"{r['error']:+.1%}") for r in self.rows]
+            text = (f"{s['rows']} rows ({s['unsupported']} unsupported): median |error| {s['median_error']:.1%}, "
+                    f"max {s['max_error']:.1%}")
+            if s["checks"] < s["rows"] - s["unsupported"] and s["checks"]:
+                text += f"; the {s['checks']} not fitted to: {s['median_error_of_checks']:.1%}"
+            rows.append((kind, text))
+        rows += [(r["case"], r["unsupported"] or f"{r['error']:+.1%}" + (f" (fitted: {r['fitted']})" if r["fitted"]
+                                                                          else "")) for r in self.rows]
         return html_table(f"Validation against published measurements ({self.level} level)", rows)
 
 
