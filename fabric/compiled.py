@@ -6,6 +6,7 @@ Compiled inside each call from the graph as it is now, so users' networkx edits
 
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import eq
 
 import numpy as np
 import scipy.sparse as sp
@@ -127,8 +128,6 @@ def compile_fabric(G, *, arrays=None):
     arrays = arrays or GraphArrays(G)
     index = arrays.index
     kinds = node_kinds(G)
-    kind = dict(zip(nodes, kinds))
-    successors = dict(successor_items(G))
     media = {name: i for i, name in enumerate(MEDIA)}
     try:
         src, dst, bandwidth, latency, links, medium = _edge_arrays(arrays, media)
@@ -145,7 +144,7 @@ def compile_fabric(G, *, arrays=None):
     gpus = gpu_nodes(G)
     gpu = arrays.positions(gpus)
     attached = _attachments_by_arrays(G, gpus, gpu, nodes, kinds, src, dst)
-    domain, nic, port_leaf = attached if attached is not None else _attachments(G, gpus, index, kind, successors)
+    domain, nic, port_leaf = attached if attached is not None else _attachments(G, gpus, index, nodes, kinds)
     first = np.argmax(port_leaf >= 0, axis=1)
     leaf = port_leaf[np.arange(len(gpus)), first]
     leaves, which = np.unique(leaf, return_inverse=True)  # each leaf read once, not once per GPU
@@ -156,7 +155,8 @@ def compile_fabric(G, *, arrays=None):
             rails[i] = require_int(f"node {nodes[v]!r} rail", rail, minimum=0)
     leaf_rail = rails[which.ravel()]
 
-    switch = np.array([index[n] for n in nodes if kind[n] == "switch"], dtype=np.int64)
+    # the switches' node positions (index numbers the nodes in order)
+    switch = np.flatnonzero(np.fromiter(map(eq, kinds, repeat("switch")), bool, len(kinds)))
     switch_tier = np.array([require_int(f"node {nodes[i]!r} tier", node_attr(G, nodes[i], "tier"), minimum=1)
                             for i in switch], dtype=np.int64)
     switch_pos = np.full(len(nodes), _NONE, dtype=np.int64)
@@ -227,9 +227,11 @@ def _far_latency(G, index, src, dst, latency):
     return np.where(np.isin(src * n + dst, far), latency, 0.0)
 
 
-def _attachments(G, gpus, index, kind, successors):
+def _attachments(G, gpus, index, nodes, kinds):
     """Per GPU rank: its NVSwitch node, its NIC node and its NIC's leaves by port slot,
     node by node, raising ``InvalidSpec`` on a GPU with two NVSwitches or NICs."""
+    kind = dict(zip(nodes, kinds))
+    successors = dict(successor_items(G))
     domain = np.full(len(gpus), _NONE, dtype=np.int64)
     nic = np.full(len(gpus), _NONE, dtype=np.int64)
     ports = {}
