@@ -128,12 +128,12 @@ def fit_gpu_rates(gpu, compute=DEFAULT_COMPUTE, runs=None):
     runs = gpu_runs(gpu) if runs is None else runs
     measured = np.array([run.seconds for run in runs])
     base = fabric.GPUS[gpu]
+    graphs = [run.fabric() for run in runs]  # built once; each trial swaps in its GPU spec
 
     def predicted(x):
         spec = replace(base, matmul_efficiency=min(1.0, abs(x[0])), fp8_matmul_efficiency=min(1.0, abs(x[1])))
         times = []
-        for run in runs:
-            G = run.fabric()
+        for run, G in zip(runs, graphs):
             G.graph["gpu"] = spec
             with warnings.catch_warnings():  # a trial rate is no estimate anyone reads
                 warnings.simplefilter("ignore", MemoryWarning)

@@ -446,15 +446,29 @@ def finish_estimate(model, plan, cluster, pipeline, memory=None):
         fits=memory["total"] <= usable_memory(gpu),
         energy=(gpu.power * n_gpus + cluster.network_watts) * time,
         model=getattr(model, "name", None) or "",
-        plan={k: getattr(plan, k) for k in ("tp", "pp", "dp", "cp", "ep", "etp", "micro_batch", "virtual_stages",
-                                            "recompute", "zero", "precision", "grad_reduce_in_fp32", "rank_order")
-              if (k != "etp" or model.is_moe) and (k != "rank_order" or plan.rank_order != MEGATRON_ORDER)
-              and (k != "grad_reduce_in_fp32"
-                   or plan.grad_reduce_in_fp32 != default_grad_reduce_in_fp32(plan.precision))},
+        plan=_shown_plan(model, plan),
         level=cluster.level,
         seed=cluster.seed,
         fabric_aware=cluster.comm.fabric_aware,
     )
+
+
+# The plan fields an estimate names: etp only for an MoE model, rank_order and
+# grad_reduce_in_fp32 only where they are not the default.
+SHOWN_PLAN_FIELDS = ("tp", "pp", "dp", "cp", "ep", "etp", "micro_batch", "virtual_stages", "recompute", "zero",
+                     "precision", "grad_reduce_in_fp32", "rank_order")
+
+
+def _shown_plan(model, plan):
+    """The fields of :data:`SHOWN_PLAN_FIELDS` an estimate of ``plan`` on ``model`` names."""
+    hidden = set()
+    if not model.is_moe:
+        hidden.add("etp")
+    if plan.rank_order == MEGATRON_ORDER:
+        hidden.add("rank_order")
+    if plan.grad_reduce_in_fp32 == default_grad_reduce_in_fp32(plan.precision):
+        hidden.add("grad_reduce_in_fp32")
+    return {k: getattr(plan, k) for k in SHOWN_PLAN_FIELDS if k not in hidden}
 
 
 def step_spread(model, plan, G, *, seeds=8, level="flow", **kwargs):
