@@ -162,8 +162,8 @@ def segment_parts(blocks, start, target):
     meet = blocks.meet(start, target)
     parts = []
     for j in range(1, int(meet.max(initial=1))):  # segments between tier j and j + 1
+        uses = meet > j
         for ends, full in ((start, blocks.up[j - 1]), (target, blocks.down[j - 1])):
-            uses = meet > j
             used, column = np.unique(np.where(uses, blocks.key[j - 1, ends], -1), return_inverse=True)
             column = column.ravel()
             if used[0] == -1:  # classes that turn below this tier take the empty last column
