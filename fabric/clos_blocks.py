@@ -11,6 +11,10 @@ same set, so the stored paths take as many entries as the fabric has cables, how
 pairs there are, and the hops between two leaves follow from the tier where they meet:
 no (leaves x switches) table, which at 1M GPUs would not fit in memory.
 
+The same blocks give ECMP its next hops (:class:`BlockNextHops`): toward a leaf, a switch
+that is one of its ancestors goes down into the leaf's ancestors one tier lower, and any
+other switch goes up over all its cables, exactly the hops that shorten the way.
+
 :func:`clos_blocks` checks the conditions on the compiled fabric (linear in its cables)
 and returns None where any fails (a failed cable or switch, an irregular graph); the
 routing then falls back to its distance tables.
@@ -32,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fabric.adaptive_paths import ClassPart
-from fabric.next_hops import UNREACHABLE
+from fabric.next_hops import UNREACHABLE, switch_adjacency
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,11 +52,15 @@ class ClosBlocks:
         Per tier ``j`` (index ``j - 1``), edges x blocks of tier ``j``: unit mass spread
         evenly over a block, carried over its cables up to the block above (``up``), or
         from the block above down into it (``down``).
+    switch_block : ndarray, shape (switches,)
+        The block of each switch at its own tier (numbered as ``key`` numbers that tier's
+        blocks), -1 where no leaf reaches it.
     """
 
     key: np.ndarray
     up: list
     down: list
+    switch_block: np.ndarray
 
     def meet(self, a, b):
         """The lowest tier at which leaves ``a`` and ``b`` share ancestors (0 where none)."""
@@ -113,6 +121,7 @@ def _blocks(C):
     count = np.ones(len(leaves))  # switches per block of the current tier
     key = np.full((tiers, n), -1, np.int64)
     key[0, leaves] = np.arange(len(leaves))
+    switch_block = block.copy()
     ups, downs = [], []
     for j in range(1, tiers):
         # cables up from blocked switches of tier j
@@ -151,8 +160,9 @@ def _blocks(C):
         downs.append(sp.csc_matrix((down_frac, (d, b)), shape=(len(C.bandwidth), len(count))))
         lower = key[j - 1, leaves]
         key[j, leaves] = np.where(lower >= 0, parent_block[np.maximum(lower, 0)], -1)
+        switch_block[pp] = above_of
         block, count = new_block, new_count
-    return ClosBlocks(key=key, up=ups, down=downs)
+    return ClosBlocks(key=key, up=ups, down=downs, switch_block=switch_block)
 
 
 def segment_parts(blocks, start, target):
@@ -172,3 +182,71 @@ def segment_parts(blocks, start, target):
             matrix = sp.hstack([full[:, used], sp.csc_matrix((full.shape[0], 1))]).tocsr()
             parts.append(ClassPart(matrix, column))
     return tuple(parts)
+
+
+class BlockNextHops:
+    """ECMP's next hops toward target leaves from the blocks, with the walking interface of
+    :class:`fabric.next_hops.DownhillGraph` (rows index ``targets``, switch positions): the
+    same hops, in the same order, so the same hashed choices as the distance tables give,
+    with no table.
+
+    A switch of tier ``t`` among the target's ancestors (its block is the target's block of
+    tier ``t``) is ``t - 1`` hops from it, and its next hops are its cables down into the
+    target's ancestors of tier ``t - 1``; any other switch on the way reaches the target
+    only over a tier where their blocks meet, so every cable up shortens the way equally
+    (a block's cables reach one block above). Each switch's cables up form one group, its
+    cables down one group per block below, so a hashed choice is a binary search in the
+    cumulative cable counts instead of a pass over every next hop.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> from fabric.compiled import compile_fabric
+    >>> from fabric.next_hops import leaf_positions
+    >>> C = compile_fabric(fabric.fat_tree(32, routing="ecmp", rail_optimized=False))
+    >>> leaves = leaf_positions(C)
+    >>> hops = BlockNextHops(C, clos_blocks(C), leaves)
+    >>> _, spine, _, _ = hops.hashed(np.array([1]), leaves[:1], np.array([0.5]))  # leaf 0 toward leaf 1
+    >>> int(C.switch_tier[spine[0]]), bool(hops.has_next(np.array([1]), spine)[0])
+    (2, True)
+    """
+
+    def __init__(self, C, blocks, targets):
+        indptr, nxt, edge = switch_adjacency(C)
+        u = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        tier, block = C.switch_tier.astype(np.int64), blocks.switch_block
+        self.up_group = int(block.max(initial=0)) + 1  # the group number of a switch's cables up
+        down = tier[nxt] == tier[u] - 1
+        keep = down | (tier[nxt] == tier[u] + 1)
+        group = u * (self.up_group + 1) + np.where(down, block[nxt], self.up_group)
+        order = np.argsort(group[keep], kind="stable")  # neighbours by position within a group, as expand lists them
+        self.group = group[keep][order]
+        self.next, self.edge = nxt[keep][order], edge[keep][order]
+        self.links = C.links[self.edge].astype(np.int64)
+        self.cum = np.concatenate(([0], np.cumsum(self.links)))
+        self.tier, self.blocks, self.targets = tier, blocks, targets
+        up = np.arange(len(indptr) - 1) * (self.up_group + 1) + self.up_group
+        self.up_begin, self.up_end = np.searchsorted(self.group, up, "left"), np.searchsorted(self.group, up, "right")
+
+    def has_next(self, row, node):
+        """Whether (row, node) has next hops, i.e. is not the target itself."""
+        return node != self.targets[row]
+
+    def hashed(self, row, node, u01):
+        """For entries (row, node) and a number in [0, 1) each: (entry index, next switch,
+        edge id, cable) of the one cable that number picks, every cable of every next hop
+        equally likely (:meth:`fabric.next_hops.DownhillGraph.hashed`)."""
+        key, target, t = self.blocks.key, self.targets[row], self.tier[node]
+        ancestor = np.flatnonzero(self.blocks.switch_block[node] == key[t - 1, target])
+        begin, end = self.up_begin[node], self.up_end[node]
+        below = key[np.maximum(t[ancestor] - 2, 0), target[ancestor]]  # the way down: the target's block below
+        group = node[ancestor] * (self.up_group + 1) + below
+        begin[ancestor] = np.searchsorted(self.group, group, "left")
+        end[ancestor] = np.searchsorted(self.group, group, "right")
+        entry = np.flatnonzero(end > begin)
+        begin, total = begin[entry], self.cum[end[entry]] - self.cum[begin[entry]]
+        # cable counts are integers, so the cable u01 * total falls on is its floor's
+        whole = np.minimum(np.floor(u01[entry] * total).astype(np.int64), total - 1)
+        pos = np.searchsorted(self.cum, self.cum[begin] + whole, "right") - 1
+        lane = np.minimum(whole - (self.cum[pos] - self.cum[begin]), self.links[pos] - 1)
+        return entry, self.next[pos], self.edge[pos], lane

@@ -53,7 +53,26 @@ def _compute_distances(C, targets):
     return rows
 
 
-class DownhillGraph:
+class _Expanding:
+    """ECMP's hashed choice among the next hops :meth:`expand` lists (``self.links``: the
+    parallel cables of each edge)."""
+
+    def hashed(self, row, node, u01):
+        """For entries (row, node) and a number in [0, 1) each: (entry index, next switch,
+        edge id, cable) of the one cable that number picks, every cable of every next hop
+        equally likely."""
+        entry, nbr, eid = self.expand(row, node)
+        w = self.links[eid]
+        counts = np.bincount(entry, minlength=len(row))
+        total = np.bincount(entry, w, minlength=len(row))
+        before = np.cumsum(w) - w - np.repeat(np.cumsum(total) - total, counts)
+        u = (u01 * total)[entry]
+        chosen = (u >= before) & (u < before + w)
+        lane = np.minimum((u[chosen] - before[chosen]).astype(np.int64), w[chosen] - 1)
+        return entry[chosen], nbr[chosen], eid[chosen], lane
+
+
+class DownhillGraph(_Expanding):
     """Next hops toward a set of target switches: edges that lower the distance by one.
 
     One CSR over (target row, switch) pairs, so a frontier entry expands to exactly its
@@ -75,7 +94,7 @@ class DownhillGraph:
         by_switch = np.ascontiguousarray(dist_rows.T)
         keep = np.ascontiguousarray((by_switch[v] == by_switch[u] - 1).T)
         n = len(C.switch)
-        self.n = n
+        self.n, self.links = n, C.links
         # Row-major order and edges sorted by source: the kept edges come out ordered by
         # (row, source), a CSR over row * n + source.
         row, e = np.divmod(np.flatnonzero(keep), len(u))
@@ -96,17 +115,13 @@ class DownhillGraph:
         return entry, self.next[pos], self.edge[pos]
 
 
-class LazyDownhill:
+class LazyDownhill(_Expanding):
     """The same next hops as :class:`DownhillGraph`, found on demand from the switch
     adjacency and the distance rows: work follows the frontiers walked, for few walks."""
 
     def __init__(self, C, dist_rows):
-        key = "switch_adjacency"
-        if key not in C.cache:
-            g = C.switch_graph
-            C.cache[key] = (g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.int64) - 1)
-        self.indptr, self.next, self.edge = C.cache[key]
-        self.dist = dist_rows
+        self.indptr, self.next, self.edge = switch_adjacency(C)
+        self.dist, self.links = dist_rows, C.links
 
     def has_next(self, row, node):
         """Whether (row, node) has next hops, i.e. is not the target itself."""
@@ -118,6 +133,16 @@ class LazyDownhill:
         nbr, r = self.next[pos], row[entry]
         down = self.dist[r, nbr] == self.dist[r, node[entry]] - 1
         return entry[down], nbr[down], self.edge[pos[down]]
+
+
+def switch_adjacency(C):
+    """(indptr, neighbour, edge id) of the switch graph of ``C`` as int64 CSR arrays, each
+    switch's neighbours by position: kept on ``C`` for the walks that expand next hops."""
+    key = "switch_adjacency"
+    if key not in C.cache:
+        g = C.switch_graph
+        C.cache[key] = (g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.int64) - 1)
+    return C.cache[key]
 
 
 def all_leaves_table_bytes(C):

@@ -15,9 +15,9 @@ A flow from GPU ``s`` to GPU ``d``:
   does not depend on which other flows exist.
 
 Resources are edges under adaptive routing and single cables ("lanes") under ECMP.
-Adaptive paths on a healthy Clos are segments shared over blocks of switches
-(:mod:`fabric.clos_blocks`); elsewhere they are walked from hop-distance tables
-(:mod:`fabric.next_hops`, :mod:`fabric.adaptive_paths`).
+On a healthy Clos, adaptive paths are segments shared over blocks of switches and ECMP's
+next hops follow from the same blocks (:mod:`fabric.clos_blocks`); elsewhere both are
+walked from hop-distance tables (:mod:`fabric.next_hops`, :mod:`fabric.adaptive_paths`).
 """
 
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ from fabric.limits import check_memory
 from fabric.next_hops import (UNREACHABLE, by_target_chunks, distances_to, leaf_positions, rows_per_chunk,
                               tables_ready)
 from fabric.adaptive_paths import ClassPart, split_parts, spread_adaptive
-from fabric.clos_blocks import clos_blocks, segment_parts
+from fabric.clos_blocks import BlockNextHops, clos_blocks, segment_parts
 from fabric.schema import ROUTINGS, ranks_array
 
 # Adaptive paths are stored as shared up and down halves (exact on a healthy Clos) once
@@ -141,21 +141,14 @@ def relay_members(C):
     return table, inverse
 
 
-def _walk_ecmp(C, dist, start, row, keys, lane_base):
-    """One hashed cable per switch for each queue pair; returns (variable, lane) pairs."""
+def _walk_ecmp(C, chunks, start, keys, lane_base):
+    """One hashed cable per switch for each queue pair, over ``chunks`` of (next hops, walks,
+    their target rows); returns (variable, lane) pairs."""
     out_v, out_l = [], []
-    for dag, items, rows in by_target_chunks(C, dist, row):
+    for dag, items, rows in chunks:
         item, r, node = items, rows, start[items]
         while len(item):
-            entry, nbr, eid = dag.expand(r, node)
-            w = C.links[eid]
-            counts = np.bincount(entry, minlength=len(item))
-            total = np.bincount(entry, w, minlength=len(item))
-            before = np.cumsum(w) - w - np.repeat(np.cumsum(total) - total, counts)
-            u = (_uniform(*(k[item] for k in keys), C.switch[node]) * total)[entry]
-            chosen = (u >= before) & (u < before + w)
-            entry, nbr, eid = entry[chosen], nbr[chosen], eid[chosen]
-            lane = np.minimum((u[chosen] - before[chosen]).astype(np.int64), C.links[eid] - 1)
+            entry, nbr, eid, lane = dag.hashed(r, node, _uniform(*(k[item] for k in keys), C.switch[node]))
             out_v.append(item[entry])
             out_l.append(lane_base[eid] + lane)
             rr = r[entry]
@@ -255,9 +248,9 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     # of them (or the tables were prepared for many calls), so later calls on the same
     # compiled fabric reuse the distances and next hops; otherwise only towards the leaves needed.
     needed = np.unique(wanted[receiving])
-    # A healthy Clos under adaptive routing needs no distance table: its paths are shared
-    # segments over blocks of switches (fabric.clos_blocks).
-    blocks = None if ecmp else clos_blocks(C)
+    # A healthy Clos needs no distance table: its adaptive paths are shared segments over
+    # blocks of switches, and its ECMP next hops follow from the blocks (fabric.clos_blocks).
+    blocks = clos_blocks(C)
     shared = blocks is None and len(every_leaf) <= rows_per_chunk(C) and (
         4 * len(needed) >= len(every_leaf) or tables_ready(C))
     targets = every_leaf if shared else needed
@@ -346,11 +339,15 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
         if crossing.size:
             cv = (var[crossing][:, None] * q + qp).ravel()
             flow_of = flow_of_qp[cv]
+            walk_row = np.repeat(var_row[crossing], q)
+            if blocks is None:
+                chunks = by_target_chunks(C, dist, walk_row)
+            else:
+                chunks = [(BlockNextHops(C, blocks, targets), np.arange(len(walk_row)), walk_row)]
             v, lanes = _walk_ecmp(
                 C,
-                dist,
+                chunks,
                 np.repeat(start[crossing], q),
-                np.repeat(var_row[crossing], q),
                 (np.full(len(cv), seed), src[flow_of], dst[flow_of], var_qp[cv]),
                 lane_base,
             )

@@ -228,12 +228,20 @@ def test_builders_refuse_servers_without_gpus_and_more_gpus_than_nics_fit():
         fabric.fat_tree(2, gpus_per_node=129)
 
 
+def _ecmp_fat_tree_with_a_cut_cable():
+    """A 256-GPU ECMP fat tree that routes from tables: a cut cable leaves it no blocks
+    (fabric.clos_blocks), so its next hops come from distance tables."""
+    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)
+    G.remove_edges_from([("leaf0", "spine0"), ("spine0", "leaf0")])
+    return G
+
+
 def test_a_fabric_too_large_to_probe_is_refused_at_the_flow_level_and_blind_at_the_analytic(monkeypatch):
     import fabric.limits
 
     from fabric.tables import format_bytes
 
-    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)
+    G = _ecmp_fat_tree_with_a_cut_cable()
     # the tables toward every leaf: per leaf, 8 bytes per switch-to-switch link and 18 per switch
     kinds = dict(G.nodes(data="kind"))
     switches = [n for n, k in kinds.items() if k == "switch"]
@@ -255,7 +263,7 @@ def test_a_fabric_too_large_to_probe_is_refused_at_the_flow_level_and_blind_at_t
 def test_a_search_on_a_fabric_too_large_to_probe_is_fabric_blind_and_says_so(monkeypatch):
     import fabric.limits
 
-    G = fabric.fat_tree(32, routing="ecmp", rail_optimized=False)  # its routing tables: ~6 KiB
+    G = _ecmp_fat_tree_with_a_cut_cable()  # its routing tables: ~6 KiB
     monkeypatch.setattr(fabric.limits, "MEMORY_BUDGET", 1000)
     with pytest.warns(collectives.FabricBlindWarning, match="the search reads one GPU's links instead"):
         ranked = collectives.search(LLAMA, G, global_batch=256, progress=False, top=5)

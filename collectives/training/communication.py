@@ -15,7 +15,6 @@ from fabric.errors import TooLarge
 from fabric.limits import check_memory
 from fabric.clos_blocks import clos_blocks
 from fabric.next_hops import all_leaves_table_bytes
-from fabric.schema import graph_attr
 
 from collectives import api
 from collectives.array_memo import ArrayMemo, read_only
@@ -26,11 +25,11 @@ from collectives.patterns import PatternProbes, PatternTable, send_phase
 ACTIVATION_BYTES = 2  # activations move between GPUs in BF16 (Megatron-LM)
 
 
-def check_routing_memory(compiled, routing):
+def check_routing_memory(compiled):
     """``TooLarge`` unless the routing tables a training step builds on ``compiled`` fit in
     memory: its data-parallel traffic reaches every leaf, so refuse up front what cannot fit.
-    Adaptive routing on a healthy Clos builds none (:mod:`fabric.clos_blocks`)."""
-    if routing == "adaptive" and clos_blocks(compiled) is not None:
+    A healthy Clos needs none, adaptive or ECMP (:mod:`fabric.clos_blocks`)."""
+    if clos_blocks(compiled) is not None:
         return
     check_memory(f"routing a training step on {compiled.n_gpus:,} GPUs (tables toward every leaf)",
                  all_leaves_table_bytes(compiled),
@@ -68,7 +67,7 @@ class Communication:
         self.probes = None
         if graph:
             try:
-                check_routing_memory(self.compiled, graph_attr(G, "routing"))
+                check_routing_memory(self.compiled)
             except TooLarge as error:
                 if level == "flow":
                     raise

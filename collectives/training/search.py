@@ -200,7 +200,7 @@ def probed_summary(model, plans, G, summary, params, compute, ranks, seed, execu
     probed: the summary is returned as it is, with a :class:`collectives.FabricBlindWarning`;
     so is a pattern too large to probe (:data:`collectives.patterns.BLIND`)."""
     try:
-        check_routing_memory(compile_fabric(G), graph_attr(G, "routing"))
+        check_routing_memory(compile_fabric(G))
     except TooLarge as error:
         warnings.warn(FabricBlindWarning(f"{error}; the search reads one GPU's links instead"), stacklevel=3)
         return summary
