@@ -199,11 +199,11 @@ def _table(*specs):
 # matmul reaches; the training runs published on Blackwell (NVIDIA dgxc-benchmarking 2025, GB200)
 # reach much less. So every Blackwell GPU takes the fractions fitted to the GB200 runs:
 # collectives.training.calibration.fit_gpu_rates fits them to all ten GB200 rows of the package data
-# (training_runs.csv, training_runs_added.csv) together, 1,533 BF16 and 2,495 FP8 TFLOP/s on GB200.
+# (training_runs.csv, training_runs_added.csv) together, 1,523 BF16 and 2,495 FP8 TFLOP/s on GB200.
 # B200 and GB300 borrow them [estimate: the same Blackwell die and software, no training run of
 # theirs published], which keeps the family in the order of its peaks (B200 at B200's MAMF would
 # out-run GB200 by 14%).
-BLACKWELL_MATMUL_EFFICIENCY = 0.613
+BLACKWELL_MATMUL_EFFICIENCY = 0.609
 BLACKWELL_FP8_MATMUL_EFFICIENCY = 0.499
 GPUS = _table(
     GPUSpec(

@@ -141,6 +141,17 @@ def _interleaving(layers, pp, micro_batches):
 # --------------------------------------------------------------------------- training_runs.csv
 
 
+# dgxc-benchmarking workloads launched through NeMo 2's performance recipes
+# (`pretrain_recipe(performance_mode=True)`, in NeMo containers 25.02.01 and 25.04.x, their
+# setup.sh FW_VERSION): the Llama 3/3.1 and Nemotron-4 recipes' performance_optimizations set
+# `recipe.trainer.plugins.grad_reduce_in_fp32 = False` for every precision (NVIDIA/NeMo commit
+# 78f445f, 2025-01-30, in v2.2.0; before it the performance scripts set it themselves), and the
+# scripts keep the recipe's plugin for BF16. The v24.11.1 Nemotron rows (README_15b/_340b) and
+# GPT-3 175B ran NeMo 1 YAML configurations (megatron_amp_O2: fp32 main gradients); the Grok-1 and
+# DeepSeek-V3 recipes (v2.3.0) do not set it, so those keep Megatron's fp32 default.
+NEMO2_PERFORMANCE_WORKLOADS = ("llama3.1/README.md", "nemotron/README.md")
+
+
 def _framework(row):
     source = row["source"]
     if "torchtitan" in source:
@@ -187,6 +198,8 @@ def _full_run(row, file):
         framework["fp8_params"] = True  # NeMo's bf16_with_fp8_mixed recipe: fp8_param_gather=True
         # NeMo's performance scripts (scripts/performance/llm/pretrain_*.py, 2025) set
         # grad_reduce_in_fp32 = False with it: bf16 main gradients
+        framework["grad_reduce_in_fp32"] = False
+    if any(workload in row["source"] for workload in NEMO2_PERFORMANCE_WORKLOADS):
         framework["grad_reduce_in_fp32"] = False
     plan = Parallelism(
         tp=n["tp"], pp=n["pp"], dp=n["dp"], cp=n["cp"], ep=n["ep"], etp=int(etp.group(1)) if etp else None,
