@@ -103,11 +103,12 @@ def test_framework_defaults_fill_what_sources_leave_open(runs):
             "torchtitan_llama31_70b_h100_256_fsdp_tp", "torchtitan_llama31_8b_h100_128_fsdp")] == [True, False, False]
     sc21 = next(r for r in runs if r.source == "sc21").plan
     assert not sc21.flash_attention and sc21.precision == "fp16" and sc21.zero == 0
-    # NeMo 2's Llama and Nemotron performance recipes reduce gradients in bf16 at every
-    # precision; the NeMo 1 YAML runs (GPT-3 175B, the v24.11.1 Nemotrons) keep fp32
+    # NeMo 2's Llama, Nemotron and Grok-1 performance recipes reduce gradients in bf16 at every
+    # precision; the NeMo 1 YAML runs (GPT-3 175B, the v24.11.1 Nemotrons) and DeepSeek-V3 keep fp32
     cases = ("llama31_405b_gb200_128_bf16", "nemotron4_340b_gb200_512_bf16", "llama31_8b_h100_8_bf16",
-             "gpt3_175b_h100_128_bf16", "nemotron4_15b_h100_2048_bf16")
-    assert [by_case[c].plan.grad_reduce_in_fp32 for c in cases] == [False, False, False, True, True]
+             "grok1_314b_h100_512_bf16", "gpt3_175b_h100_128_bf16", "nemotron4_15b_h100_2048_bf16",
+             "dsv3_671b_h100_1024_bf16")
+    assert [by_case[c].plan.grad_reduce_in_fp32 for c in cases] == [False] * 4 + [True] * 3
 
 
 def test_every_run_that_ran_fits(report):

@@ -141,15 +141,17 @@ def _interleaving(layers, pp, micro_batches):
 # --------------------------------------------------------------------------- training_runs.csv
 
 
-# dgxc-benchmarking workloads launched through NeMo 2's performance recipes
-# (`pretrain_recipe(performance_mode=True)`, in NeMo containers 25.02.01 and 25.04.x, their
-# setup.sh FW_VERSION): the Llama 3/3.1 and Nemotron-4 recipes' performance_optimizations set
-# `recipe.trainer.plugins.grad_reduce_in_fp32 = False` for every precision (NVIDIA/NeMo commit
-# 78f445f, 2025-01-30, in v2.2.0; before it the performance scripts set it themselves), and the
-# scripts keep the recipe's plugin for BF16. The v24.11.1 Nemotron rows (README_15b/_340b) and
-# GPT-3 175B ran NeMo 1 YAML configurations (megatron_amp_O2: fp32 main gradients); the Grok-1 and
-# DeepSeek-V3 recipes (v2.3.0) do not set it, so those keep Megatron's fp32 default.
-NEMO2_PERFORMANCE_WORKLOADS = ("llama3.1/README.md", "nemotron/README.md")
+# dgxc-benchmarking workloads whose NeMo 2 performance recipes reduce bf16 gradients at every
+# precision. Each workload builds its configuration from the NeMo commit its setup.sh pins
+# (NEMO_COMMIT: d2b2155 for llama3.1 v25.04, 7a8f1cc and 6f2c6fd for v25.05/v25.05.01, b4148d2 for
+# nemotron v25.05, 6f2c6fd for grok1 v25.05.05), through `pretrain_recipe(performance_mode=True)`:
+# the Llama 3/3.1 and Nemotron-4 recipes' performance_optimizations (NVIDIA/NeMo commit 78f445f,
+# 2025-01-30) and the Grok-1 script's own pretrain_performance_optimizations set
+# `recipe.trainer.plugins.grad_reduce_in_fp32 = False`, and the scripts keep that plugin for BF16.
+# The v24.11.1 Nemotron rows (README_15b/_340b) and GPT-3 175B ran NeMo 1 YAML configurations
+# (megatron_amp_O2: fp32 main gradients), and DeepSeek-V3's recipe at its pinned commit (7a8f1cc)
+# does not set it, so those keep Megatron's fp32 default.
+NEMO2_PERFORMANCE_WORKLOADS = ("llama3.1/README.md", "nemotron/README.md", "grok1/README.md")
 
 
 def _framework(row):
