@@ -69,8 +69,8 @@ class ClosBlocks:
 
     def meet(self, a, b):
         """The lowest tier at which leaves ``a`` and ``b`` share ancestors (0 where none)."""
-        a, b = np.broadcast_arrays(a, b)
-        tier = np.zeros(a.shape, np.int8)
+        a, b = np.asarray(a), np.asarray(b)
+        tier = np.zeros(np.broadcast_shapes(a.shape, b.shape), np.int8)  # each side gathered at its own shape
         for j in range(len(self.meet_key) - 1, -1, -1):
             row = self.meet_key[j]
             np.copyto(tier, j + 1, where=row[a] == row[b])

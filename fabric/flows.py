@@ -6,6 +6,8 @@ The result is the max-min fair allocation: no resource over capacity, and every 
 crosses a saturated resource on which no other flow gets more.
 """
 
+from functools import cached_property
+
 import numpy as np
 
 from fabric.checks import require_non_negative, require_seed
@@ -72,11 +74,10 @@ class _Problem:
 
     def __init__(self, host, parts, class_of, left, ids):
         self.host_r = host.tocsr()
-        self.host_v = host.tocsc()
         self.left, self.ids = left, ids
         self.cls = bool(parts)
         if self.cls:
-            self.parts = [(p.matrix.tocsr(), p.matrix.tocsc(), p.column) for p in parts]
+            self.parts = [(p.matrix.tocsr(), p.column) for p in parts]
             self.n_classes = len(parts[0].column)
             self.class_of = class_of
             self.member = class_of >= 0
@@ -84,6 +85,16 @@ class _Problem:
             self.members = members[np.argsort(class_of[members], kind="stable")]
             sizes = np.bincount(class_of[self.member], minlength=self.n_classes)
             self.member_ptr = np.concatenate(([0], np.cumsum(sizes)))
+
+    # By variable (CSC): made on first use, so a problem that is only restricted (the
+    # whole one, when some variables are inactive) never converts its millions of entries.
+    @cached_property
+    def host_v(self):
+        return self.host_r.tocsc()
+
+    @cached_property
+    def part_columns(self):
+        return [rows.tocsc() for rows, _ in self.parts]
 
     def per_class(self, x):
         return np.bincount(self.class_of[self.member], x[self.member], minlength=self.n_classes)
@@ -93,7 +104,7 @@ class _Problem:
         y = self.host_r @ x
         if self.cls:
             per_class = self.per_class(x)
-            for rows, _, column in self.parts:
+            for rows, column in self.parts:
                 y += rows @ np.bincount(column, per_class, minlength=rows.shape[1])
         return y
 
@@ -102,7 +113,7 @@ class _Problem:
         out = _segment_min(per_resource[self.host_v.indices], self.host_v.indptr)
         if self.cls:
             per_class = np.full(self.n_classes, np.inf)
-            for _, cols, column in self.parts:
+            for (_, column), cols in zip(self.parts, self.part_columns):
                 per_class = np.minimum(per_class, _segment_min(per_resource[cols.indices], cols.indptr)[column])
             out[self.member] = np.minimum(out[self.member], per_class[self.class_of[self.member]])
         return out
@@ -112,7 +123,7 @@ class _Problem:
         out = _segment_min(per_variable[self.host_r.indices], self.host_r.indptr)
         if self.cls:
             per_class = _segment_min(per_variable[self.members], self.member_ptr)
-            for rows, _, column in self.parts:
+            for rows, column in self.parts:
                 per_column = np.full(rows.shape[1], np.inf)
                 np.minimum.at(per_column, column, per_class)
                 out = np.minimum(out, _segment_min(per_column[rows.indices], rows.indptr))
@@ -123,7 +134,7 @@ class _Problem:
         r = flagged.astype(np.float64)
         hit = self.host_v.T @ r
         if self.cls:
-            per_class = sum((cols.T @ r)[column] for _, cols, column in self.parts)
+            per_class = sum((cols.T @ r)[column] for (_, column), cols in zip(self.parts, self.part_columns))
             hit[self.member] += per_class[self.class_of[self.member]]
         return hit > 0
 
@@ -139,7 +150,7 @@ class _Problem:
             kept = np.flatnonzero(self.per_class(a) > 0)
             renumber = np.full(self.n_classes + 1, -1)
             renumber[kept] = np.arange(len(kept))
-            parts = tuple(ClassPart(matrix[rows], column[kept]) for matrix, _, column in self.parts)
+            parts = tuple(ClassPart(matrix[rows], column[kept]) for matrix, column in self.parts)
             class_of = renumber[self.class_of[cols]]
         return _Problem(host, parts, class_of, left[rows], self.ids[cols])
 
@@ -163,8 +174,12 @@ def _fill(routes, active):
     if not cols.size:
         return rates
     capacity = routes.capacity.astype(np.float64)
-    whole = _Problem(routes.host, routes.cls, routes.class_of, capacity, np.arange(len(rates)))
-    problem = whole.restrict(active, np.zeros(len(rates)))
+    problem = _Problem(routes.host, routes.cls, routes.class_of, capacity, np.arange(len(rates)))
+    # With every variable active the whole problem is filled as it is: the resources no
+    # flow crosses stay at level inf and never fill, and copying millions of entries to
+    # drop them would cost more than a round.
+    if not active.all():
+        problem = problem.restrict(active, np.zeros(len(rates)))
     live = np.ones(len(problem.ids), dtype=bool)
     x = np.zeros(len(problem.ids))
     while True:

@@ -266,7 +266,7 @@ def route(C, src, dst, *, routing, qps=1, seed=0, pxn=True):
     if blocks is None:
         port_hops = dist[target_row[:, None, :], cand_leaf]
     else:
-        port_hops = blocks.hops(cand_leaf, np.broadcast_to(targets[target_row][:, None, :], cand_leaf.shape))
+        port_hops = blocks.hops(cand_leaf, targets[target_row][:, None, :])
     usable = receiving[:, None, :] & can_send[safe] & (port_hops < UNREACHABLE)  # (flows, candidates, ports)
     n_usable = usable.sum(axis=2)
     hops = np.where(usable, port_hops, 0).sum(axis=2, dtype=np.float64) / np.maximum(n_usable, 1)
