@@ -172,7 +172,12 @@ def leaf_positions(C):
     >>> len(leaf_positions(compile_fabric(fabric.dgx_superpod(4))))   # one leaf per rail
     8
     """
-    return np.unique(C.switch_pos[C.port_leaf[C.port_leaf >= 0]])
+    key = "leaf positions"
+    if key not in C.cache:
+        leaves = np.unique(C.switch_pos[C.port_leaf[C.port_leaf >= 0]])
+        leaves.setflags(write=False)  # kept on C: every routing call reads it
+        C.cache[key] = leaves
+    return C.cache[key]
 
 
 def prepare_tables(C):

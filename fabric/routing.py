@@ -124,9 +124,20 @@ def _uniform(*keys):
 
 def relay_members(C):
     """The GPUs each GPU may relay through under PXN, padded with -1: (groups, size), and
-    each rank's group. NCCL's PXN moves data over NVLink to a GPU of the same node: the
-    GPUs sharing both the NVLink domain and the host (a DGX node; an NVL72 compute tray,
-    not the whole rack)."""
+    each rank's group, read-only and kept on ``C`` (every routing call needs them). NCCL's
+    PXN moves data over NVLink to a GPU of the same node: the GPUs sharing both the NVLink
+    domain and the host (a DGX node; an NVL72 compute tray, not the whole rack)."""
+    key = "relay members"
+    if key not in C.cache:
+        table, inverse = _relay_members(C)
+        for a in (table, inverse):
+            a.setflags(write=False)
+        C.cache[key] = table, inverse
+    return C.cache[key]
+
+
+def _relay_members(C):
+    """:func:`relay_members`, computed."""
     has = C.domain >= 0
     span = int(C.host.max(initial=0)) + 1
     keys = np.where(has, C.domain * span + C.host, -1 - np.arange(C.n_gpus))
