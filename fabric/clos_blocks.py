@@ -218,21 +218,12 @@ class BlockNextHops:
     """
 
     def __init__(self, C, blocks, targets):
-        indptr, nxt, edge = switch_adjacency(C)
-        u = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        tier, block = C.switch_tier.astype(np.int64), blocks.switch_block
-        self.up_group = int(block.max(initial=0)) + 1  # the group number of a switch's cables up
-        down = tier[nxt] == tier[u] - 1
-        keep = down | (tier[nxt] == tier[u] + 1)
-        group = u * (self.up_group + 1) + np.where(down, block[nxt], self.up_group)
-        order = np.argsort(group[keep], kind="stable")  # neighbours by position within a group, as expand lists them
-        self.group = group[keep][order]
-        self.next, self.edge = nxt[keep][order], edge[keep][order]
-        self.links = C.links[self.edge].astype(np.int64)
-        self.cum = np.concatenate(([0], np.cumsum(self.links)))
-        self.tier, self.blocks, self.targets = tier, blocks, targets
-        up = np.arange(len(indptr) - 1) * (self.up_group + 1) + self.up_group
-        self.up_begin, self.up_end = np.searchsorted(self.group, up, "left"), np.searchsorted(self.group, up, "right")
+        key = "ecmp cable groups"
+        if key not in C.cache:  # the grouped cables do not depend on the targets: kept on C
+            C.cache[key] = _cable_groups(C, blocks)
+        (self.up_group, self.group, self.next, self.edge, self.links, self.cum, self.up_begin,
+         self.up_end) = C.cache[key]
+        self.tier, self.blocks, self.targets = C.switch_tier.astype(np.int64), blocks, targets
 
     def has_next(self, row, node):
         """Whether (row, node) has next hops, i.e. is not the target itself."""
@@ -256,3 +247,25 @@ class BlockNextHops:
         pos = np.searchsorted(self.cum, self.cum[begin] + whole, "right") - 1
         lane = np.minimum(whole - (self.cum[pos] - self.cum[begin]), self.links[pos] - 1)
         return entry, self.next[pos], self.edge[pos], lane
+
+
+def _cable_groups(C, blocks):
+    """:class:`BlockNextHops`' cables grouped by switch and way (up, or down into one block):
+    (the up group's number, each cable's group, next switch, edge, links and cumulative
+    links, and each switch's range of cables up)."""
+    indptr, nxt, edge = switch_adjacency(C)
+    u = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    tier, block = C.switch_tier.astype(np.int64), blocks.switch_block
+    up_group = int(block.max(initial=0)) + 1
+    down = tier[nxt] == tier[u] - 1
+    keep = down | (tier[nxt] == tier[u] + 1)
+    group = u * (up_group + 1) + np.where(down, block[nxt], up_group)
+    order = np.argsort(group[keep], kind="stable")  # neighbours by position within a group, as expand lists them
+    group, nxt, edge = group[keep][order], nxt[keep][order], edge[keep][order]
+    links = C.links[edge].astype(np.int64)
+    cum = np.concatenate(([0], np.cumsum(links)))
+    up = np.arange(len(indptr) - 1) * (up_group + 1) + up_group
+    arrays = (group, nxt, edge, links, cum, np.searchsorted(group, up, "left"), np.searchsorted(group, up, "right"))
+    for a in arrays:
+        a.setflags(write=False)  # shared by every later routing call on C
+    return (up_group, *arrays)
