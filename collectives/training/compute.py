@@ -12,8 +12,8 @@ plus the overhead of their kernels.
 ``attention_efficiency`` is a published figure (FlashAttention-2 on H100 reaches ~35% of
 peak; Shah et al. 2024, FlashAttention-3, section 1); ``gemm_efficiency`` and
 ``kernel_overhead`` are fitted once to
-the package data's training.csv as a whole (:mod:`collectives.training.calibration`); the
-byte counts below are derived, not fitted.
+the package data's published runs on A100, H100 and H200 together
+(:mod:`collectives.training.calibration`); the byte counts below are derived, not fitted.
 
 Examples
 --------
@@ -94,9 +94,11 @@ class ComputeParams:
         [mem: read off the paper's figure].
     """
 
-    gemm_efficiency: float = 0.786  # fitted: python -m collectives.training.calibration
+    # fitted together to the 36 published runs on A100, H100 and H200 (calibration.fit):
+    # python -m collectives.training.calibration
+    gemm_efficiency: float = 0.758
     # fitted, same run: 0 within the data's resolution once the cross-entropy bytes and the
-    # per-GPU achievable matmul rate are modelled (the fit's loss is flat from 0 to ~4 us)
+    # per-GPU achievable matmul rate are modelled
     kernel_overhead: float = 0.0
     attention_efficiency: float = 0.35
     attention_half_keys: float = 512.0

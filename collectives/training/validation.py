@@ -110,9 +110,12 @@ class ValidationReport:
             if kind == "step":
                 line += f", {s['not_fitting']} predicted not to fit"
                 line += "; median by GPU: " + ", ".join(f"{g} {e:.1%}" for g, e in s["median_error_by_gpu"].items())
-            if s["checks"] < s["rows"] - s["unsupported"]:
-                checked = "none" if s["checks"] == 0 else f"median |error| {s['median_error_of_checks']:.1%}"
-                line += f"; the {s['checks']} row{'s' * (s['checks'] != 1)} no parameter was fitted to: {checked}"
+            if s["checks"]:
+                if s["checks"] < s["rows"] - s["unsupported"]:
+                    line += (f"; the {s['checks']} row{'s' * (s['checks'] != 1)} no parameter was fitted to: "
+                             f"median |error| {s['median_error_of_checks']:.1%}")
+            elif kind == "step":
+                line += "; every row is fitted to (out of sample: collectives.training.calibration.leave_one_out)"
             out.append(line)
         return out
 
