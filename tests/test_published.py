@@ -166,7 +166,8 @@ def test_report_names_the_rows_parameters_were_fitted_to(report):
     assert by_case["llama31_405b_gb200_512_fp8"]["fitted"] == "GB200 matmul rates"
     step = report.summary()["step"]
     assert step["checks"] == 0 and step["median_error_of_checks"] is None
-    assert "every row is fitted to (out of sample: collectives.training.calibration.leave_one_out)" in str(report)
+    assert ("every row is in-sample for a fit (out of sample: collectives.training.calibration.leave_one_out)"
+            in str(report))
     nccl_rows = [r for r in report.rows if r["kind"] == "nccl"]
     checks = [abs(r["error"]) for r in nccl_rows if not r["fitted"]]
     nccl = report.summary()["nccl"]

@@ -115,7 +115,8 @@ class ValidationReport:
                     line += (f"; the {s['checks']} row{'s' * (s['checks'] != 1)} no parameter was fitted to: "
                              f"median |error| {s['median_error_of_checks']:.1%}")
             elif kind == "step":
-                line += "; every row is fitted to (out of sample: collectives.training.calibration.leave_one_out)"
+                line += ("; every row is in-sample for a fit (out of sample: "
+                         "collectives.training.calibration.leave_one_out)")
             out.append(line)
         return out
 
