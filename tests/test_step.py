@@ -30,9 +30,8 @@ def test_calibration_runs_median_error_within_tolerance(published):
 def test_compute_efficiencies_are_the_fit_to_the_published_runs():
     # DEFAULT_COMPUTE carries the GEMM efficiency fitted to every published run off GB200
     fitted, errors = calibration.fit()
-    default = DEFAULT_COMPUTE
-    assert fitted.gemm_efficiency == pytest.approx(default.gemm_efficiency, abs=0.003)
-    assert fitted.kernel_overhead == pytest.approx(default.kernel_overhead, abs=1e-6)
+    assert fitted.gemm_efficiency == pytest.approx(DEFAULT_COMPUTE.gemm_efficiency, abs=0.003)
+    assert fitted.kernel_overhead == pytest.approx(DEFAULT_COMPUTE.kernel_overhead, abs=1e-6)
     assert len(errors) == len(calibration.calibration_runs()) and np.median(np.abs(errors)) <= MEDIAN_TOLERANCE
 
 
